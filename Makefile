@@ -1,0 +1,36 @@
+GO ?= go
+BIN := bin/sealflow
+PKGS := ./...
+
+.PHONY: all build test fmt-check vet unit demo bench test-ipvs clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/sealflow
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet $(PKGS)
+
+unit:
+	$(GO) test -race -count=1 $(PKGS)
+
+# The README's test command.
+test: fmt-check vet unit
+
+# IPVS backend of lvscare on a real kernel (Debian's) under qemu.
+test-ipvs:
+	bash lvscare/ipvstest/run.sh
+
+demo: build
+	bash testdata/demo/demo.sh
+
+bench: build
+	bash testdata/bench/bench.sh
+
+clean:
+	rm -rf bin .sealflow

@@ -1,0 +1,159 @@
+// Package steps holds the Step contract, the registry of step kinds and
+// one file per kind. A kind declares its parameters (checked when a plan
+// is loaded) and builds a Step from the parameters rendered for one host.
+package steps
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/sealflow/sealflow/internal/transport"
+)
+
+// Outputs are the values a task produces for the steps after it.
+type Outputs map[string]string
+
+// Host is what a step knows of the host it runs on.
+type Host struct {
+	Name    string
+	Address string
+	Groups  []string
+	Labels  map[string]string
+}
+
+// Target is everything a step needs to run on one host.
+type Target struct {
+	Host Host
+	Conn transport.Conn
+	// Log receives the task's output (STATE/logs/STEP/HOST.log).
+	Log io.Writer
+	// Env is added to every command's environment (SEALFLOW_HOST, ...).
+	Env map[string]string
+	// Become asks commands to run as root through sudo.
+	Become bool
+}
+
+// Step is one kind's work on one host.
+type Step interface {
+	Run(ctx context.Context, t *Target) (Outputs, error)
+}
+
+// Checker is implemented by steps that can tell whether their work is
+// already done on a host (so a re-run or an interrupted task is safe).
+type Checker interface {
+	Done(ctx context.Context, t *Target) (bool, Outputs, error)
+}
+
+// Describer is implemented by steps that can say what they would do.
+type Describer interface {
+	Describe(t *Target) []string
+}
+
+// ParamType is the type a parameter takes in a plan's `with:` block.
+type ParamType int
+
+const (
+	String ParamType = iota
+	Int
+	Bool
+	StringList
+	StringMap
+	Duration
+)
+
+func (t ParamType) String() string {
+	switch t {
+	case String:
+		return "string"
+	case Int:
+		return "integer"
+	case Bool:
+		return "boolean"
+	case StringList:
+		return "list of strings"
+	case StringMap:
+		return "map of strings"
+	case Duration:
+		return "duration"
+	}
+	return "unknown"
+}
+
+// Param describes one parameter of a kind.
+type Param struct {
+	Name     string
+	Type     ParamType
+	Required bool
+	Doc      string
+}
+
+// Params are the parameters of one task, rendered for its host. Values
+// are string, int, bool, []string or map[string]string as declared.
+type Params map[string]any
+
+// Kind is a registered step kind.
+type Kind struct {
+	Name   string
+	Doc    string
+	Params []Param
+	// Rerunnable says that running the step twice on a host is harmless,
+	// so an interrupted task may simply run again on resume.
+	Rerunnable bool
+	// New builds the step from rendered parameters. It returns an error
+	// naming the parameter when a value is invalid.
+	New func(p Params) (Step, error)
+	// Secret lists outputs whose values are secrets (redacted in logs,
+	// encrypted in the journal). The shell kind's secret_outputs adds to it.
+	Secret []string
+}
+
+// Param returns the declared parameter called name.
+func (k *Kind) Param(name string) (Param, bool) {
+	for _, p := range k.Params {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return Param{}, false
+}
+
+// Registry maps kind names to kinds.
+type Registry struct {
+	kinds map[string]*Kind
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry { return &Registry{kinds: map[string]*Kind{}} }
+
+// Register adds k; it panics on a duplicate name (a programming error).
+func (r *Registry) Register(k *Kind) {
+	if _, dup := r.kinds[k.Name]; dup {
+		panic(fmt.Sprintf("steps: kind %q registered twice", k.Name))
+	}
+	r.kinds[k.Name] = k
+}
+
+// Lookup returns the kind called name.
+func (r *Registry) Lookup(name string) (*Kind, bool) {
+	k, ok := r.kinds[name]
+	return k, ok
+}
+
+// Names returns the registered kind names, sorted.
+func (r *Registry) Names() []string {
+	names := make([]string, 0, len(r.kinds))
+	for n := range r.kinds {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Builtin returns a new registry holding every kind shipped with sealflow.
+func Builtin() *Registry {
+	r := NewRegistry()
+	r.Register(shellKind())
+	return r
+}
