@@ -46,6 +46,36 @@ type Checker interface {
 	Done(ctx context.Context, t *Target) (bool, Outputs, error)
 }
 
+// CanChecker is implemented by Checkers whose Done can answer only for
+// some parameters; without it a Checker always can.
+type CanChecker interface {
+	CanCheck() bool
+}
+
+// Checks reports whether s can tell if its work is already done.
+func Checks(s Step) bool {
+	if _, ok := s.(Checker); !ok {
+		return false
+	}
+	if c, ok := s.(CanChecker); ok {
+		return c.CanCheck()
+	}
+	return true
+}
+
+// SafeToRerun reports whether an interrupted task of kind k built as s may
+// run again without asking: the kind says so, or the step does (an
+// optional Rerunnable() bool method), or the step can check itself.
+func SafeToRerun(k *Kind, s Step) bool {
+	if k.Rerunnable || Checks(s) {
+		return true
+	}
+	if r, ok := s.(interface{ Rerunnable() bool }); ok {
+		return r.Rerunnable()
+	}
+	return false
+}
+
 // Describer is implemented by steps that can say what they would do.
 type Describer interface {
 	Describe(t *Target) []string
