@@ -1,0 +1,200 @@
+package journal
+
+import (
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// Options configure Open.
+type Options struct {
+	// Now is the clock (default time.Now). Append stamps records that
+	// have no Time with it.
+	Now func() time.Time
+	// Log receives informational messages (a stale lock taken over, a torn
+	// last record ignored). May be nil.
+	Log func(msg string)
+	// Key, when set, is the 32-byte state key to use instead of the key
+	// file (the CLI decodes it from SEALFLOW_STATE_KEY). No key file is
+	// created then.
+	Key []byte
+
+	// sync makes a written batch durable (default (*os.File).Sync); tests
+	// count calls through it.
+	sync func(*os.File) error
+}
+
+const journalFile = "journal"
+
+// State is an open, locked state directory. Its methods are safe for
+// concurrent use.
+type State struct {
+	dir     string
+	path    string // of the journal
+	now     func() time.Time
+	logf    func(string)
+	tab     *crc32.Table
+	seal    *sealer
+	lock    *os.File
+	f       *os.File
+	syncFn  func(*os.File) error
+	corrupt error // a *CorruptError found by Open: nothing is appended then
+
+	closeMu    sync.RWMutex // held for reading while queueing, for writing by Close
+	closed     bool
+	reqs       chan *appendReq
+	writerDone chan struct{}
+
+	truncateTo int64 // writer goroutine only: cut a torn tail here first, or -1
+
+	mu     sync.Mutex
+	synced int64 // journal bytes written and fsynced
+	werr   error // sticky: a failed write or fsync
+}
+
+// Open opens the state directory dir, creating it (0700) when needed: it
+// takes the lock, opens or creates the journal and loads or creates the key.
+// When another live process (or another State of this process) holds the
+// lock, the error wraps ErrLocked.
+func Open(dir string, opts Options) (*State, error) {
+	if dir == "" {
+		return nil, errors.New("open state directory: empty path")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Log == nil {
+		opts.Log = func(string) {}
+	}
+	if opts.sync == nil {
+		opts.sync = (*os.File).Sync
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create state directory: %w", err)
+	}
+	lock, err := acquireLock(dir, opts.Now(), opts.Log)
+	if err != nil {
+		return nil, err
+	}
+	s, err := open(dir, opts, lock)
+	if err != nil {
+		_ = releaseLock(lock)
+		return nil, err
+	}
+	return s, nil
+}
+
+func open(dir string, opts Options, lock *os.File) (*State, error) {
+	key, keyCreated, err := loadKey(dir, opts.Key, true)
+	if err != nil {
+		return nil, err
+	}
+	seal, err := newSealer(key)
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, journalFile)
+	_, statErr := os.Lstat(path)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open journal: %w", err)
+	}
+	s := &State{
+		dir:        dir,
+		path:       path,
+		now:        opts.Now,
+		logf:       opts.Log,
+		tab:        castagnoli(),
+		seal:       seal,
+		lock:       lock,
+		f:          f,
+		syncFn:     opts.sync,
+		reqs:       make(chan *appendReq, 1024),
+		writerDone: make(chan struct{}),
+		truncateTo: -1,
+	}
+	res, err := scan(io.NewSectionReader(f, 0, 1<<62), path, s.tab, nil)
+	var ce *CorruptError
+	switch {
+	case errors.As(err, &ce):
+		s.corrupt = err
+		opts.Log(err.Error())
+	case err != nil:
+		f.Close()
+		return nil, err
+	}
+	s.synced = res.good
+	if res.tornOff >= 0 && s.corrupt == nil {
+		s.truncateTo = res.good
+		opts.Log(fmt.Sprintf("journal %s: ignoring the last record at byte offset %d (%d bytes, %s), left by an interrupted run; "+
+			"it is removed before the next append", path, res.tornOff, res.tornSize, res.tornWhy))
+	}
+	if keyCreated || statErr != nil {
+		if err := syncDir(dir); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
+	go s.writeLoop()
+	return s, nil
+}
+
+// Dir returns the state directory.
+func (s *State) Dir() string { return s.dir }
+
+// Replay returns every record of the journal in order, secret outputs
+// decrypted. A torn or corrupt last record left by a crash is not returned;
+// a bad record anywhere else is a *CorruptError naming its byte offset.
+func (s *State) Replay() ([]Record, error) {
+	if s.corrupt != nil {
+		return nil, s.corrupt
+	}
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed {
+		return nil, fmt.Errorf("replay journal %s: state is closed", s.path)
+	}
+	s.mu.Lock()
+	n := s.synced
+	s.mu.Unlock()
+	return replay(io.NewSectionReader(s.f, 0, n), s.path, s.tab, s.seal)
+}
+
+// Close waits for queued appends, closes the journal and releases the lock.
+// Closing twice is a no-op.
+func (s *State) Close() error {
+	s.closeMu.Lock()
+	if s.closed {
+		s.closeMu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.reqs)
+	s.closeMu.Unlock()
+	<-s.writerDone
+	var errs []error
+	if err := s.f.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close journal %s: %w", s.path, err))
+	}
+	if err := releaseLock(s.lock); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync state directory: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync state directory %s: %w", dir, err)
+	}
+	return nil
+}
