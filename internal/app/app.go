@@ -1,0 +1,56 @@
+// Package app holds one function per CLI verb. It composes plans, the
+// engine, the journal, transports and the ui; it knows nothing of flags.
+package app
+
+import (
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Exit codes.
+const (
+	ExitOK          = 0
+	ExitFailed      = 1
+	ExitInvalid     = 2
+	ExitInterrupted = 130
+)
+
+// ExitError carries the process exit code for an error.
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string { return e.Err.Error() }
+func (e *ExitError) Unwrap() error { return e.Err }
+
+// Invalid marks err as bad input (exit code 2).
+func Invalid(err error) error { return &ExitError{Code: ExitInvalid, Err: err} }
+
+// Invalidf is Invalid(fmt.Errorf(...)).
+func Invalidf(format string, args ...any) error {
+	return Invalid(fmt.Errorf(format, args...))
+}
+
+// Code returns the exit code for err: 0 for nil, the code of an
+// *ExitError, 1 otherwise.
+func Code(err error) int {
+	if err == nil {
+		return ExitOK
+	}
+	var e *ExitError
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return ExitFailed
+}
+
+// IO is where a verb writes.
+type IO struct {
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	// TTY says whether Stdout is a terminal.
+	TTY bool
+}

@@ -1,0 +1,178 @@
+package app
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/sealflow/sealflow/internal/journal"
+	"github.com/sealflow/sealflow/plans"
+	"github.com/sealflow/sealflow/steps"
+)
+
+// LoadOptions name a plan and what changes it.
+type LoadOptions struct {
+	PlanFile      string
+	InventoryFile string
+	Set           []string
+}
+
+func load(o LoadOptions) (*plans.Plan, error) {
+	set, err := parseSet(o.Set)
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(o.PlanFile)
+	if err != nil {
+		return nil, Invalidf("read plan: %w", err)
+	}
+	var inv []byte
+	if o.InventoryFile != "" {
+		if inv, err = os.ReadFile(o.InventoryFile); err != nil {
+			return nil, Invalidf("read inventory: %w", err)
+		}
+	}
+	p, err := plans.Load(o.PlanFile, data, plans.LoadOptions{Kinds: steps.Builtin(), Set: set, Inventory: inv, InventoryFile: o.InventoryFile})
+	if err != nil {
+		return nil, Invalid(err)
+	}
+	return p, nil
+}
+
+// Validate loads a plan and reports what it holds; it contacts no host.
+func Validate(o LoadOptions, io IO) error {
+	p, err := load(o)
+	if err != nil {
+		return err
+	}
+	tasks := 0
+	for _, s := range p.Steps {
+		tasks += len(s.Targets)
+	}
+	fmt.Fprintf(io.Stdout, "%s: plan %q is valid: %d steps, %d hosts, %d tasks\n", o.PlanFile, p.Name, len(p.Steps), len(p.Hosts), tasks)
+	return nil
+}
+
+// PlanOptions are the options of `sealflow plan`.
+type PlanOptions struct {
+	LoadOptions
+	StateDir string
+}
+
+// Plan prints what a run would do on which host, given the journal of
+// the state directory: it runs nothing and writes nothing.
+func Plan(o PlanOptions, io IO) error {
+	p, err := load(o.LoadOptions)
+	if err != nil {
+		return err
+	}
+	dir := o.StateDir
+	if dir == "" {
+		dir = ".sealflow"
+	}
+	states := map[taskKey]*taskState{}
+	if _, err := os.Stat(dir); err == nil {
+		rd, err := journal.ReadOnly(dir)
+		if err != nil {
+			return err
+		}
+		records, err := rd.Replay()
+		if err != nil {
+			return err
+		}
+		if m, err := readMeta(rd); err == nil && m.Name == p.Name {
+			states, _ = foldStates(records)
+		}
+	}
+	tw := tabwriter.NewWriter(io.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "STEP\tKIND\tHOST\tWOULD\t")
+	for _, s := range p.Steps {
+		if len(s.Targets) == 0 {
+			fmt.Fprintf(tw, "%s\t%s\t-\tnothing: `on: %s` selects no host\t\n", s.ID, s.Kind, s.On)
+		}
+		for _, h := range s.Targets {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", s.ID, s.Kind, h.Name, would(s, states[taskKey{s.ID, h.Name}]))
+		}
+	}
+	return tw.Flush()
+}
+
+func would(s *plans.Step, st *taskState) string {
+	cond := ""
+	if s.When != "" {
+		cond = " if " + s.When
+	}
+	if st == nil {
+		return "run" + cond
+	}
+	switch st.state {
+	case "done", "skipped (--skip)":
+		return "skip if unchanged (done earlier)"
+	case "failed":
+		return "run again (failed earlier)" + cond
+	case "running or interrupted", "interrupted":
+		return "ask: interrupted earlier (--rerun or --skip, unless safe to re-run)"
+	case "skipped":
+		return "run" + cond + " (skipped earlier)"
+	}
+	return "run" + cond
+}
+
+// GraphOptions are the options of `sealflow graph`.
+type GraphOptions struct {
+	LoadOptions
+	Format string // dot | mermaid
+}
+
+// Graph prints the plan's steps and their needs as Graphviz dot or Mermaid.
+func Graph(o GraphOptions, io IO) error {
+	p, err := load(o.LoadOptions)
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	switch o.Format {
+	case "", "dot":
+		fmt.Fprintf(&b, "digraph %q {\n  rankdir=LR;\n  node [shape=box];\n", p.Name)
+		for _, s := range p.Steps {
+			fmt.Fprintf(&b, "  %q [label=%q];\n", s.ID, fmt.Sprintf("%s\n%s on %s (%d)", s.ID, s.Kind, onText(s), len(s.Targets)))
+		}
+		for _, s := range p.Steps {
+			for _, n := range sorted(s.Needs) {
+				fmt.Fprintf(&b, "  %q -> %q;\n", n, s.ID)
+			}
+		}
+		b.WriteString("}\n")
+	case "mermaid":
+		b.WriteString("graph LR\n")
+		ids := map[string]string{}
+		for i, s := range p.Steps {
+			ids[s.ID] = fmt.Sprintf("s%d", i)
+			fmt.Fprintf(&b, "  %s[\"%s<br/>%s on %s (%d)\"]\n", ids[s.ID], s.ID, s.Kind, strings.ReplaceAll(onText(s), `"`, "#quot;"), len(s.Targets))
+		}
+		for _, s := range p.Steps {
+			for _, n := range sorted(s.Needs) {
+				fmt.Fprintf(&b, "  %s --> %s\n", ids[n], ids[s.ID])
+			}
+		}
+	default:
+		return Invalidf("--format %q: want dot or mermaid", o.Format)
+	}
+	_, err = fmt.Fprint(io.Stdout, b.String())
+	return err
+}
+
+func onText(s *plans.Step) string {
+	if s.On == "" {
+		return "all"
+	}
+	return s.On
+}
+
+func sorted(ss []string) []string {
+	out := append([]string(nil), ss...)
+	sort.Strings(out)
+	return out
+}

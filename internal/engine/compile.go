@@ -1,0 +1,198 @@
+package engine
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/sealflow/sealflow/dag"
+	"github.com/sealflow/sealflow/internal/journal"
+	"github.com/sealflow/sealflow/plans"
+	"github.com/sealflow/sealflow/steps"
+)
+
+// compile makes one task per (step, host) of the run and connects them
+// by the ready rule: a task waits for each needed step on its own host if
+// that step runs there, else on all of that step's hosts.
+func (r *runner) compile() error {
+	included, err := r.limitHosts()
+	if err != nil {
+		return err
+	}
+	r.graph = dag.New[TaskID]()
+	for _, s := range r.plan.Steps {
+		for _, h := range s.Targets {
+			if !included[h.Name] {
+				continue
+			}
+			id := TaskID{Step: s.ID, Host: h.Name}
+			r.tasks[id] = &task{id: id, step: s, host: h, kind: s.KindDef}
+			r.graph.Add(id)
+			r.order = append(r.order, id)
+		}
+	}
+	var missing []string
+	for _, id := range r.order {
+		t := r.tasks[id]
+		for _, up := range upstreamOf(r.plan, t.step, t.host) {
+			t.upstream = append(t.upstream, up)
+			if _, ok := r.tasks[up]; ok {
+				r.graph.Connect(up, id)
+				continue
+			}
+			// Outside --limit: it must be done already.
+			p := r.prior[up]
+			if p == nil || (p.state != journal.Done && p.state != journal.Skipped) {
+				missing = append(missing, fmt.Sprintf("%s needs %s, which is outside --limit and not done", id, up))
+				continue
+			}
+			r.finish(up, p.fp, p.outputs)
+			r.secrets.add(p.secretValues()...)
+		}
+	}
+	if len(missing) > 0 {
+		if len(missing) > 10 {
+			missing = append(missing[:10], fmt.Sprintf("... and %d more", len(missing)-10))
+		}
+		return &InputError{Msg: "cannot run with this --limit:\n  " + strings.Join(missing, "\n  ") +
+			"\nhint: add those hosts to --limit, or run without --limit first"}
+	}
+	return nil
+}
+
+// upstreamOf lists the tasks that (s, h) waits for.
+func upstreamOf(p *plans.Plan, s *plans.Step, h *plans.Host) []TaskID {
+	var ids []TaskID
+	for _, n := range s.Needs {
+		need := p.Step(n)
+		if need == nil {
+			continue
+		}
+		if runsOn(need, h.Name) {
+			ids = append(ids, TaskID{Step: n, Host: h.Name})
+			continue
+		}
+		for _, o := range need.Targets {
+			ids = append(ids, TaskID{Step: n, Host: o.Name})
+		}
+	}
+	return ids
+}
+
+func runsOn(s *plans.Step, host string) bool {
+	for _, h := range s.Targets {
+		if h.Name == host {
+			return true
+		}
+	}
+	return false
+}
+
+// limitHosts returns the hosts selected by --limit (all without it).
+func (r *runner) limitHosts() (map[string]bool, error) {
+	in := map[string]bool{}
+	if len(r.opts.Limit) == 0 {
+		for _, h := range r.plan.Hosts {
+			in[h.Name] = true
+		}
+		return in, nil
+	}
+	for _, name := range r.opts.Limit {
+		if g := r.plan.Group(name); g != nil {
+			for _, h := range g.Hosts {
+				in[h.Name] = true
+			}
+			continue
+		}
+		if h := r.plan.Host(name); h != nil {
+			in[h.Name] = true
+			continue
+		}
+		var known []string
+		for _, g := range r.plan.Groups {
+			known = append(known, g.Name)
+		}
+		return nil, &InputError{Msg: fmt.Sprintf("--limit %s: no such host or group (groups: %s)", name, strings.Join(known, ", "))}
+	}
+	return in, nil
+}
+
+// transitiveNeeds maps each step to every step it needs, directly or not,
+// in plan order. Its outputs are what the step's expressions may read.
+func transitiveNeeds(p *plans.Plan) map[string][]string {
+	pos := map[string]int{}
+	for i, s := range p.Steps {
+		pos[s.ID] = i
+	}
+	out := make(map[string][]string, len(p.Steps))
+	var visit func(id string, seen map[string]bool)
+	visit = func(id string, seen map[string]bool) {
+		s := p.Step(id)
+		if s == nil {
+			return
+		}
+		for _, n := range s.Needs {
+			if !seen[n] {
+				seen[n] = true
+				visit(n, seen)
+			}
+		}
+	}
+	for _, s := range p.Steps {
+		seen := map[string]bool{}
+		visit(s.ID, seen)
+		ids := make([]string, 0, len(seen))
+		for id := range seen {
+			ids = append(ids, id)
+		}
+		sort.Slice(ids, func(i, j int) bool { return pos[ids[i]] < pos[ids[j]] })
+		out[s.ID] = ids
+	}
+	return out
+}
+
+// checkInterrupted stops the run before it starts when a task was left
+// half-done by an earlier run and sealflow cannot tell whether running it
+// again is safe: the user decides with --rerun or --skip.
+func (r *runner) checkInterrupted() error {
+	var undecided []string
+	for _, id := range r.order {
+		p := r.prior[id]
+		if p == nil || !p.interrupted() || r.rerun[id] || r.skip[id] {
+			continue
+		}
+		t := r.tasks[id]
+		if t.kind.Rerunnable {
+			continue
+		}
+		if step, err := r.buildFromPrior(t); err == nil && steps.SafeToRerun(t.kind, step) {
+			continue
+		}
+		undecided = append(undecided, fmt.Sprintf("%s (attempt %d started %s, no end recorded)",
+			id, p.attempts, p.started.Format("2006-01-02 15:04:05")))
+	}
+	if len(undecided) == 0 {
+		return nil
+	}
+	first := strings.SplitN(undecided[0], " ", 2)[0]
+	return &InputError{Msg: fmt.Sprintf("an earlier run was interrupted in the middle of a task that may not be safe to run twice:\n  %s\n"+
+		"check the host, then resume with --rerun %s to run it again, or --skip %s if it did complete",
+		strings.Join(undecided, "\n  "), first, first)}
+}
+
+// buildFromPrior builds t's step from the outputs the journal holds for
+// its upstream tasks (they all finished before t started).
+func (r *runner) buildFromPrior(t *task) (steps.Step, error) {
+	lookup := func(id TaskID) *doneTask {
+		if p := r.prior[id]; p != nil && p.state == journal.Done {
+			return &doneTask{fp: p.fp, outputs: p.outputs}
+		}
+		return nil
+	}
+	env := r.envWith(t, lookup, func(string) map[string]plans.HostOutputs { return nil })
+	params, err := t.step.Render(env)
+	if err != nil {
+		return nil, err
+	}
+	return t.kind.New(params)
+}

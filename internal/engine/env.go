@@ -1,0 +1,101 @@
+package engine
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"sort"
+
+	"github.com/sealflow/sealflow/plans"
+	"github.com/sealflow/sealflow/steps"
+)
+
+// env is the expression environment of task t: vars, its host, the groups,
+// and the outputs of every step it needs. For a needed step that runs on
+// t's host, `outputs` is that host's; for one that runs on a single other
+// host, that host's; `hosts[NAME].outputs` reaches any host's.
+func (r *runner) env(t *task) *plans.Env {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.envWith(t, func(id TaskID) *doneTask { return r.done[id] },
+		func(step string) map[string]plans.HostOutputs { return r.hosts[step] })
+}
+
+func (r *runner) envWith(t *task, lookup func(TaskID) *doneTask, hosts func(string) map[string]plans.HostOutputs) *plans.Env {
+	env := r.plan.NewEnv(t.host)
+	if env.Steps == nil {
+		env.Steps = map[string]plans.StepView{}
+	}
+	for _, n := range r.needs[t.step.ID] {
+		need := r.plan.Step(n)
+		view := plans.StepView{Outputs: map[string]string{}, Hosts: hosts(n)}
+		if view.Hosts == nil {
+			view.Hosts = map[string]plans.HostOutputs{}
+		}
+		var from *doneTask
+		if runsOn(need, t.host.Name) {
+			from = lookup(TaskID{Step: n, Host: t.host.Name})
+		} else if len(need.Targets) == 1 {
+			from = lookup(TaskID{Step: n, Host: need.Targets[0].Name})
+		}
+		if from != nil && from.outputs != nil {
+			view.Outputs = from.outputs
+		}
+		env.Steps[n] = view
+	}
+	return env
+}
+
+// finish records a finished task for its dependents. The per-step host
+// map is replaced, never modified, so environments handed out earlier stay
+// valid while other tasks finish.
+func (r *runner) finish(id TaskID, fp string, outputs steps.Outputs) {
+	if outputs == nil {
+		outputs = steps.Outputs{}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.done[id] = &doneTask{fp: fp, outputs: outputs}
+	old := r.hosts[id.Step]
+	next := make(map[string]plans.HostOutputs, len(old)+1)
+	for k, v := range old {
+		next[k] = v
+	}
+	next[id.Host] = plans.HostOutputs{Outputs: outputs}
+	r.hosts[id.Step] = next
+}
+
+// fingerprint identifies what a task would do: its kind, rendered
+// parameters, host, and the fingerprints and outputs of the tasks it
+// waits for (so a change upstream re-runs what depends on it).
+func (r *runner) fingerprint(t *task, params steps.Params) string {
+	h := sha256.New()
+	write := func(s string) {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	write("v1")
+	write(t.kind.Name)
+	write(t.host.Name)
+	write(t.host.Address)
+	b, _ := json.Marshal(params) // maps are encoded with sorted keys
+	write(string(b))
+	r.mu.Lock()
+	for _, up := range t.upstream {
+		write(up.String())
+		if d := r.done[up]; d != nil {
+			write(d.fp)
+			keys := make([]string, 0, len(d.outputs))
+			for k := range d.outputs {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				write(k)
+				write(d.outputs[k])
+			}
+		}
+	}
+	r.mu.Unlock()
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}

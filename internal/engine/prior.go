@@ -1,0 +1,84 @@
+package engine
+
+import (
+	"time"
+
+	"github.com/sealflow/sealflow/internal/journal"
+	"github.com/sealflow/sealflow/steps"
+)
+
+// prior is what the journal says of a task from earlier runs.
+type prior struct {
+	state     journal.Event // Started, Done, Failed or Skipped
+	cancelled bool          // Failed because the run was interrupted
+	fp        string
+	outputs   steps.Outputs
+	secret    []string // keys of outputs that are secrets
+	attempts  int
+	started   time.Time
+	duration  time.Duration
+	err       string
+}
+
+// interrupted reports whether the task was left without a known end.
+func (p *prior) interrupted() bool {
+	return p.state == journal.Started || (p.state == journal.Failed && p.cancelled)
+}
+
+func (p *prior) secretValues() []string {
+	var v []string
+	for _, k := range p.secret {
+		v = append(v, p.outputs[k])
+	}
+	return v
+}
+
+// Interrupted is the journal note of a task stopped by Ctrl-C.
+const noteInterrupted = "interrupted"
+
+// replay folds journal records into the last known state of each task and
+// returns the number of the last run.
+func replay(records []journal.Record) (map[TaskID]*prior, int) {
+	out := map[TaskID]*prior{}
+	runNo := 0
+	for _, rec := range records {
+		if rec.Event == journal.RunStarted {
+			if rec.Run > runNo {
+				runNo = rec.Run
+			}
+			continue
+		}
+		if rec.Step == "" {
+			continue
+		}
+		id := TaskID{Step: rec.Step, Host: rec.Host}
+		p := out[id]
+		if p == nil {
+			p = &prior{}
+			out[id] = p
+		}
+		if rec.Attempt > p.attempts {
+			p.attempts = rec.Attempt
+		}
+		switch rec.Event {
+		case journal.Started:
+			p.state, p.cancelled, p.started, p.err = journal.Started, false, rec.Time, ""
+		case journal.Done:
+			p.state, p.fp, p.duration = journal.Done, rec.Fingerprint, rec.Duration
+			p.outputs, p.secret = steps.Outputs{}, nil
+			for k, v := range rec.Outputs {
+				p.outputs[k] = v
+			}
+			for k, v := range rec.Secrets {
+				p.outputs[k] = v
+				p.secret = append(p.secret, k)
+			}
+		case journal.Failed:
+			p.state, p.err, p.duration = journal.Failed, rec.Error, rec.Duration
+			p.cancelled = rec.Note == noteInterrupted
+		case journal.Skipped:
+			p.state, p.fp, p.outputs, p.secret = journal.Skipped, rec.Fingerprint, nil, nil
+		}
+	}
+	return out, runNo
+}

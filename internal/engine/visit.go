@@ -1,0 +1,299 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/sealflow/sealflow/internal/journal"
+	"github.com/sealflow/sealflow/steps"
+)
+
+// visit runs one task: decide (when, journal, --skip), then execute with
+// retries. It returns an error only when the task failed.
+func (r *runner) visit(ctx context.Context, id TaskID) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	t := r.tasks[id]
+	env := r.env(t)
+	run, err := t.step.EvalWhen(env)
+	if err != nil {
+		return r.failEarly(id, fmt.Errorf("when: %w", err))
+	}
+	if !run {
+		fp := r.fingerprint(t, nil)
+		if err := r.append(journal.Record{Event: journal.Skipped, Step: id.Step, Host: id.Host, Fingerprint: fp, Note: "when is false"}); err != nil {
+			return r.failEarly(id, err)
+		}
+		r.finish(id, fp, nil)
+		r.setStatus(id, StatusSkipped)
+		r.emit(Event{Type: EventTaskSkipped, Task: id.String(), Step: id.Step, Host: id.Host, Note: "when is false"})
+		return nil
+	}
+	params, err := t.step.Render(env)
+	if err != nil {
+		return r.failEarly(id, err)
+	}
+	fp := r.fingerprint(t, params)
+	p := r.prior[id]
+	switch {
+	case r.skip[id]:
+		for _, rec := range []journal.Record{
+			{Event: journal.Decided, Step: id.Step, Host: id.Host, Note: "skip"},
+			{Event: journal.Done, Step: id.Step, Host: id.Host, Fingerprint: fp, Note: "skipped by --skip"},
+		} {
+			if err := r.append(rec); err != nil {
+				return r.failEarly(id, err)
+			}
+		}
+		r.finish(id, fp, nil)
+		r.setStatus(id, StatusSkipped)
+		r.emit(Event{Type: EventTaskSkipped, Task: id.String(), Step: id.Step, Host: id.Host, Note: "--skip"})
+		return nil
+	case p != nil && p.state == journal.Done && p.fp == fp && !r.rerun[id]:
+		r.secrets.add(p.secretValues()...)
+		r.finish(id, fp, p.outputs)
+		r.mu.Lock()
+		res := r.results[id]
+		res.Status, res.Attempts, res.Duration = StatusCached, p.attempts, p.duration
+		r.mu.Unlock()
+		r.emit(Event{Type: EventTaskCached, Task: id.String(), Step: id.Step, Host: id.Host, Note: "done in an earlier run"})
+		return nil
+	}
+	if r.rerun[id] {
+		if err := r.append(journal.Record{Event: journal.Decided, Step: id.Step, Host: id.Host, Note: "rerun"}); err != nil {
+			return r.failEarly(id, err)
+		}
+	}
+	step, err := t.kind.New(params)
+	if err != nil {
+		return r.failEarly(id, fmt.Errorf("%s: %w", t.step.Pos, err))
+	}
+	before := 0
+	if p != nil {
+		before = p.attempts
+	}
+	return r.execute(ctx, t, step, fp, t.step.Secrets(params), before)
+}
+
+// execute runs the step with retries and journals each attempt.
+func (r *runner) execute(ctx context.Context, t *task, step steps.Step, fp string, secretKeys []string, before int) error {
+	id := t.id
+	logPath := r.opts.State.LogPath(id.Step, id.Host)
+	logFile, err := openLog(logPath)
+	if err != nil {
+		return r.failEarly(id, err)
+	}
+	defer logFile.Close()
+	log := &redactWriter{w: logFile, r: r.secrets}
+	target := &steps.Target{
+		Host: steps.Host{Name: t.host.Name, Address: t.host.Address, Groups: t.host.Groups, Labels: t.host.Labels},
+		Log:  log,
+		Env: map[string]string{
+			"SEALFLOW_HOST": t.host.Name,
+			"SEALFLOW_STEP": id.Step,
+		},
+		Become: t.host.Become,
+	}
+	if t.step.Become != nil {
+		target.Become = *t.step.Become
+	}
+	start := r.now()
+	for a := 1; ; a++ {
+		attempt := before + a
+		if err := r.append(journal.Record{Event: journal.Started, Step: id.Step, Host: id.Host, Attempt: attempt, Fingerprint: fp}); err != nil {
+			return r.failEarly(id, err)
+		}
+		r.mu.Lock()
+		r.results[id].Attempts = attempt
+		r.mu.Unlock()
+		r.emit(Event{Type: EventTaskStart, Task: id.String(), Step: id.Step, Host: id.Host, Attempt: attempt, LogPath: logPath})
+		fmt.Fprintf(log, "=== %s attempt %d at %s\n", id, attempt, r.now().Format(time.RFC3339))
+		outputs, found, err := r.attempt(ctx, t, step, target)
+		log.Flush()
+		elapsed := r.now().Sub(start)
+		if err == nil {
+			return r.succeed(id, fp, attempt, elapsed, outputs, secretKeys, found, logPath)
+		}
+		fmt.Fprintf(log, "=== attempt %d failed: %v\n", attempt, err)
+		log.Flush()
+		if ctx.Err() != nil {
+			r.append(journal.Record{Event: journal.Failed, Step: id.Step, Host: id.Host, Attempt: attempt, Error: r.secrets.redact(err.Error()), Duration: elapsed, Note: noteInterrupted})
+			r.setFailed(id, err, elapsed)
+			return err
+		}
+		if a > t.step.Retries {
+			r.append(journal.Record{Event: journal.Failed, Step: id.Step, Host: id.Host, Attempt: attempt, Error: r.secrets.redact(err.Error()), Duration: elapsed})
+			r.setFailed(id, err, elapsed)
+			r.emit(Event{Type: EventTaskFailed, Task: id.String(), Step: id.Step, Host: id.Host, Attempt: attempt, Duration: elapsed, Error: err.Error(), LogPath: logPath})
+			return err
+		}
+		delay := backoff(r.opts.RetryBase, a)
+		r.emit(Event{Type: EventTaskRetry, Task: id.String(), Step: id.Step, Host: id.Host, Attempt: attempt, Error: err.Error(), Note: "retry in " + delay.String(), LogPath: logPath})
+		select {
+		case <-ctx.Done():
+			r.append(journal.Record{Event: journal.Failed, Step: id.Step, Host: id.Host, Attempt: attempt, Error: r.secrets.redact(err.Error()), Duration: elapsed, Note: noteInterrupted})
+			r.setFailed(id, ctx.Err(), elapsed)
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+	}
+}
+
+// attempt connects, asks a checking step whether its work is already
+// done, and otherwise runs it, all within the step's timeout.
+func (r *runner) attempt(ctx context.Context, t *task, step steps.Step, target *steps.Target) (steps.Outputs, bool, error) {
+	timeout := t.step.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	actx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	outputs, found, err := func() (steps.Outputs, bool, error) {
+		conn, err := r.opts.Connect(actx, t.host)
+		if err != nil {
+			return nil, false, err
+		}
+		target.Conn = conn
+		if c, ok := step.(steps.Checker); ok && steps.Checks(step) {
+			done, outputs, err := c.Done(actx, target)
+			if err != nil {
+				return nil, false, fmt.Errorf("check whether already done: %w", err)
+			}
+			if done {
+				fmt.Fprintln(target.Log, "=== already done on this host (checked); not run")
+				return outputs, true, nil
+			}
+		}
+		outputs, err := step.Run(actx, target)
+		return outputs, false, err
+	}()
+	if err != nil && ctx.Err() == nil && errors.Is(actx.Err(), context.DeadlineExceeded) {
+		err = fmt.Errorf("timed out after %s (step timeout; raise it with `timeout:`): %w", timeout, err)
+	}
+	return outputs, found, err
+}
+
+func (r *runner) succeed(id TaskID, fp string, attempt int, elapsed time.Duration, outputs steps.Outputs, secretKeys []string, found bool, logPath string) error {
+	clear, secret := splitSecrets(outputs, secretKeys)
+	var values []string
+	for _, v := range secret {
+		values = append(values, v)
+	}
+	if len(values) > 0 {
+		r.secrets.add(values...)
+		redactFile(logPath, r.secrets)
+	}
+	rec := journal.Record{Event: journal.Done, Step: id.Step, Host: id.Host, Attempt: attempt, Fingerprint: fp,
+		Outputs: clear, Secrets: secret, Duration: elapsed}
+	if found {
+		rec.Note = "already done (checked)"
+	}
+	if err := r.append(rec); err != nil {
+		return r.failEarly(id, err)
+	}
+	r.finish(id, fp, outputs)
+	status, ev := StatusDone, EventTaskDone
+	if found {
+		status, ev = StatusCached, EventTaskCached
+	}
+	r.mu.Lock()
+	res := r.results[id]
+	res.Status, res.Duration = status, elapsed
+	r.mu.Unlock()
+	r.emit(Event{Type: ev, Task: id.String(), Step: id.Step, Host: id.Host, Attempt: attempt, Duration: elapsed, Note: rec.Note, LogPath: logPath})
+	return nil
+}
+
+func splitSecrets(outputs steps.Outputs, secretKeys []string) (clear, secret map[string]string) {
+	isSecret := map[string]bool{}
+	for _, k := range secretKeys {
+		isSecret[k] = true
+	}
+	for k, v := range outputs {
+		if isSecret[k] {
+			if secret == nil {
+				secret = map[string]string{}
+			}
+			secret[k] = v
+		} else {
+			if clear == nil {
+				clear = map[string]string{}
+			}
+			clear[k] = v
+		}
+	}
+	return clear, secret
+}
+
+// failEarly fails a task before or outside an attempt (a bad parameter, a
+// journal write error): no retries.
+func (r *runner) failEarly(id TaskID, err error) error {
+	r.append(journal.Record{Event: journal.Failed, Step: id.Step, Host: id.Host, Error: r.secrets.redact(err.Error())})
+	r.setFailed(id, err, 0)
+	r.emit(Event{Type: EventTaskFailed, Task: id.String(), Step: id.Step, Host: id.Host, Error: err.Error()})
+	return err
+}
+
+func (r *runner) setStatus(id TaskID, s Status) {
+	r.mu.Lock()
+	r.results[id].Status = s
+	r.mu.Unlock()
+}
+
+func (r *runner) setFailed(id TaskID, err error, d time.Duration) {
+	r.mu.Lock()
+	res := r.results[id]
+	res.Status, res.Err, res.Duration = StatusFailed, errors.New(r.secrets.redact(err.Error())), d
+	r.mu.Unlock()
+}
+
+func (r *runner) append(rec journal.Record) error {
+	rec.Time = r.now()
+	rec.Run = r.runNo
+	if err := r.opts.State.Append(rec); err != nil {
+		return fmt.Errorf("write journal: %w", err)
+	}
+	return nil
+}
+
+func backoff(base time.Duration, retry int) time.Duration {
+	d := base
+	for i := 1; i < retry && d < 30*time.Second; i++ {
+		d *= 2
+	}
+	if d > 30*time.Second {
+		d = 30 * time.Second
+	}
+	return d
+}
+
+func openLog(path string) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("task log: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("task log: %w", err)
+	}
+	return f, nil
+}
+
+// redactFile rewrites a task log with newly learned secrets hidden (a
+// step's own secret outputs are known only once it has finished).
+func redactFile(path string, r *redactor) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return
+	}
+	if s := r.redact(string(b)); s != string(b) {
+		tmp := path + ".tmp"
+		if os.WriteFile(tmp, []byte(s), 0o600) == nil {
+			os.Rename(tmp, path)
+		}
+	}
+}
