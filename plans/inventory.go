@@ -1,0 +1,352 @@
+package plans
+
+import (
+	"fmt"
+	"regexp"
+
+	"github.com/goccy/go-yaml/ast"
+)
+
+var (
+	groupNameRE = regexp.MustCompile(`^[a-z0-9_-]+$`)
+	hostNameRE  = regexp.MustCompile(`^[A-Za-z0-9_:][A-Za-z0-9._:-]*$`)
+)
+
+var (
+	inventoryKeys = []string{"defaults", "groups"}
+	hostKeys      = []string{"name", "address", "user", "port", "labels", "key", "key_passphrase_env", "password_env", "password_file", "become", "bastion"}
+	defaultKeys   = []string{"user", "port", "labels", "key", "key_passphrase_env", "password_env", "password_file", "become", "bastion"}
+	bastionKeys   = []string{"address", "user", "port", "key"}
+)
+
+// hostSpec is a host entry as written: set fields only.
+type hostSpec struct {
+	name, address, user                           *string
+	port                                          *int
+	labels                                        map[string]string
+	key, keyPassphraseEnv, passwordEnv, passwFile *string
+	become                                        *bool
+	bastion                                       *Bastion
+	pos                                           Position
+}
+
+// inventory decodes a `hosts:` mapping (or an inventory file of the same
+// shape) into hosts in first-appearance order and groups in file order.
+func (d *decoder) inventory(n ast.Node) ([]*Host, []*Group) {
+	es, ok := d.mapping(n, "hosts")
+	if !ok {
+		return nil, nil
+	}
+	var defaults hostSpec
+	var groupsNode ast.Node
+	for _, e := range es {
+		switch e.key {
+		case "defaults":
+			defaults = d.hostSpec(e.val, "hosts.defaults", defaultKeys)
+		case "groups":
+			groupsNode = e.val
+		default:
+			d.errs.add(d.pos(e.keyNode), didYouMean(e.key, inventoryKeys, "keys"), "unknown key %q in hosts", e.key)
+		}
+	}
+	if groupsNode == nil {
+		return nil, nil
+	}
+	ges, ok := d.mapping(groupsNode, "hosts.groups")
+	if !ok {
+		return nil, nil
+	}
+	var (
+		hosts      []*Host
+		groups     []*Group
+		byName     = map[string]*Host{}
+		unnamedLoc *Host
+	)
+	for _, ge := range ges {
+		gname := ge.key
+		what := "group " + gname
+		switch {
+		case gname == "all":
+			d.errs.add(d.pos(ge.keyNode), "`on: all` already selects every host; pick another name", "group name \"all\" is reserved")
+			continue
+		case !groupNameRE.MatchString(gname):
+			d.errs.add(d.pos(ge.keyNode), "", "bad group name %q: use lowercase letters, digits, '-' and '_'", gname)
+			continue
+		}
+		g := &Group{Name: gname}
+		groups = append(groups, g)
+		items, ok := d.sequence(ge.val, what)
+		if !ok {
+			continue
+		}
+		for i, item := range items {
+			spec := d.groupEntry(item, fmt.Sprintf("%s[%d]", what, i))
+			if spec.address == nil {
+				continue // reported by groupEntry
+			}
+			h := resolveHost(spec, defaults)
+			if !hostNameRE.MatchString(h.Name) {
+				d.errs.add(spec.pos, "", "bad host name %q: use letters, digits, '.', '-', '_' and ':'", h.Name)
+				continue
+			}
+			if h.Local() && spec.name == nil {
+				if unnamedLoc != nil {
+					d.errs.add(spec.pos, "add name: NAME to each local host", "two local hosts without a name (the first at line %d): give each local host a name", unnamedLoc.Pos.Line)
+					continue
+				}
+				unnamedLoc = h
+			}
+			if prev, seen := byName[h.Name]; seen {
+				if prev.Address != h.Address {
+					d.errs.add(spec.pos, "give each host its own name", "host name %q is used for %s here and for %s at line %d", h.Name, h.Address, prev.Address, prev.Pos.Line)
+					continue
+				}
+				if containsString(prev.Groups, gname) {
+					d.errs.add(spec.pos, "", "host %q is listed twice in group %s", h.Name, gname)
+					continue
+				}
+				prev.Groups = append(prev.Groups, gname)
+				g.Hosts = append(g.Hosts, prev)
+				continue
+			}
+			h.Groups = []string{gname}
+			h.Index = len(g.Hosts)
+			byName[h.Name] = h
+			hosts = append(hosts, h)
+			g.Hosts = append(g.Hosts, h)
+		}
+	}
+	groupNames := map[string]bool{}
+	for _, g := range groups {
+		groupNames[g.Name] = true
+	}
+	for _, h := range hosts {
+		if groupNames[h.Name] {
+			d.errs.add(h.Pos, "rename the host or the group", "host name %q is also a group name", h.Name)
+		}
+	}
+	return hosts, groups
+}
+
+// groupEntry decodes one item of a group list: an address or a host map.
+func (d *decoder) groupEntry(raw ast.Node, what string) hostSpec {
+	n := d.resolve(raw)
+	switch m := n.(type) {
+	case *ast.StringNode:
+		addr := m.Value
+		spec := hostSpec{address: &addr, pos: d.pos(n)}
+		if addr == "" {
+			d.errs.add(spec.pos, "", "%s: empty address", what)
+			spec.address = nil
+			spec.pos = Position{}
+		}
+		return spec
+	case *ast.MappingNode, *ast.MappingValueNode:
+		return d.hostSpec(n, what, hostKeys)
+	}
+	d.errs.add(d.pos(orNode(n, raw)), "", "%s: want an address or a map with address:, got %s", what, typeName(n))
+	return hostSpec{}
+}
+
+// hostSpec decodes a host map (or the defaults, with the keys allowed).
+func (d *decoder) hostSpec(raw ast.Node, what string, allowed []string) hostSpec {
+	spec := hostSpec{pos: d.pos(raw)}
+	es, ok := d.mapping(raw, what)
+	if !ok {
+		spec.pos = Position{}
+		return spec
+	}
+	strField := func(e entry) *string {
+		s, ok := d.str(e.val, what+": "+e.key)
+		if !ok {
+			return nil
+		}
+		if s == "" {
+			d.errs.add(d.pos(e.val), "", "%s: %s is empty", what, e.key)
+			return nil
+		}
+		return &s
+	}
+	for _, e := range es {
+		if !containsString(allowed, e.key) {
+			hint := didYouMean(e.key, allowed, "keys")
+			if containsString(hostKeys, e.key) {
+				hint = "set " + e.key + " on each host"
+			}
+			d.errs.add(d.pos(e.keyNode), hint, "unknown key %q in %s", e.key, what)
+			continue
+		}
+		switch e.key {
+		case "name":
+			spec.name = strField(e)
+		case "address":
+			spec.address = strField(e)
+		case "user":
+			spec.user = strField(e)
+		case "port":
+			if p, ok := d.port(e.val, what+": port"); ok {
+				spec.port = &p
+			}
+		case "labels":
+			spec.labels = d.labels(e.val, what+": labels")
+		case "key":
+			spec.key = strField(e)
+		case "key_passphrase_env":
+			spec.keyPassphraseEnv = strField(e)
+		case "password_env":
+			spec.passwordEnv = strField(e)
+		case "password_file":
+			spec.passwFile = strField(e)
+		case "become":
+			if b, ok := d.boolean(e.val, what+": become"); ok {
+				spec.become = &b
+			}
+		case "bastion":
+			spec.bastion = d.bastion(e.val, what+": bastion")
+		}
+	}
+	if containsString(allowed, "address") && spec.address == nil && !hasKey(es, "address") {
+		d.errs.add(spec.pos, "add address: HOST (or `local`)", "%s: host has no address", what)
+		spec.pos = Position{}
+	}
+	return spec
+}
+
+func hasKey(es []entry, key string) bool {
+	for _, e := range es {
+		if e.key == key {
+			return true
+		}
+	}
+	return false
+}
+
+// port decodes a TCP port.
+func (d *decoder) port(raw ast.Node, what string) (int, bool) {
+	p, ok := d.integer(raw, what)
+	if !ok {
+		return 0, false
+	}
+	if p < 1 || p > 65535 {
+		d.errs.add(d.pos(raw), "", "%s: bad port %d: want 1 to 65535", what, p)
+		return 0, false
+	}
+	return p, true
+}
+
+// labels decodes a map of strings; scalar values keep their text.
+func (d *decoder) labels(raw ast.Node, what string) map[string]string {
+	es, ok := d.mapping(raw, what)
+	if !ok {
+		return nil
+	}
+	out := make(map[string]string, len(es))
+	for _, e := range es {
+		n := d.resolve(e.val)
+		s, ok := scalarText(n)
+		if !ok {
+			if _, null := n.(*ast.NullNode); !null && n != nil {
+				d.errs.add(d.pos(orNode(n, e.val)), "", "%s: %s: want a string, got %s", what, e.key, typeName(n))
+				continue
+			}
+		}
+		out[e.key] = s
+	}
+	return out
+}
+
+func (d *decoder) bastion(raw ast.Node, what string) *Bastion {
+	es, ok := d.mapping(raw, what)
+	if !ok {
+		return nil
+	}
+	b := &Bastion{}
+	for _, e := range es {
+		switch e.key {
+		case "address", "user", "key":
+			s, ok := d.str(e.val, what+": "+e.key)
+			if !ok {
+				continue
+			}
+			switch e.key {
+			case "address":
+				b.Address = s
+			case "user":
+				b.User = s
+			case "key":
+				b.Key = s
+			}
+		case "port":
+			b.Port, _ = d.port(e.val, what+": port")
+		default:
+			d.errs.add(d.pos(e.keyNode), didYouMean(e.key, bastionKeys, "keys"), "unknown key %q in %s", e.key, what)
+		}
+	}
+	if b.Address == "" {
+		d.errs.add(d.pos(raw), "add address: HOST", "%s has no address", what)
+		return nil
+	}
+	if b.User == "" {
+		b.User = "root"
+	}
+	if b.Port == 0 {
+		b.Port = 22
+	}
+	return b
+}
+
+// resolveHost applies the defaults to a host entry.
+func resolveHost(s, def hostSpec) *Host {
+	h := &Host{Address: *s.address, User: "root", Port: 22, Labels: map[string]string{}, Pos: s.pos}
+	h.Name = h.Address
+	if s.name != nil {
+		h.Name = *s.name
+	}
+	pick := func(dst *string, own, fallback *string) {
+		if own != nil {
+			*dst = *own
+		} else if fallback != nil {
+			*dst = *fallback
+		}
+	}
+	pick(&h.User, s.user, def.user)
+	pick(&h.Key, s.key, def.key)
+	pick(&h.KeyPassphraseEnv, s.keyPassphraseEnv, def.keyPassphraseEnv)
+	pick(&h.PasswordEnv, s.passwordEnv, def.passwordEnv)
+	pick(&h.PasswordFile, s.passwFile, def.passwFile)
+	switch {
+	case s.port != nil:
+		h.Port = *s.port
+	case def.port != nil:
+		h.Port = *def.port
+	}
+	switch {
+	case s.become != nil:
+		h.Become = *s.become
+	case def.become != nil:
+		h.Become = *def.become
+	}
+	switch {
+	case s.bastion != nil:
+		b := *s.bastion
+		h.Bastion = &b
+	case def.bastion != nil:
+		b := *def.bastion
+		h.Bastion = &b
+	}
+	for _, m := range []map[string]string{def.labels, s.labels} {
+		for k, v := range m {
+			h.Labels[k] = v
+		}
+	}
+	return h
+}
+
+func containsString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,126 @@
+// Package plans holds the plan format: strict decoding with positions,
+// validation, host selectors and expressions.
+//
+// A plan is a YAML file with a name, vars, an inventory of hosts in groups
+// and a list of steps. Load checks everything it can before anything runs:
+// every problem comes back in an ErrorList, each with its file:line:col.
+package plans
+
+import (
+	"time"
+
+	"github.com/expr-lang/expr/vm"
+
+	"github.com/sealflow/sealflow/steps"
+)
+
+// Plan is a loaded, validated plan.
+type Plan struct {
+	Name   string
+	File   string
+	Vars   map[string]any // after LoadOptions.Set
+	Hosts  []*Host        // every host once, inventory order
+	Groups []*Group       // in file order
+	Steps  []*Step        // in file order
+
+	groupViews map[string][]HostView
+}
+
+// Step returns the step called id, or nil.
+func (p *Plan) Step(id string) *Step {
+	for _, s := range p.Steps {
+		if s.ID == id {
+			return s
+		}
+	}
+	return nil
+}
+
+// Host returns the host called name, or nil.
+func (p *Plan) Host(name string) *Host {
+	for _, h := range p.Hosts {
+		if h.Name == name {
+			return h
+		}
+	}
+	return nil
+}
+
+// Group returns the group called name, or nil.
+func (p *Plan) Group(name string) *Group {
+	for _, g := range p.Groups {
+		if g.Name == name {
+			return g
+		}
+	}
+	return nil
+}
+
+// Group is a named list of hosts, in the order the inventory lists them.
+type Group struct {
+	Name  string
+	Hosts []*Host
+}
+
+// Host is one machine of the inventory.
+type Host struct {
+	Name    string
+	Address string // "local" for the local transport
+	User    string
+	Port    int
+	Labels  map[string]string
+	Groups  []string // the groups it is in, in inventory order
+	Index   int      // its index in its first group
+
+	Key              string // private key file
+	KeyPassphraseEnv string
+	PasswordEnv      string
+	PasswordFile     string
+	Become           bool
+	Bastion          *Bastion
+	Pos              Position // where the host first appears
+}
+
+// Local reports whether the host is reached through the local transport.
+func (h *Host) Local() bool { return h.Address == "local" }
+
+// Bastion is a jump host.
+type Bastion struct {
+	Address string
+	User    string
+	Port    int
+	Key     string
+}
+
+// Step is one step of a plan.
+type Step struct {
+	ID      string
+	Kind    string
+	On      string
+	Needs   []string
+	When    string
+	With    map[string]any // raw, as decoded
+	Retries int
+	Timeout time.Duration
+	Serial  int // 0: no limit
+	Become  *bool
+	Pos     Position // position of the step's mapping
+
+	Targets []*Host // hosts selected by On, in inventory order
+	KindDef *steps.Kind
+
+	when     *vm.Program
+	whenPos  Position
+	params   []*param // `with`, compiled, in file order
+	needsPos map[string]Position
+	onPos    Position
+	fieldPos map[string]Position // position of each key of the step
+}
+
+// param is one entry of a step's `with`, with its templates compiled.
+type param struct {
+	name string
+	def  steps.Param
+	pos  Position
+	val  *tval
+}
