@@ -1,0 +1,251 @@
+package sshconn
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/sealflow/sealflow/internal/transport"
+)
+
+// killGrace is how long a cancelled command may take to end after its
+// TERM before its session is closed.
+const killGrace = 5 * time.Second
+
+// Exec runs cmd.Script with `sh -e` on the host. The command line sshd
+// sees is a constant: script, environment and sudo password travel on
+// stdin. Cancelling ctx sends TERM to the script's process group.
+func (c *Conn) Exec(ctx context.Context, cmd transport.Command) (transport.Result, error) {
+	if err := ctx.Err(); err != nil {
+		return transport.Result{}, fmt.Errorf("host %s: run command: %w", c.cfg.HostName, err)
+	}
+	become := cmd.Become || c.cfg.Become
+	header, err := c.header(cmd, become)
+	if err != nil {
+		return transport.Result{}, err
+	}
+	s, release, err := c.session(ctx)
+	if err != nil {
+		return transport.Result{}, err
+	}
+	defer release()
+
+	var mu sync.Mutex // the two streams may share a writer
+	stdout := &markerWriter{w: lockedWriter(&mu, cmd.Stdout)}
+	stderr := &headWriter{w: lockedWriter(&mu, cmd.Stderr), max: 4096}
+	s.Stdout = stdout
+	s.Stderr = stderr
+	in := cmd.Stdin
+	if in == nil {
+		in = strings.NewReader("")
+	}
+	s.Stdin = io.MultiReader(bytes.NewReader(header), in)
+
+	if err := s.Start(remoteCommand()); err != nil {
+		if !c.Alive() {
+			return transport.Result{}, c.dropped(false)
+		}
+		return transport.Result{}, fmt.Errorf("host %s: start command: %w", c.cfg.HostName, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Wait() }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		// Ignored by servers without signal support; closing the
+		// session below is then all that can be done.
+		_ = s.Signal(ssh.SIGTERM)
+		t := time.NewTimer(killGrace)
+		select {
+		case <-done:
+		case <-t.C:
+		case <-c.gone:
+		}
+		t.Stop()
+		release()
+		return transport.Result{}, fmt.Errorf("host %s: command stopped: %w", c.cfg.HostName, ctx.Err())
+	}
+
+	code := 0
+	var ee *ssh.ExitError
+	var missing *ssh.ExitMissingError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		if ee.Signal() != "" {
+			return transport.Result{}, fmt.Errorf("host %s: command killed by signal %s", c.cfg.HostName, ee.Signal())
+		}
+		code = ee.ExitStatus()
+	case errors.As(err, &missing), errors.Is(err, io.EOF):
+		if !c.Alive() {
+			return transport.Result{}, c.dropped(true)
+		}
+		return transport.Result{}, fmt.Errorf("host %s: command ended without an exit status", c.cfg.HostName)
+	default:
+		if !c.Alive() {
+			return transport.Result{}, c.dropped(true)
+		}
+		return transport.Result{}, fmt.Errorf("host %s: run command: %w", c.cfg.HostName, err)
+	}
+	if !stdout.started() {
+		msg := strings.TrimSpace(strings.TrimPrefix(stderr.String(), "sealflow: "))
+		if msg == "" {
+			msg = "exit status " + strconv.Itoa(code)
+		}
+		return transport.Result{}, fmt.Errorf("host %s: prepare command: %s", c.cfg.HostName, msg)
+	}
+	return transport.Result{ExitCode: code}, nil
+}
+
+// header encodes what the wrapper reads from stdin before the caller's
+// input.
+func (c *Conn) header(cmd transport.Command, become bool) ([]byte, error) {
+	names := make([]string, 0, len(cmd.Env))
+	for k := range cmd.Env {
+		if !validEnvName(k) {
+			return nil, fmt.Errorf("host %s: environment variable name %q: want letters, digits and '_', not starting with a digit", c.cfg.HostName, k)
+		}
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	var env strings.Builder
+	for _, k := range names {
+		v := cmd.Env[k]
+		if strings.IndexByte(v, 0) >= 0 {
+			return nil, fmt.Errorf("host %s: environment variable %s holds a NUL byte, which a shell cannot carry", c.cfg.HostName, k)
+		}
+		env.WriteString("export " + k + "=" + Quote(v) + "\n")
+	}
+	pw := ""
+	if become && c.cfg.Password != nil && c.cfg.User != "root" {
+		p, err := c.cfg.Password()
+		if err != nil {
+			return nil, fmt.Errorf("host %s: sudo password: %w", c.cfg.HostName, err)
+		}
+		if strings.ContainsAny(p, "\n\x00") {
+			return nil, fmt.Errorf("host %s: the sudo password holds a newline or NUL byte, which sudo cannot read", c.cfg.HostName)
+		}
+		pw = p
+	}
+	var b bytes.Buffer
+	for _, sec := range []string{env.String(), cmd.Script, pw} {
+		b.WriteString(strconv.Itoa(len(sec)) + "\n")
+		b.WriteString(sec)
+	}
+	if become {
+		b.WriteString("1\n")
+	} else {
+		b.WriteString("0\n")
+	}
+	return b.Bytes(), nil
+}
+
+func validEnvName(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i, r := range k {
+		switch {
+		case r == '_', r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z':
+		case r >= '0' && r <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// lockedWriter serializes writes to w (nil: discard).
+func lockedWriter(mu *sync.Mutex, w io.Writer) io.Writer {
+	if w == nil {
+		return io.Discard
+	}
+	return writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return w.Write(p)
+	})
+}
+
+// markerWriter drops execMarker from the start of the stream and passes
+// the rest on.
+type markerWriter struct {
+	w       io.Writer
+	matched int // bytes of the marker seen
+	seen    bool
+	mu      sync.Mutex
+}
+
+func (m *markerWriter) Write(p []byte) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := len(p)
+	if !m.seen {
+		for len(p) > 0 && m.matched < len(execMarker) {
+			if p[0] != execMarker[m.matched] {
+				// Not the marker: pass through what was held back.
+				m.seen = true
+				if _, err := m.w.Write([]byte(execMarker[:m.matched])); err != nil {
+					return 0, err
+				}
+				break
+			}
+			m.matched++
+			p = p[1:]
+		}
+		if m.matched == len(execMarker) {
+			m.seen = true
+		}
+		if !m.seen {
+			return n, nil
+		}
+	}
+	if len(p) > 0 {
+		if _, err := m.w.Write(p); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
+}
+
+func (m *markerWriter) started() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.seen
+}
+
+// headWriter passes writes on and keeps the first max bytes.
+type headWriter struct {
+	w   io.Writer
+	max int
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (h *headWriter) Write(p []byte) (int, error) {
+	h.mu.Lock()
+	if room := h.max - h.buf.Len(); room > 0 {
+		h.buf.Write(p[:min(room, len(p))])
+	}
+	h.mu.Unlock()
+	return h.w.Write(p)
+}
+
+func (h *headWriter) String() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.buf.String()
+}

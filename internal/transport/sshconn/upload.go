@@ -1,0 +1,252 @@
+package sshconn
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"math"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/sealflow/sealflow/internal/transport"
+)
+
+// Upload writes src to dst over SFTP, streamed. The data goes to a
+// partial file, is checked against its sha256 on the host, gets mode and
+// is renamed over dst. When dst already has sum nothing is sent. An
+// upload interrupted earlier resumes from its partial file when src can
+// seek (io.Seeker or io.ReaderAt) and the partial file is a prefix of it.
+//
+// With Config.Become the data is written as the login user to a private
+// directory in its home, then copied into place by root through sudo.
+func (c *Conn) Upload(ctx context.Context, src io.Reader, dst string, mode fs.FileMode, sum string) error {
+	if err := c.upload(ctx, src, dst, mode, sum); err != nil {
+		return fmt.Errorf("upload to %s:%s: %w", c.cfg.HostName, dst, err)
+	}
+	return nil
+}
+
+func (c *Conn) upload(ctx context.Context, src io.Reader, dst string, mode fs.FileMode, sum string) error {
+	if dst == "" || strings.HasSuffix(dst, "/") || strings.IndexByte(dst, 0) >= 0 {
+		return fmt.Errorf("destination %q is not a file path", dst)
+	}
+	sum = strings.ToLower(sum)
+	if _, ok := src.(io.Seeker); !ok {
+		if ra, ok := src.(io.ReaderAt); ok {
+			src = io.NewSectionReader(ra, 0, math.MaxInt64)
+		}
+	}
+	become := c.cfg.Become && c.cfg.User != "root"
+	if sum != "" {
+		have, err := c.remoteSum(ctx, dst, become)
+		if err != nil {
+			return err
+		}
+		if have == sum {
+			return nil
+		}
+	}
+	sc, err := c.sftpClient()
+	if err != nil {
+		return err
+	}
+	final := path.Join(path.Dir(dst), "."+path.Base(dst)+".sealflow-partial")
+	partial := final
+	if become {
+		home, err := sc.Getwd()
+		if err != nil {
+			return fmt.Errorf("find the home directory of %s: %w", c.cfg.User, err)
+		}
+		dir := path.Join(home, ".sealflow-partial")
+		if err := sc.MkdirAll(dir); err != nil {
+			return fmt.Errorf("create %s: %w", dir, err)
+		}
+		if err := sc.Chmod(dir, 0o700); err != nil {
+			return fmt.Errorf("chmod %s: %w", dir, err)
+		}
+		h := sha256.Sum256([]byte(dst))
+		partial = path.Join(dir, hex.EncodeToString(h[:16]))
+	} else if err := sc.MkdirAll(path.Dir(dst)); err != nil {
+		return fmt.Errorf("create %s: %w", path.Dir(dst), err)
+	}
+
+	h := sha256.New()
+	offset, err := c.resumePoint(ctx, src, partial, h)
+	if err != nil {
+		return err
+	}
+	flags := os.O_WRONLY | os.O_CREATE
+	if offset == 0 {
+		flags |= os.O_TRUNC
+	}
+	f, err := sc.OpenFile(partial, flags)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", partial, err)
+	}
+	stop := context.AfterFunc(ctx, func() { f.Close() })
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		stop()
+		f.Close()
+		return fmt.Errorf("seek %s: %w", partial, err)
+	}
+	_, err = f.ReadFromWithConcurrency(&ctxReader{ctx: ctx, r: io.TeeReader(src, h)}, 0)
+	stop()
+	cerr := f.Close()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", partial, err)
+	}
+	if cerr != nil {
+		return fmt.Errorf("close %s: %w", partial, cerr)
+	}
+	local := hex.EncodeToString(h.Sum(nil))
+	if sum != "" && local != sum {
+		_ = sc.Remove(partial)
+		return fmt.Errorf("the source's sha256 is %s, not the expected %s (did it change while being sent?)", local, sum)
+	}
+	return c.install(ctx, partial, final, dst, mode, local, become)
+}
+
+// remoteSum returns the sha256 of dst on the host, or "" when it is not
+// a readable regular file.
+func (c *Conn) remoteSum(ctx context.Context, file string, become bool) (string, error) {
+	var out bytes.Buffer
+	res, err := c.Exec(ctx, transport.Command{
+		Script: `[ -f "$SEALFLOW_FILE" ] || exit 0
+sha256sum <"$SEALFLOW_FILE"`,
+		Env:    map[string]string{"SEALFLOW_FILE": file},
+		Stdout: &out,
+		Become: become,
+	})
+	if err != nil {
+		return "", fmt.Errorf("sha256 of %s: %w", file, err)
+	}
+	if res.ExitCode != 0 {
+		return "", nil
+	}
+	s, _, _ := strings.Cut(out.String(), " ")
+	return s, nil
+}
+
+// resumePoint returns where to continue writing partial: its size when
+// it holds the start of src (src is then positioned after it and h has
+// hashed it), else 0 with src and h at the start.
+func (c *Conn) resumePoint(ctx context.Context, src io.Reader, partial string, h hash.Hash) (int64, error) {
+	rs, ok := src.(io.ReadSeeker)
+	if !ok {
+		return 0, nil
+	}
+	sc, err := c.sftpClient()
+	if err != nil {
+		return 0, err
+	}
+	st, err := sc.Stat(partial)
+	if err != nil || !st.Mode().IsRegular() || st.Size() == 0 {
+		return 0, nil
+	}
+	start, err := rs.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return 0, nil
+	}
+	n := st.Size()
+	if _, err := io.CopyN(h, &ctxReader{ctx: ctx, r: rs}, n); err != nil {
+		h.Reset()
+		if _, serr := rs.Seek(start, io.SeekStart); serr != nil {
+			return 0, fmt.Errorf("rewind the source: %w", serr)
+		}
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		return 0, nil // the source is shorter than the partial file
+	}
+	var out bytes.Buffer
+	res, err := c.Exec(ctx, transport.Command{
+		Script: `head -c "$SEALFLOW_SIZE" <"$SEALFLOW_FILE" | sha256sum`,
+		Env:    map[string]string{"SEALFLOW_FILE": partial, "SEALFLOW_SIZE": strconv.FormatInt(n, 10)},
+		Stdout: &out,
+	})
+	if err != nil {
+		h.Reset()
+		if _, serr := rs.Seek(start, io.SeekStart); serr != nil {
+			return 0, fmt.Errorf("rewind the source: %w", serr)
+		}
+		return 0, fmt.Errorf("sha256 of %s: %w", partial, err)
+	}
+	remote, _, _ := strings.Cut(out.String(), " ")
+	prefix := hex.EncodeToString(h.Sum(nil))
+	if res.ExitCode == 0 && remote == prefix {
+			return n, nil
+	}
+	h.Reset()
+	if _, err := rs.Seek(start, io.SeekStart); err != nil {
+		return 0, fmt.Errorf("rewind the source: %w", err)
+	}
+	return 0, nil
+}
+
+// install checks the partial file's sha256 on the host, sets its mode
+// and renames it over dst (for become: copies it as root next to dst
+// first).
+func (c *Conn) install(ctx context.Context, partial, final, dst string, mode fs.FileMode, sum string, become bool) error {
+	var stderr bytes.Buffer
+	res, err := c.Exec(ctx, transport.Command{
+		Script: installScript,
+		Env: map[string]string{
+			"SEALFLOW_PARTIAL": partial,
+			"SEALFLOW_TEMP":    final,
+			"SEALFLOW_DST":     dst,
+			"SEALFLOW_DIR":     path.Dir(dst),
+			"SEALFLOW_SUM":     sum,
+			"SEALFLOW_MODE":    fmt.Sprintf("%04o", mode.Perm()),
+		},
+		Stderr: &stderr,
+		Become: become,
+	})
+	if err != nil {
+		return fmt.Errorf("install %s: %w", dst, err)
+	}
+	if res.ExitCode != 0 {
+		return fmt.Errorf("install %s: exit status %d: %s", dst, res.ExitCode, strings.TrimSpace(stderr.String()))
+	}
+	return nil
+}
+
+const installScript = `p=$SEALFLOW_PARTIAL
+t=$SEALFLOW_TEMP
+if [ "$p" != "$t" ]; then
+	mkdir -p -- "$SEALFLOW_DIR"
+	cat -- "$p" >"$t"
+	rm -f -- "$p"
+fi
+s=$(sha256sum <"$t")
+s=${s%% *}
+if [ "$s" != "$SEALFLOW_SUM" ]; then
+	rm -f -- "$t"
+	echo "sha256 of the uploaded file is $s, want $SEALFLOW_SUM; the partial file was removed" >&2
+	exit 3
+fi
+chmod -- "$SEALFLOW_MODE" "$t"
+mv -f -- "$t" "$SEALFLOW_DST"
+`
+
+// ctxReader fails reads once ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (r *ctxReader) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return r.r.Read(p)
+}
