@@ -70,13 +70,14 @@ func (s *shell) Run(ctx context.Context, t *Target) (Outputs, error) {
 		Stderr: t.Log,
 		Become: t.Become,
 	})
+	outs := stdout.outputs() // also flushes what is left for the log
 	if err != nil {
 		return nil, err
 	}
 	if res.ExitCode != 0 {
 		return nil, &transport.ExitError{Code: res.ExitCode}
 	}
-	return parseOutputs(stdout.outputs())
+	return parseOutputs(outs)
 }
 
 // Done reports the task done when the path named by `creates` exists.
@@ -135,18 +136,30 @@ func (w *splitWriter) Write(p []byte) (int, error) {
 		return w.out.Write(p)
 	}
 	w.buf = append(w.buf, p...)
-	if i := bytes.Index(w.buf, []byte(outputMarker)); i >= 0 {
+	for !w.marked {
+		if i := bytes.Index(w.buf, []byte(outputMarker)); i >= 0 {
+			w.flush(w.buf[:i])
+			w.out.Write(w.buf[i+len(outputMarker):])
+			w.buf = nil
+			w.marked = true
+			break
+		}
+		// Flush everything before a NUL byte at once; keep back only
+		// what could be the start of the marker.
+		i := bytes.IndexByte(w.buf, 0)
+		if i < 0 {
+			w.flush(w.buf)
+			w.buf = w.buf[:0]
+			break
+		}
 		w.flush(w.buf[:i])
-		w.out.Write(w.buf[i+len(outputMarker):])
-		w.buf = nil
-		w.marked = true
-		return len(p), nil
-	}
-	// Keep back what could be the start of the marker.
-	keep := len(outputMarker) - 1
-	if len(w.buf) > keep {
-		w.flush(w.buf[:len(w.buf)-keep])
-		w.buf = append([]byte(nil), w.buf[len(w.buf)-keep:]...)
+		w.buf = append(w.buf[:0], w.buf[i:]...)
+		if len(w.buf) < len(outputMarker) {
+			break
+		}
+		// A NUL that does not start the marker: pass it on, look again.
+		w.flush(w.buf[:1])
+		w.buf = append(w.buf[:0], w.buf[1:]...)
 	}
 	return len(p), nil
 }
