@@ -181,6 +181,6 @@ func (v *readVisitor) Visit(node *exprast.Node) {
 		return
 	}
 	if prop, ok := m.Property.(*exprast.StringNode); ok {
-		v.reads = append(v.reads, stepRead{id: prop.Value, off: m.Location().From})
+		v.reads = append(v.reads, stepRead{id: prop.Value, off: id.Location().From})
 	}
 }

@@ -13,9 +13,12 @@ func (s *Step) EvalWhen(env *Env) (bool, error) {
 	if s.when == nil {
 		return true, nil
 	}
+	if env == nil {
+		env = &Env{}
+	}
 	v, err := expr.Run(s.when, env)
 	if err != nil {
-		return false, &Error{Pos: s.whenPos, Msg: fmt.Sprintf("step %q%s: when: %v", s.ID, onHost(env), err)}
+		return false, &Error{Pos: s.whenPos, Msg: fmt.Sprintf("step %q%s: when: %s", s.ID, onHost(env), exprErrMsg(err))}
 	}
 	b, ok := v.(bool)
 	if !ok {
@@ -28,11 +31,14 @@ func (s *Step) EvalWhen(env *Env) (bool, error) {
 // converts each parameter to the type its kind declares. Errors name the
 // step, the host, the parameter and where it is written.
 func (s *Step) Render(env *Env) (steps.Params, error) {
+	if env == nil {
+		env = &Env{}
+	}
 	out := make(steps.Params, len(s.params))
 	for _, p := range s.params {
 		v, err := p.val.render(env, wantsText(p.def.Type))
 		if err != nil {
-			return nil, &Error{Pos: p.pos, Msg: fmt.Sprintf("step %q%s: with.%s: %v", s.ID, onHost(env), p.name, err)}
+			return nil, &Error{Pos: p.pos, Msg: fmt.Sprintf("step %q%s: with.%s: %s", s.ID, onHost(env), p.name, exprErrMsg(err))}
 		}
 		c, err := coerce(v, p.def.Type)
 		if err != nil {

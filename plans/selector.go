@@ -1,6 +1,7 @@
 package plans
 
 import (
+	"fmt"
 	"regexp"
 	"sort"
 	"strconv"
@@ -40,13 +41,13 @@ func (d *decoder) selectTargets(p *Plan, src *stepSrc, checkNames bool) {
 		g := p.Group(m[1])
 		if g == nil {
 			if checkNames {
-				d.unknownName(p, m[1], s.onPos)
+				d.unknownName(p, s, m[1])
 			}
 			return
 		}
 		lo, hi, ok := sliceBounds(m[2], len(g.Hosts))
 		if !ok {
-			d.errs.add(s.onPos, "write GROUP[i], GROUP[-1] or GROUP[i:j] with integers (j excluded, either may be left out)", "bad index or slice %q in on", "["+m[2]+"]")
+			d.errs.add(s.onPos, "write GROUP[i], GROUP[-1] or GROUP[i:j] with integers (j excluded, either may be left out)", "step %q: bad index or slice %q in on", s.ID, "["+m[2]+"]")
 			return
 		}
 		s.Targets = p.inOrder(g.Hosts[lo:hi])
@@ -54,21 +55,21 @@ func (d *decoder) selectTargets(p *Plan, src *stepSrc, checkNames bool) {
 	}
 	if bareRE.MatchString(on) && !envNames[on] && !strings.HasPrefix(on, "vars.") && !strings.HasPrefix(on, "host.") {
 		if checkNames {
-			d.unknownName(p, on, s.onPos)
+			d.unknownName(p, s, on)
 		}
 		return
 	}
 	n := d.resolve(src.onNode)
 	text, _ := scalarText(n)
 	off := utf8.RuneCountInString(text[:len(text)-len(strings.TrimLeft(text, " \t\r\n"))])
-	prog, ok := d.compileExpr(on, n, off, "on", true)
+	prog, ok := d.compileExpr(on, n, off, fmt.Sprintf("step %q: on", s.ID), true)
 	if !ok {
 		return
 	}
 	for _, h := range p.Hosts {
 		v, err := expr.Run(prog, p.NewEnv(h))
 		if err != nil {
-			d.errs.add(s.onPos, "", "on: evaluating %q for host %s: %v", on, h.Name, err)
+			d.errs.add(s.onPos, "", "step %q: on: evaluating %q for host %s: %s", s.ID, on, h.Name, exprErrMsg(err))
 			return
 		}
 		if b, _ := v.(bool); b {
@@ -77,7 +78,7 @@ func (d *decoder) selectTargets(p *Plan, src *stepSrc, checkNames bool) {
 	}
 }
 
-func (d *decoder) unknownName(p *Plan, name string, pos Position) {
+func (d *decoder) unknownName(p *Plan, s *Step, name string) {
 	groups := make([]string, len(p.Groups))
 	for i, g := range p.Groups {
 		groups[i] = g.Name
@@ -90,7 +91,7 @@ func (d *decoder) unknownName(p *Plan, name string, pos Position) {
 	if list == "" {
 		list = "(none)"
 	}
-	d.errs.add(pos, didYouMean(name, candidates, ""), "unknown group or host %q in on; groups: %s", name, list)
+	d.errs.add(s.onPos, didYouMean(name, candidates, ""), "step %q: unknown group or host %q in on; groups: %s", s.ID, name, list)
 }
 
 // sliceBounds reads "i" or "i:j" (Python-like: negative counts from the

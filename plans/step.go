@@ -39,9 +39,10 @@ func (d *decoder) step(raw ast.Node, i int, kinds *steps.Registry) *stepSrc {
 	src := &stepSrc{s: s}
 	what := fmt.Sprintf("step #%d", i+1)
 	byKey := map[string]entry{}
+	var unknown []entry
 	for _, e := range es {
 		if !containsString(stepKeys, e.key) {
-			d.errs.add(d.pos(e.keyNode), didYouMean(e.key, stepKeys, "keys"), "unknown key %q in step", e.key)
+			unknown = append(unknown, e)
 			continue
 		}
 		byKey[e.key] = e
@@ -58,6 +59,9 @@ func (d *decoder) step(raw ast.Node, i int, kinds *steps.Registry) *stepSrc {
 		}
 	} else {
 		d.errs.add(s.Pos, "add id: NAME (lowercase letters, digits and '-')", "%s has no id", what)
+	}
+	for _, e := range unknown {
+		d.errs.add(d.pos(e.keyNode), didYouMean(e.key, stepKeys, "keys"), "unknown key %q in %s", e.key, what)
 	}
 	if e, ok := byKey["kind"]; ok {
 		if kind, ok := d.str(e.val, what+": kind"); ok {

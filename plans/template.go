@@ -58,6 +58,16 @@ func (d *decoder) compileExpr(src string, n ast.Node, off int, what string, asBo
 	return prog, true
 }
 
+// exprErrMsg returns the message of an expression error without the
+// source snippet the library adds.
+func exprErrMsg(err error) string {
+	var fe *file.Error
+	if errors.As(err, &fe) && fe.Message != "" {
+		return fe.Message
+	}
+	return err.Error()
+}
+
 // parseTemplate splits s (the value of the YAML string n) into literal
 // text and ${{ expr }} parts. It returns nil when s holds no expression.
 func (d *decoder) parseTemplate(s string, n ast.Node, what string) (*template, bool) {
