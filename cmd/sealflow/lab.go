@@ -1,0 +1,208 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/sealflow/sealflow/internal/lab"
+)
+
+// labCommand is `sealflow lab`: test hosts on this machine (namespaces with
+// a real sshd each).
+func labCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "lab",
+		Usage: "test hosts on this machine: namespaces with a real sshd each",
+		Subcommands: []*cli.Command{
+			labUpCommand(),
+			labDownCommand(),
+			labExecCommand(),
+			labLsCommand(),
+		},
+	}
+}
+
+func labUpCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "up",
+		Usage: "create and start a lab",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "name", Usage: "lab name (a-z, 0-9, '-')", Required: true},
+			&cli.IntFlag{Name: "masters", Value: 3, Usage: "hosts in group masters (m1, m2, ...)"},
+			&cli.IntFlag{Name: "nodes", Value: 2, Usage: "hosts in group nodes (n1, n2, ...)"},
+			&cli.StringFlag{Name: "subnet", Usage: "IPv4 network of the lab, e.g. 10.250.7.0/24 (default: a free /24 in 10.250.0.0/16)"},
+			&cli.StringFlag{Name: "dir", Usage: "where the lab's files go (default /var/tmp/sealflow-lab/NAME)"},
+			&cli.StringFlag{Name: "user", Usage: "also create this non-root user, with the client key and sudo by password"},
+			&cli.BoolFlag{Name: "password", Usage: "enable password login (root and --user) with a generated password (in DIR/password)"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the inventory path"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return cli.Exit(fmt.Sprintf("lab up: unexpected argument %q (flags only; see `sealflow lab up --help`)", c.Args().First()), 1)
+			}
+			cfg := lab.Config{
+				Name:     c.String("name"),
+				Masters:  c.Int("masters"),
+				Nodes:    c.Int("nodes"),
+				Subnet:   c.String("subnet"),
+				Dir:      c.String("dir"),
+				User:     c.String("user"),
+				Password: c.Bool("password"),
+			}
+			if !c.Bool("quiet") {
+				cfg.Log = func(format string, args ...any) {
+					fmt.Fprintf(c.App.ErrWriter, format+"\n", args...)
+				}
+			}
+			l, err := lab.Up(labContext(c), cfg)
+			if err != nil {
+				return labError(err)
+			}
+			out := c.App.Writer
+			if c.Bool("quiet") {
+				fmt.Fprintln(out, l.Inventory)
+				return nil
+			}
+			printLab(out, l)
+			fmt.Fprintf(out, "inventory: %s\n", l.Inventory)
+			if l.Password != "" {
+				fmt.Fprintf(out, "password:  %s (mode 0600)\n", filepath.Join(l.Dir, "password"))
+			}
+			fmt.Fprintf(out, "run a plan: sealflow run PLAN -i %s --known-hosts %s\n", l.Inventory, l.KnownHosts)
+			fmt.Fprintf(out, "a shell:    sealflow lab exec %s %s -- bash   (remove: sealflow lab down --name %s)\n", l.Name, l.Hosts[0].Name, l.Name)
+			return nil
+		},
+	}
+}
+
+func labDownCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "down",
+		Usage:     "remove a lab (hosts, namespaces, links, files); also after a crash",
+		ArgsUsage: "[NAME]",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "name", Usage: "lab name"},
+		},
+		Action: func(c *cli.Context) error {
+			name := c.String("name")
+			if name == "" {
+				name = c.Args().First()
+			}
+			if name == "" || c.NArg() > 1 || (c.String("name") != "" && c.NArg() > 0) {
+				return cli.Exit("lab down: give the lab's name: sealflow lab down --name NAME (see `sealflow lab ls`)", 1)
+			}
+			if err := lab.Down(labContext(c), name); err != nil {
+				return labError(err)
+			}
+			return nil
+		},
+	}
+}
+
+func labExecCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "exec",
+		Usage:     "run a command inside a lab host (as root), e.g. sealflow lab exec NAME m1 -- ip addr",
+		ArgsUsage: "NAME HOST -- COMMAND [ARG...]",
+		// Everything after HOST belongs to the command.
+		SkipFlagParsing: true,
+		Action: func(c *cli.Context) error {
+			args := c.Args().Slice()
+			if len(args) >= 3 && args[2] == "--" {
+				args = append(args[:2:2], args[3:]...)
+			}
+			if len(args) < 3 {
+				return cli.Exit("lab exec: usage: sealflow lab exec NAME HOST -- COMMAND [ARG...]", 1)
+			}
+			l, err := lab.Open(args[0])
+			if err != nil {
+				return labError(err)
+			}
+			cmd, err := l.Command(labContext(c), args[1], args[2:]...)
+			if err != nil {
+				return labError(err)
+			}
+			// The user's terminal: stay in the foreground process group
+			// so that the command can read it and ^C reaches it.
+			cmd.SysProcAttr = nil
+			cmd.Cancel = func() error { return cmd.Process.Kill() }
+			cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, c.App.Writer, c.App.ErrWriter
+			if term := os.Getenv("TERM"); term != "" {
+				cmd.Env = append(cmd.Env, "TERM="+term)
+			}
+			err = cmd.Run()
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				code := ee.ExitCode()
+				if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+					code = 128 + int(ws.Signal())
+				}
+				return cli.Exit("", code)
+			}
+			if err != nil {
+				return cli.Exit(fmt.Sprintf("lab exec %s %s: %v", args[0], args[1], err), 1)
+			}
+			return nil
+		},
+	}
+}
+
+func labLsCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "ls",
+		Usage: "list the labs of this machine and their hosts",
+		Action: func(c *cli.Context) error {
+			labs, err := lab.List()
+			if err != nil {
+				return labError(err)
+			}
+			if len(labs) == 0 {
+				fmt.Fprintln(c.App.Writer, "no labs (make one: sealflow lab up --name NAME)")
+				return nil
+			}
+			for _, l := range labs {
+				printLab(c.App.Writer, l)
+			}
+			return nil
+		},
+	}
+}
+
+// printLab prints a lab and its hosts.
+func printLab(out interface{ Write([]byte) (int, error) }, l *lab.Lab) {
+	fmt.Fprintf(out, "lab %s  subnet %s  dir %s\n", l.Name, l.Subnet, l.Dir)
+	tw := tabwriter.NewWriter(out, 0, 8, 2, ' ', 0)
+	for _, h := range l.Hosts {
+		status := "running"
+		if !l.Running(h.Name) {
+			status = "gone (sealflow lab down --name " + l.Name + ")"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\tinit %d\t%s\n", h.Name, h.Address, h.Group, h.PID, status)
+	}
+	tw.Flush()
+}
+
+// labContext is the command's context (never nil).
+func labContext(c *cli.Context) context.Context {
+	if c.Context != nil {
+		return c.Context
+	}
+	return context.Background()
+}
+
+// labError maps what the machine lacks to exit code 2.
+func labError(err error) error {
+	var need lab.NeedError
+	if errors.As(err, &need) {
+		return cli.Exit(err.Error(), 2)
+	}
+	return cli.Exit(err.Error(), 1)
+}

@@ -1,0 +1,103 @@
+// Package lab builds test hosts on one Linux machine: each host is a set of
+// network, mount, PID and UTS namespaces with its own hostname, private
+// /etc, /root, /home, /usr, /var/lib, /opt (overlays over the machine's
+// directories), private /tmp and /run, and a real OpenSSH server listening
+// on the host's address. The hosts hang off a bridge in the machine's
+// network namespace, so the machine reaches them over ssh as it would reach
+// real machines.
+//
+// A lab is described by a state file in /run/sealflow-lab; Open, Down and
+// Lab.Exec work from it even after the process that ran Up is gone.
+package lab
+
+import (
+	"fmt"
+	"path/filepath"
+	"sync"
+)
+
+// Config says what lab to build.
+type Config struct {
+	// Name names the lab: lower-case letters, digits and '-', at most 32.
+	Name string
+	// Masters and Nodes are the number of hosts in the groups "masters"
+	// (m1, m2, ...) and "nodes" (n1, n2, ...).
+	Masters, Nodes int
+	// Subnet is the lab's IPv4 network (CIDR, prefix /8 to /24). Empty
+	// picks a free /24 in 10.250.0.0/16.
+	Subnet string
+	// Dir holds the lab's files (keys, inventory, the hosts' layers).
+	// Empty means /var/tmp/sealflow-lab/NAME.
+	Dir string
+	// User, when set, is created on every host: a non-root user whose
+	// sudo asks for the lab's password.
+	User string
+	// Password enables password authentication (root and User) with a
+	// generated password.
+	Password bool
+	// Log receives progress lines; may be nil.
+	Log func(format string, args ...any)
+}
+
+// Lab is a running lab.
+type Lab struct {
+	Name, Dir, Subnet, Gateway string
+	Hosts                      []Host
+	// Inventory, KnownHosts and Key are file paths: the sealflow
+	// inventory of the hosts, their host keys by address, and the client
+	// private key authorized for root (and User) on every host.
+	Inventory, KnownHosts, Key string
+	// Password is "" unless Config.Password or Config.User was set.
+	Password string
+	User     string
+
+	mu  sync.Mutex // guards Hosts and st
+	st  state
+	log func(format string, args ...any)
+}
+
+// Host is one lab host.
+type Host struct {
+	Name, Address, Group string
+	// PID is the host's init process (PID 1 of its namespaces), as seen
+	// from the machine.
+	PID int
+}
+
+// NeedError says the machine lacks something the lab needs, and how to
+// get it.
+type NeedError struct{ What, Fix string }
+
+func (e NeedError) Error() string { return fmt.Sprintf("lab needs %s: %s", e.What, e.Fix) }
+
+// Host returns the host called name.
+func (l *Lab) Host(name string) (Host, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, h := range l.Hosts {
+		if h.Name == name {
+			return h, true
+		}
+	}
+	return Host{}, false
+}
+
+// UpperDirs returns the overlay upper directories of host: what the host
+// wrote to its /etc, /usr, /var/lib, /var/log, /var/cache, /var/spool,
+// /root, /home and /opt. Nil when there is no such host.
+func (l *Lab) UpperDirs(host string) []string {
+	if _, ok := l.Host(host); !ok {
+		return nil
+	}
+	var dirs []string
+	for _, d := range overlayDirs() {
+		dirs = append(dirs, filepath.Join(hostDir(l.Dir, host), "upper", d))
+	}
+	return dirs
+}
+
+func (l *Lab) logf(format string, args ...any) {
+	if l.log != nil {
+		l.log(format, args...)
+	}
+}
