@@ -50,7 +50,7 @@ func TestAppendReplayRoundTrip(t *testing.T) {
 		t.Fatalf("journal has %d lines, want %d", len(lines), len(want))
 	}
 	for i, l := range lines {
-		if _, err := checkLine(castagnoli(), []byte(l)); err != nil {
+		if _, err := checkLine(castagnoli(), []byte(l), true); err != nil {
 			t.Errorf("line %d %q: %v", i+1, l, err)
 		}
 	}
