@@ -13,7 +13,8 @@ import (
 type WalkOptions[K comparable] struct {
 	// Limit is the most visits running at once; <= 0 means no limit.
 	Limit int
-	// Group, if set, gives a node's concurrency group ("" = none).
+	// Group, if set, gives a node's concurrency group ("" = none). It is
+	// called once per node, when the node becomes ready.
 	Group func(K) string
 	// GroupLimit, if set, gives the most running visits of a group (called
 	// once per group); <= 0 means no limit. It is not called for "".
@@ -55,8 +56,12 @@ type WalkOptions[K comparable] struct {
 //
 // On a graph with a cycle Walk visits nothing: every node is NotRun and
 // Errors holds a *CycleError[K] for the cycle's first node. Walk does not
-// change g.
+// change g; a nil g is an empty graph. Group, GroupLimit, Less and Start are
+// called from the goroutine that called Walk, never at the same time.
 func Walk[K comparable](ctx context.Context, g *Graph[K], opts WalkOptions[K], visit func(ctx context.Context, k K) error) Report[K] {
+	if g == nil {
+		g = New[K]()
+	}
 	n := g.Len()
 	r := Report[K]{
 		States: make(map[K]State, n),

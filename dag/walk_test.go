@@ -73,6 +73,10 @@ func TestWalkEmpty(t *testing.T) {
 	if !r.OK() || len(r.States) != 0 || len(r.Order) != 0 || len(r.Errors) != 0 {
 		t.Errorf("empty walk report = %+v, want OK and empty", r)
 	}
+	r = Walk(context.Background(), nil, WalkOptions[string]{}, func(context.Context, string) error { return nil })
+	if !r.OK() || len(r.States) != 0 {
+		t.Errorf("nil graph walk report = %+v, want OK and empty", r)
+	}
 }
 
 // TestWalkOrder walks a random DAG with limits and checks every visit
