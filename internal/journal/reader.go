@@ -18,11 +18,13 @@ type Reader struct {
 }
 
 // ReadOnly opens the state directory dir for reading. Secret outputs are
-// decrypted with the directory's key file when there is one.
+// decrypted with the directory's key file. When there is none (the run was
+// given its key in Options.Key), Replay returns secret outputs by name with
+// empty values, enough for `status`; use ReadOnlyWith to decrypt them.
 func ReadOnly(dir string) (*Reader, error) { return ReadOnlyWith(dir, Options{}) }
 
-// ReadOnlyWith is ReadOnly with options: only Key is used (a key given as
-// SEALFLOW_STATE_KEY instead of a key file).
+// ReadOnlyWith is ReadOnly with options: only Key is used (the key a run
+// was given instead of a key file).
 func ReadOnlyWith(dir string, opts Options) (*Reader, error) {
 	fi, err := os.Stat(dir)
 	if err != nil {
@@ -39,7 +41,7 @@ func ReadOnlyWith(dir string, opts Options) (*Reader, error) {
 			return nil, err
 		}
 	case errors.Is(err, fs.ErrNotExist):
-		// No key: Replay works until it meets a secret output.
+		// No key: secret values are left empty.
 	default:
 		return nil, err
 	}
@@ -48,6 +50,9 @@ func ReadOnlyWith(dir string, opts Options) (*Reader, error) {
 
 // Dir returns the state directory.
 func (r *Reader) Dir() string { return r.dir }
+
+// HasKey reports whether Replay can decrypt secret outputs.
+func (r *Reader) HasKey() bool { return r.seal != nil }
 
 // Replay returns the journal's records as State.Replay does. A directory
 // without a journal has no records.

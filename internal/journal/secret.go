@@ -21,10 +21,9 @@ const KeySize = 32
 var ErrKeyMismatch = errors.New("the key does not match the one the journal was written with; " +
 	"use the key file of this state directory or the SEALFLOW_STATE_KEY the run was started with")
 
-// ErrNoKey is wrapped by a Reader's Replay when the journal holds secret
-// outputs and no key is available.
-var ErrNoKey = errors.New("no key: the state directory has no key file; " +
-	"give the SEALFLOW_STATE_KEY the run was started with")
+// errNoKey is returned when secrets are to be encrypted with no key (a
+// State always has one).
+var errNoKey = errors.New("no state key")
 
 const keyFile = "key"
 
@@ -64,7 +63,7 @@ func additional(step, host, name string) []byte {
 // sealAll returns a new map of the values encrypted and base64-encoded.
 func (s *sealer) sealAll(step, host string, clear map[string]string) (map[string]string, error) {
 	if s == nil {
-		return nil, ErrNoKey
+		return nil, errNoKey
 	}
 	out := make(map[string]string, len(clear))
 	for name, v := range clear {
@@ -81,7 +80,7 @@ func (s *sealer) sealAll(step, host string, clear map[string]string) (map[string
 // openAll returns a new map of the values decrypted.
 func (s *sealer) openAll(step, host string, sealed map[string]string) (map[string]string, error) {
 	if s == nil {
-		return nil, ErrNoKey
+		return nil, errNoKey
 	}
 	out := make(map[string]string, len(sealed))
 	for name, v := range sealed {
