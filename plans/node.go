@@ -47,7 +47,7 @@ func (d *decoder) pos(n ast.Node) Position {
 	case nil:
 		return p
 	case *ast.MappingNode:
-		if len(m.Values) > 0 {
+		if len(m.Values) > 0 && !m.IsFlowStyle {
 			return d.pos(m.Values[0])
 		}
 		if m.Start != nil && m.Start.Position != nil {
