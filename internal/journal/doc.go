@@ -62,7 +62,9 @@
 // reveals every secret. To keep the key off the disk, the caller passes it in
 // Options.Key (the CLI reads it from SEALFLOW_STATE_KEY); then no key file is
 // written and the same key must be given to resume. A wrong key is reported
-// as such by Replay, never as garbage values.
+// as such by Replay, never as garbage values. A read-only Reader without the
+// key (no key file, none given) returns secret outputs by name with empty
+// values.
 //
 // Non-secret outputs, the journal's structure (steps, hosts, times, errors)
 // and the run files are stored in clear; anything sensitive must be declared
