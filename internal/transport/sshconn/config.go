@@ -7,8 +7,8 @@ package sshconn
 
 import (
 	"context"
-	"net"
 	"fmt"
+	"net"
 	"strconv"
 	"time"
 )

@@ -184,7 +184,7 @@ func (c *Conn) resumePoint(ctx context.Context, src io.Reader, partial string, h
 	remote, _, _ := strings.Cut(out.String(), " ")
 	prefix := hex.EncodeToString(h.Sum(nil))
 	if res.ExitCode == 0 && remote == prefix {
-			return n, nil
+		return n, nil
 	}
 	h.Reset()
 	if _, err := rs.Seek(start, io.SeekStart); err != nil {

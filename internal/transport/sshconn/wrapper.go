@@ -48,9 +48,12 @@ d=$(mktemp -d "${TMPDIR:-/tmp}/sealflow.XXXXXXXX") || fail "cannot create a priv
 p=
 trap 'rm -rf "$d"' EXIT
 trap '[ -n "$p" ] && { kill -TERM "$p" 2>/dev/null; wait "$p"; }; exit 143' TERM HUP INT
-section; head -c "$n" >"$d/env" || fail "short command header"
-section; head -c "$n" >"$d/script" || fail "short command header"
-section; pw=$(head -c "$n") || fail "short command header"
+for f in env script; do
+	section
+	if [ "$n" -gt 0 ]; then head -c "$n" >"$d/$f" || fail "short command header"; else : >"$d/$f"; fi
+done
+section; pw=
+if [ "$n" -gt 0 ]; then pw=$(head -c "$n") || fail "short command header"; fi
 IFS= read -r become || fail "short command header"
 r='` + runner + `'
 sudo=
