@@ -139,3 +139,29 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+func TestAliasBombs(t *testing.T) {
+	t.Parallel()
+	laughs := `a: &a ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]
+b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]
+c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]
+d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]
+e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]
+f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]
+g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]
+h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g, *g]
+`
+	tests := []struct {
+		name, src, want string
+	}{
+		{"vars", "name: x\nvars:\n  " + strings.ReplaceAll(laughs, "\n", "\n  ") + "\nsteps:\n  - {id: s, kind: shell, with: {run: echo}}\n", "value too large"},
+		{"with", "name: x\nanchors:\n  " + strings.ReplaceAll(laughs, "\n", "\n  ") + "\nsteps:\n  - {id: s, kind: shell, with: {run: echo, secret_outputs: *h}}\n", "value too large"},
+		{"recursive", "name: x\nvars:\n  a: &a [1, *a]\nsteps:\n  - {id: s, kind: shell, with: {run: echo}}\n", "nested too deep"},
+	}
+	for _, tt := range tests {
+		_, err := Load("bomb.yaml", []byte(tt.src), LoadOptions{Kinds: testKinds(t)})
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: error %v, want %q", tt.name, err, tt.want)
+		}
+	}
+}

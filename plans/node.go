@@ -296,11 +296,7 @@ func (d *decoder) boolean(raw ast.Node, what string) (bool, bool) {
 // value converts n to plain Go values: string, int, float64, bool, nil,
 // []any and map[string]any.
 func (d *decoder) value(raw ast.Node, what string, depth int) (any, bool) {
-	d.budget--
-	if d.budget < 0 || depth > maxDepth {
-		if d.budget == -1 || depth == maxDepth+1 {
-			d.errs.add(d.pos(raw), "", "%s: value nested too deep or too large (recursive alias?)", what)
-		}
+	if !d.spend(raw, what, depth) {
 		return nil, false
 	}
 	n := d.resolve(raw)
@@ -345,6 +341,23 @@ func (d *decoder) value(raw ast.Node, what string, depth int) (any, bool) {
 	}
 	d.errs.add(d.pos(orNode(n, raw)), "", "%s: unsupported value %s", what, typeName(n))
 	return nil, false
+}
+
+// spend takes one node from the budget; false (reported once) when the
+// value is nested too deep or aliases expand it too far.
+func (d *decoder) spend(raw ast.Node, what string, depth int) bool {
+	if depth > maxDepth {
+		d.errs.add(d.pos(raw), "", "%s: value nested too deep (recursive alias?)", what)
+		return false
+	}
+	d.budget--
+	if d.budget < 0 {
+		if d.budget == -1 {
+			d.errs.add(d.pos(raw), "", "%s: value too large (aliases expand to more than %d nodes)", what, maxNodes)
+		}
+		return false
+	}
+	return true
 }
 
 // offsetPos returns the position of the rune at offset off inside the

@@ -189,12 +189,11 @@ func (v *tval) hasTemplate() bool {
 
 // compileValue builds the tval of a `with` value.
 func (d *decoder) compileValue(raw ast.Node, what string, depth int, exprs *[]expression) (*tval, bool) {
-	n := d.resolve(raw)
-	v := &tval{pos: d.pos(orNode(n, raw))}
-	if depth > maxDepth {
-		d.errs.add(v.pos, "", "%s: value nested too deep", what)
+	if !d.spend(raw, what, depth) {
 		return nil, false
 	}
+	n := d.resolve(raw)
+	v := &tval{pos: d.pos(orNode(n, raw))}
 	switch m := n.(type) {
 	case *ast.StringNode, *ast.LiteralNode:
 		s, _ := scalarText(m)

@@ -74,7 +74,7 @@ func TestInterpolation(t *testing.T) {
 			if tt.param == "wait" {
 				want = fmt.Sprint(want)
 				if d, ok := params["wait"]; ok {
-					params["wait"] = fmt.Sprint(d.(interface{ Seconds() float64 }).Seconds()*1e9)
+					params["wait"] = fmt.Sprint(d.(interface{ Seconds() float64 }).Seconds() * 1e9)
 				}
 			}
 			if diff := cmp.Diff(want, params[tt.param]); diff != "" {
@@ -177,6 +177,45 @@ func TestCoerce(t *testing.T) {
 		}
 		if diff := cmp.Diff(tt.want, got); diff != "" {
 			t.Errorf("coerce(%#v, %s) (-want +got):\n%s", tt.in, tt.typ, diff)
+		}
+	}
+}
+
+func TestWhenForms(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		when string
+		want bool
+		err  string
+	}{
+		{`'${{ vars.n == 3 }}'`, true, ""},
+		{`true`, true, ""},
+		{`false`, false, ""},
+		{`'host.labels.role == "web" && vars.v == "1.29"'`, true, ""},
+		{`'vars.missing?.deeper == nil'`, true, ""},
+		{`'vars.list[5] == "x"'`, false, `t.yaml:9:12: step "s" on host h1: when: index out of range: 5 (array length is 2)`},
+		{`'${{ vars.n == }}'`, false, `t.yaml:9:24: step "s": when: bad expression "vars.n ==": unexpected token EOF`},
+		{`''`, false, `t.yaml:9:11: step "s": when is empty`},
+		{`[a]`, false, `t.yaml:9:11: step "s": when: want an expression, got list`},
+	}
+	for _, tt := range tests {
+		src := fmt.Sprintf(strings.Replace(templatePlan, "    with:", "    when: %s\n    with:", 1), tt.when, "count: 1")
+		p, err := Load("t.yaml", []byte(src), LoadOptions{Kinds: testKinds(t)})
+		if err != nil {
+			if tt.err == "" || !strings.HasPrefix(err.Error(), tt.err) {
+				t.Errorf("when: %s: load error\n%v\nwant %q", tt.when, err, tt.err)
+			}
+			continue
+		}
+		got, err := p.Steps[0].EvalWhen(p.NewEnv(p.Host("h1")))
+		if tt.err != "" {
+			if err == nil || err.Error() != tt.err {
+				t.Errorf("when: %s: error %v, want %q", tt.when, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("when: %s = %v, %v; want %v", tt.when, got, err, tt.want)
 		}
 	}
 }
