@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -80,7 +79,7 @@ func (l *Lab) hostNames() []string {
 }
 
 // StopSSHD stops the listening sshd of host (open sessions stay) and waits
-// until its port refuses connections.
+// until nothing listens on its port 22.
 func (l *Lab) StopSSHD(ctx context.Context, host string) error {
 	h, ok := l.Host(host)
 	if !ok {
@@ -91,22 +90,14 @@ func (l *Lab) StopSSHD(ctx context.Context, host string) error {
 	if _, err := l.Exec(ctx, host, "sh", "-c", `[ ! -s /run/sshd.pid ] || kill "$(cat /run/sshd.pid)" 2>/dev/null || :`); err != nil {
 		return fmt.Errorf("stop sshd: %w", err)
 	}
-	target := net.JoinHostPort(h.Address, "22")
-	for {
-		c, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "tcp", target)
-		if err != nil {
-			if ctx.Err() != nil {
-				return fmt.Errorf("lab %s host %s: stop sshd: %w", l.Name, host, ctx.Err())
-			}
-			return nil
-		}
-		c.Close()
+	for listening(h.PID, 22) {
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("lab %s host %s: sshd still accepts connections: %w", l.Name, host, ctx.Err())
-		case <-time.After(10 * time.Millisecond):
+			return fmt.Errorf("lab %s host %s: sshd still listens: %w", l.Name, host, ctx.Err())
+		case <-time.After(5 * time.Millisecond):
 		}
 	}
+	return nil
 }
 
 // StartSSHD starts host's sshd again (a child of the host's init) and waits

@@ -1,7 +1,10 @@
 package lab
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -10,6 +13,48 @@ import (
 // quote quotes s for a POSIX shell.
 func quote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// freshDir reports whether a host's dir d starts from the lab's base (as on
+// a freshly installed machine) rather than from the machine's own dir: the
+// machine's /root and /home hold its users' files, keys and shell setup.
+func freshDir(d string) bool { return d == "root" || d == "home" }
+
+// makeBase makes the lower dirs of the fresh dirs: /root with Debian's
+// dot files for root, an empty /home.
+func makeBase(dir string) error {
+	for _, d := range overlayDirs() {
+		if !freshDir(d) {
+			continue
+		}
+		mode := os.FileMode(0o755)
+		if d == "root" {
+			mode = 0o700
+		}
+		p := filepath.Join(dir, "base", d)
+		if err := os.MkdirAll(p, mode); err != nil {
+			return fmt.Errorf("make base %s: %w", d, err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			return fmt.Errorf("make base %s: %w", d, err)
+		}
+	}
+	for src, dst := range map[string]string{
+		"/usr/share/base-files/dot.bashrc":  ".bashrc",
+		"/usr/share/base-files/dot.profile": ".profile",
+	} {
+		b, err := os.ReadFile(src)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("make base /root: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "base", "root", dst), b, 0o644); err != nil {
+			return fmt.Errorf("make base /root: %w", err)
+		}
+	}
+	return nil
 }
 
 // sshdPath is the OpenSSH server the hosts run.
@@ -55,20 +100,26 @@ func (l *Lab) initScript(h hostState, prefix netip.Prefix) string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	w("# sealflow lab %s, host %s: init (PID 1 of the host)", l.Name, h.Name)
-	w("set -eu")
+	w("set -eu") // never -x: the script handles the password
 	w("exec </dev/null")
 	w("cd /")
-	w("ip link set lo up")
-	w("ip addr add %s/%d dev eth0", h.Address, prefix.Bits())
-	w("ip link set eth0 up")
+	w("ip -batch - <<'EOF'")
+	w("link set lo up")
+	w("addr add %s/%d dev eth0", h.Address, prefix.Bits())
+	w("link set eth0 up")
+	w("EOF")
 	// Copies of the machine's netns mounts would pin other labs' network
 	// namespaces for as long as this host lives.
-	w("if mountpoint -q /run/netns; then umount -l /run/netns; fi")
-	w("hd=%s", quote(hd))
-	w("for d in %s; do", strings.Join(overlayDirs(), " "))
-	w(`  mkdir -p "$hd/upper/$d" "$hd/work/$d"`)
-	w(`  mount -t overlay overlay -o "lowerdir=/$d,upperdir=$hd/upper/$d,workdir=$hd/work/$d" "/$d"`)
-	w("done")
+	w("umount -l /run/netns 2>/dev/null || :")
+	for _, d := range overlayDirs() {
+		lower := "/" + d
+		if freshDir(d) {
+			lower = filepath.Join(l.Dir, "base", d)
+		}
+		upper, work := filepath.Join(hd, "upper", d), filepath.Join(hd, "work", d)
+		w("mkdir -p %s %s", quote(upper), quote(work))
+		w("mount -t overlay overlay -o %s %s", quote("lowerdir="+lower+",upperdir="+upper+",workdir="+work), quote("/"+d))
+	}
 	w("mount -t tmpfs -o mode=1777 tmpfs /tmp")
 	w("mount -t tmpfs -o mode=0755 tmpfs /run")
 	w("mkdir -p /run/sshd /run/lock")
@@ -78,7 +129,7 @@ func (l *Lab) initScript(h hostState, prefix netip.Prefix) string {
 	w("rm -f /etc/resolv.conf")
 	w("echo 'nameserver 127.0.0.1' > /etc/resolv.conf")
 	w("mkdir -p %s", quote(filepath.Dir(labAuthorizedKeys)))
-	w("install -m 0644 %s %s", quote(filepath.Join(l.Dir, "id_ed25519.pub")), quote(labAuthorizedKeys))
+	w("printf '%%s\\n' \"$(<%s)\" > %s", quote(filepath.Join(l.Dir, "id_ed25519.pub")), quote(labAuthorizedKeys))
 	// sshd without PAM refuses a locked account ("!" in shadow) even with
 	// a key; "*" means no password but not locked.
 	w(`if grep -q '^root:!' /etc/shadow; then usermod -p '*' root; fi`)
@@ -89,7 +140,7 @@ func (l *Lab) initScript(h hostState, prefix netip.Prefix) string {
 	}
 	if l.st.HasPass {
 		// printf is a builtin: the password is on no command line.
-		w("pw=$(cat %s)", quote(filepath.Join(l.Dir, "password")))
+		w("pw=$(<%s)", quote(filepath.Join(l.Dir, "password")))
 		var users []string
 		if l.st.Password {
 			users = append(users, "root")

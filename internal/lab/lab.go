@@ -1,10 +1,10 @@
 // Package lab builds test hosts on one Linux machine: each host is a set of
-// network, mount, PID and UTS namespaces with its own hostname, private
-// /etc, /root, /home, /usr, /var/lib, /opt (overlays over the machine's
-// directories), private /tmp and /run, and a real OpenSSH server listening
-// on the host's address. The hosts hang off a bridge in the machine's
-// network namespace, so the machine reaches them over ssh as it would reach
-// real machines.
+// network, mount, PID and UTS namespaces with its own hostname; private
+// /etc, /usr, /var/lib, /var/log, /opt (overlays over the machine's dirs);
+// a fresh /root and /home; its own /tmp and /run; and a real OpenSSH server
+// listening on the host's address. The hosts hang off a bridge in the
+// machine's network namespace, so the machine reaches them over ssh as it
+// would reach real machines.
 //
 // A lab is described by a state file in /run/sealflow-lab; Open, Down and
 // Lab.Exec work from it even after the process that ran Up is gone.

@@ -225,6 +225,9 @@ func (l *Lab) build(ctx context.Context) error {
 	if _, err := writeKey(l.Key, "sealflow-lab-"+l.Name); err != nil {
 		return fmt.Errorf("lab %s: %w", l.Name, err)
 	}
+	if err := makeBase(l.Dir); err != nil {
+		return fmt.Errorf("lab %s: %w", l.Name, err)
+	}
 	if l.st.HasPass {
 		l.Password = rand.Text()
 		if err := os.WriteFile(filepath.Join(l.Dir, "password"), []byte(l.Password+"\n"), 0o600); err != nil {
@@ -362,27 +365,49 @@ func waitInit(ctx context.Context, pid int, name, host string) (int, error) {
 	}
 }
 
-// waitSSH waits until the host's sshd accepts TCP connections.
+// waitSSH waits until something listens on TCP port 22 in the network
+// namespace of the host's init (read from /proc, so no packet goes out
+// before the host's address is up), then checks that it accepts a
+// connection from the machine.
 func waitSSH(ctx context.Context, addr string, initPID int) error {
-	target := net.JoinHostPort(addr, "22")
-	tick := time.NewTicker(5 * time.Millisecond)
+	tick := time.NewTicker(2 * time.Millisecond)
 	defer tick.Stop()
-	for {
-		d := net.Dialer{Timeout: time.Second}
-		c, err := d.DialContext(ctx, "tcp", target)
-		if err == nil {
-			c.Close()
-			return nil
-		}
+	for !listening(initPID, 22) {
 		if !alive(initPID) {
 			return errors.New("init exited")
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("wait for sshd on %s: %w (last: %v)", target, ctx.Err(), err)
+			return fmt.Errorf("wait for sshd to listen: %w", ctx.Err())
 		case <-tick.C:
 		}
 	}
+	target := net.JoinHostPort(addr, "22")
+	c, err := (&net.Dialer{Timeout: 10 * time.Second}).DialContext(ctx, "tcp", target)
+	if err != nil {
+		return fmt.Errorf("sshd listens but does not accept a connection from the machine: %w", err)
+	}
+	c.Close()
+	return nil
+}
+
+// listening reports whether a TCP socket listens on port in the network
+// namespace of pid.
+func listening(pid, port int) bool {
+	for _, f := range []string{"tcp", "tcp6"} {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/net/" + f)
+		if err != nil {
+			continue
+		}
+		want := fmt.Sprintf(":%04X", port)
+		for line := range strings.SplitSeq(string(b), "\n") {
+			fs := strings.Fields(line)
+			if len(fs) > 3 && strings.HasSuffix(fs[1], want) && fs[3] == "0A" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // logTail returns the end of a log file, as text to append to an error.
