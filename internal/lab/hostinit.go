@@ -4,8 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 )
