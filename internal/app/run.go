@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/sealflow/sealflow/internal/engine"
@@ -86,9 +87,10 @@ func Run(ctx context.Context, o RunOptions, io IO) error {
 		}
 	}
 	if o.Fresh {
-		if err := st.Reset(); err != nil {
+		if st, err = discard(st, io); err != nil {
 			return err
 		}
+		defer st.Close()
 	}
 	varsJSON, _ := json.Marshal(set)
 	meta, _ := json.Marshal(runMeta{Name: plan.Name, PlanFile: o.PlanFile, InventoryFile: o.InventoryFile})
@@ -232,6 +234,21 @@ func openState(dir string, io IO) (*journal.State, error) {
 		return nil, Invalid(err)
 	}
 	return st, err
+}
+
+// discard removes the journal, saved run files and logs of an earlier run
+// while holding its lock, then opens the state directory afresh. The key
+// stays: it may be given by SEALFLOW_STATE_KEY for later runs too.
+func discard(st *journal.State, io IO) (*journal.State, error) {
+	dir := st.Dir()
+	for _, name := range []string{"journal", savedPlan, savedInventory, savedVars, savedMeta, "logs"} {
+		if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
+			return nil, fmt.Errorf("--fresh: %w", err)
+		}
+	}
+	st.Close()
+	fmt.Fprintf(io.Stderr, "discarded the earlier run in %s\n", dir)
+	return openState(dir, io)
 }
 
 func parseSet(kvs []string) (map[string]string, error) {

@@ -155,7 +155,7 @@ func transitiveNeeds(p *plans.Plan) map[string][]string {
 // half-done by an earlier run and sealflow cannot tell whether running it
 // again is safe: the user decides with --rerun or --skip.
 func (r *runner) checkInterrupted() error {
-	var undecided []string
+	var undecided, ids []string
 	for _, id := range r.order {
 		p := r.prior[id]
 		if p == nil || !p.interrupted() || r.rerun[id] || r.skip[id] {
@@ -170,14 +170,15 @@ func (r *runner) checkInterrupted() error {
 		}
 		undecided = append(undecided, fmt.Sprintf("%s (attempt %d started %s, no end recorded)",
 			id, p.attempts, p.started.Format("2006-01-02 15:04:05")))
+		ids = append(ids, id.String())
 	}
 	if len(undecided) == 0 {
 		return nil
 	}
-	first := strings.SplitN(undecided[0], " ", 2)[0]
-	return &InputError{Msg: fmt.Sprintf("an earlier run was interrupted in the middle of a task that may not be safe to run twice:\n  %s\n"+
-		"check the host, then resume with --rerun %s to run it again, or --skip %s if it did complete",
-		strings.Join(undecided, "\n  "), first, first)}
+	list := strings.Join(ids, ",")
+	return &InputError{Msg: fmt.Sprintf("an earlier run was interrupted in the middle of tasks that may not be safe to run twice:\n  %s\n"+
+		"check the hosts, then resume with --rerun %s to run them again, or --skip %s for those that did complete",
+		strings.Join(undecided, "\n  "), list, list)}
 }
 
 // buildFromPrior builds t's step from the outputs the journal holds for

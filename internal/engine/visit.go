@@ -73,8 +73,10 @@ func (r *runner) visit(ctx context.Context, id TaskID) error {
 	if err != nil {
 		return r.failEarly(id, fmt.Errorf("%s: %w", t.step.Pos, err))
 	}
+	// Attempts count on across runs until the task is done; a done task
+	// that runs again (its fingerprint changed, or --rerun) starts anew.
 	before := 0
-	if p != nil {
+	if p != nil && p.state != journal.Done {
 		before = p.attempts
 	}
 	return r.execute(ctx, t, step, fp, t.step.Secrets(params), before)
