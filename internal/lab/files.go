@@ -73,6 +73,9 @@ func (l *Lab) writeInventory() error {
 	groups := []string{"masters", "nodes"} // always present, maybe empty
 	byGroup := map[string][]Host{}
 	for _, h := range l.Hosts {
+		if h.PID == 0 {
+			continue // not started (yet)
+		}
 		if _, ok := byGroup[h.Group]; !ok && h.Group != "masters" && h.Group != "nodes" {
 			groups = append(groups, h.Group)
 		}
@@ -96,6 +99,9 @@ func (l *Lab) writeInventory() error {
 func (l *Lab) writeKnownHosts() error {
 	var b strings.Builder
 	for _, h := range l.Hosts {
+		if h.PID == 0 {
+			continue // not started (yet)
+		}
 		pk, err := readPublicKey(filepath.Join(hostDir(l.Dir, h.Name), "ssh_host_ed25519_key.pub"))
 		if err != nil {
 			return fmt.Errorf("host %s: %w", h.Name, err)

@@ -470,6 +470,18 @@ func TestTwoLabs(t *testing.T) {
 			t.Errorf("lab %s: ssh root@%s hostname = %q, %v", l.Name, h.Address, got, err)
 		}
 	}
+	ctx := testCtx(t)
+	if _, err := Up(ctx, Config{Name: a.Name, Masters: 1}); err == nil || !strings.Contains(err.Error(), "exists") {
+		t.Errorf("Up of an existing lab's name: %v", err)
+	}
+	other := "c-" + randomSuffix()
+	t.Cleanup(func() { Down(context.Background(), other) })
+	if _, err := Up(ctx, Config{Name: other, Masters: 1, Subnet: a.Subnet}); err == nil || !strings.Contains(err.Error(), "overlaps") {
+		t.Errorf("Up with the subnet of another lab: %v", err)
+	}
+	if got := mustExec(t, a, a.Hosts[0].Name, "hostname"); got != a.Hosts[0].Name {
+		t.Errorf("lab %s after a clashing Up: hostname %q", a.Name, got)
+	}
 	bh := b.Hosts[0]
 	if b.Password == "" {
 		t.Fatal("lab with Password has no password")
@@ -502,5 +514,29 @@ func TestUpRejectsBadConfig(t *testing.T) {
 		if _, err := Up(ctx, tt.cfg); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("Up(%+v) = %v, want an error containing %q", tt.cfg, err, tt.want)
 		}
+	}
+}
+
+// TestUpCleansUpAfterFailure: an Up that fails half way leaves nothing.
+func TestUpCleansUpAfterFailure(t *testing.T) {
+	t.Parallel()
+	if err := CheckMachine(Config{}); err != nil {
+		t.Skipf("no lab here: %v", err)
+	}
+	name := "fail-" + randomSuffix()
+	t.Cleanup(func() { Down(context.Background(), name) })
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // the first tool Up runs fails
+	if _, err := Up(ctx, Config{Name: name, Masters: 2}); err == nil {
+		t.Fatal("Up with a cancelled context worked")
+	}
+	if _, err := os.Stat(statePath(name)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("state file left: %v", err)
+	}
+	if _, err := os.Stat(defaultDir(name)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("lab dir left: %v", err)
+	}
+	if ents, _ := os.ReadDir("/run/netns"); slices.ContainsFunc(ents, func(e os.DirEntry) bool { return strings.HasPrefix(e.Name(), netnsPrefix(name)) }) {
+		t.Errorf("netns left: %v", ents)
 	}
 }

@@ -104,15 +104,18 @@ func Up(ctx context.Context, cfg Config) (*Lab, error) {
 	}
 	start := time.Now()
 	l, err := reserve(ctx, cfg)
-	if err != nil {
-		return nil, err
+	if err == nil {
+		err = l.build(ctx)
 	}
-	if err := l.build(ctx); err != nil {
+	if err != nil && l != nil { // the state file exists: remove what was made
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
 		if derr := Down(dctx, l.Name); derr != nil {
 			return nil, fmt.Errorf("%w (and removing the partial lab: %v)", err, derr)
 		}
+		return nil, err
+	}
+	if err != nil {
 		return nil, err
 	}
 	l.logf("lab %s up: %d hosts in %s in %s; inventory %s", l.Name, len(l.Hosts), l.Subnet, time.Since(start).Round(time.Millisecond), l.Inventory)
@@ -146,7 +149,8 @@ func checkConfig(cfg *Config) error {
 
 // reserve claims the lab's name, subnet and network namespaces under the
 // registry lock and writes the state file, so that Down can remove the lab
-// from here on.
+// from here on. It returns a non-nil Lab (maybe with an error) once the
+// state file is written.
 func reserve(ctx context.Context, cfg Config) (*Lab, error) {
 	unlock, err := lockRegistry()
 	if err != nil {
