@@ -25,15 +25,20 @@ const nftOpTimeout = 5 * time.Second
 // NFTables is the nftables backend. Each virtual server K has, in table
 // ip lvscare:
 //
-//	map rs_K   { type integer : ipv4_addr . inet_service }  index → real server
-//	chain out_K (nat, output, -100)      local processes
-//	chain pre_K (nat, prerouting, -100)  pods and other namespaces
+//	map rs_K    { type integer : ipv4_addr . inet_service }  index → real server
+//	chain out_K (nat, output, -100)         local processes
+//	chain pre_K (nat, prerouting, -100)     pods and other namespaces
+//	chain rejout_K (filter, output, 0)
+//	chain rejfwd_K (filter, forward, 0)
 //
-// each chain holding one rule: `ip daddr VIP tcp dport PORT dnat to numgen
-// inc mod N map @rs_K` (round robin), or `... reject with tcp reset` when
-// no real server is up, so connections fail at once. A /32 route to the
-// VIP (protocol RouteProtocol) lets local processes reach it on a host
-// without a default route. A change of real servers is one netlink batch.
+// The nat chains hold `ip daddr VIP tcp dport PORT dnat to numgen inc mod
+// N map @rs_K` (round robin) while N > 0 servers are up, and nothing when
+// none is. The filter chains always hold `ip daddr VIP tcp dport PORT
+// reject with tcp reset`: it sees only connections no nat rule redirected,
+// so with no server up connections fail at once (a reject in a nat chain
+// drops silently). A /32 route to the VIP (protocol RouteProtocol) lets
+// local processes reach it on a host without a default route. A change of
+// real servers is one netlink batch.
 type NFTables struct {
 	netns  int // 0: the current network namespace
 	routes *routes
@@ -80,11 +85,11 @@ func nftKey(vs netip.AddrPort) string {
 }
 
 type nftObjects struct {
-	table    *nftables.Table
-	set      *nftables.Set
-	out, pre *nftables.Chain
-	chains   int // chains in the table (all VSs)
-	sets     int // sets in the table (all VSs)
+	table                    *nftables.Table
+	set                      *nftables.Set
+	out, pre, rejout, rejfwd *nftables.Chain
+	chains                   int // chains in the table (all VSs)
+	sets                     int // sets in the table (all VSs)
 }
 
 var nftMapData = nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetService)
@@ -93,10 +98,17 @@ func (n *NFTables) table() *nftables.Table {
 	return &nftables.Table{Name: NFTTable, Family: nftables.TableFamilyIPv4}
 }
 
-func (n *NFTables) chain(name string, hook *nftables.ChainHook) *nftables.Chain {
+func (n *NFTables) natChain(name string, hook *nftables.ChainHook) *nftables.Chain {
 	return &nftables.Chain{
 		Name: name, Table: n.table(), Type: nftables.ChainTypeNAT,
 		Hooknum: hook, Priority: nftables.ChainPriorityNATDest,
+	}
+}
+
+func (n *NFTables) filterChain(name string, hook *nftables.ChainHook) *nftables.Chain {
+	return &nftables.Chain{
+		Name: name, Table: n.table(), Type: nftables.ChainTypeFilter,
+		Hooknum: hook, Priority: nftables.ChainPriorityFilter,
 	}
 }
 
@@ -130,6 +142,10 @@ func (n *NFTables) lookup(c *nftables.Conn, vs netip.AddrPort) (nftObjects, erro
 			o.out = ch
 		case "pre_" + k:
 			o.pre = ch
+		case "rejout_" + k:
+			o.rejout = ch
+		case "rejfwd_" + k:
+			o.rejfwd = ch
 		}
 	}
 	sets, err := c.GetSets(o.table)
@@ -145,8 +161,18 @@ func (n *NFTables) lookup(c *nftables.Conn, vs netip.AddrPort) (nftObjects, erro
 	return o, nil
 }
 
-func (o nftObjects) none() bool { return o.set == nil && o.out == nil && o.pre == nil }
-func (o nftObjects) all() bool  { return o.set != nil && o.out != nil && o.pre != nil }
+func (o nftObjects) chainList() []*nftables.Chain {
+	var out []*nftables.Chain
+	for _, c := range []*nftables.Chain{o.out, o.pre, o.rejout, o.rejfwd} {
+		if c != nil {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func (o nftObjects) none() bool { return o.set == nil && len(o.chainList()) == 0 }
+func (o nftObjects) all() bool  { return o.set != nil && len(o.chainList()) == 4 }
 
 // Get implements Backend.
 func (n *NFTables) Get(ctx context.Context, vs netip.AddrPort) (Service, error) {
@@ -181,29 +207,38 @@ func (n *NFTables) Get(ctx context.Context, vs netip.AddrPort) (Service, error) 
 		}
 		svc.RS = sortedRS(svc.RS)
 	}
-	for _, ch := range []*nftables.Chain{o.out, o.pre} {
-		if ch == nil {
-			continue
-		}
+	for _, ch := range o.chainList() {
 		rules, err := c.GetRules(o.table, ch)
 		if err != nil {
 			return Service{}, fmt.Errorf("list rules of chain %s: %w", ch.Name, err)
 		}
-		if len(rules) != 1 || !ruleMatches(rules[0], len(svc.RS)) {
+		if !rulesMatch(ch, rules, len(svc.RS)) {
 			svc.Intact = false
 		}
 	}
 	return svc, nil
 }
 
-// ruleMatches reports whether r spreads over n servers (or rejects, n=0).
-func ruleMatches(r *nftables.Rule, n int) bool {
+// rulesMatch reports whether a chain holds what it should with n servers
+// up: a reject rule in the filter chains; one rule spreading over n
+// servers in the nat chains, none when n is 0.
+func rulesMatch(ch *nftables.Chain, rules []*nftables.Rule, n int) bool {
+	if ch.Type == nftables.ChainTypeFilter {
+		return len(rules) == 1 && hasExpr(rules[0], func(e expr.Any) bool { _, ok := e.(*expr.Reject); return ok })
+	}
+	if n == 0 {
+		return len(rules) == 0
+	}
+	return len(rules) == 1 && hasExpr(rules[0], func(e expr.Any) bool {
+		g, ok := e.(*expr.Numgen)
+		return ok && g.Modulus == uint32(n)
+	})
+}
+
+func hasExpr(r *nftables.Rule, match func(expr.Any) bool) bool {
 	for _, e := range r.Exprs {
-		switch e := e.(type) {
-		case *expr.Numgen:
-			return n > 0 && e.Modulus == uint32(n)
-		case *expr.Reject:
-			return n == 0
+		if match(e) {
+			return true
 		}
 	}
 	return false
@@ -235,12 +270,14 @@ func (n *NFTables) Add(ctx context.Context, vs netip.AddrPort, via netip.Addr) e
 	if err := c.AddSet(set, nil); err != nil {
 		return fmt.Errorf("add map %s: %w", set.Name, err)
 	}
+	c.AddChain(n.natChain("out_"+k, nftables.ChainHookOutput))
+	c.AddChain(n.natChain("pre_"+k, nftables.ChainHookPrerouting))
 	for _, ch := range []*nftables.Chain{
-		n.chain("out_"+k, nftables.ChainHookOutput),
-		n.chain("pre_"+k, nftables.ChainHookPrerouting),
+		n.filterChain("rejout_"+k, nftables.ChainHookOutput),
+		n.filterChain("rejfwd_"+k, nftables.ChainHookForward),
 	} {
 		c.AddChain(ch)
-		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: vsRule(vs, set, 0)})
+		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: rejectRule(vs)})
 	}
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("add %s to nftables table %s: %w", vs, NFTTable, err)
@@ -281,7 +318,9 @@ func (n *NFTables) Set(ctx context.Context, vs netip.AddrPort, rs []netip.AddrPo
 	}
 	for _, ch := range []*nftables.Chain{o.out, o.pre} {
 		c.FlushChain(ch)
-		c.AddRule(&nftables.Rule{Table: o.table, Chain: ch, Exprs: vsRule(vs, o.set, len(rs))})
+		if len(rs) > 0 {
+			c.AddRule(&nftables.Rule{Table: o.table, Chain: ch, Exprs: dnatRule(vs, o.set, len(rs))})
+		}
 	}
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("set real servers of %s in nftables: %w", vs, err)
@@ -307,12 +346,10 @@ func (n *NFTables) Delete(ctx context.Context, vs netip.AddrPort) error {
 		return fmt.Errorf("nftables table %s: %s: %w", NFTTable, vs, ErrNotFound)
 	}
 	removed := 0
-	for _, ch := range []*nftables.Chain{o.out, o.pre} {
-		if ch != nil {
-			c.FlushChain(ch)
-			c.DelChain(ch)
-			removed++
-		}
+	for _, ch := range o.chainList() {
+		c.FlushChain(ch)
+		c.DelChain(ch)
+		removed++
 	}
 	sets := 0
 	if o.set != nil {
@@ -333,13 +370,12 @@ func (n *NFTables) Delete(ctx context.Context, vs netip.AddrPort) error {
 	return nil
 }
 
-// vsRule matches VIP:PORT/tcp and spreads over the map's n entries, or
-// rejects with a TCP reset when n is 0.
-func vsRule(vs netip.AddrPort, set *nftables.Set, n int) []expr.Any {
+// matchVS matches VIP:PORT/tcp.
+func matchVS(vs netip.AddrPort) []expr.Any {
 	vip := vs.Addr().As4()
 	port := make([]byte, 2)
 	binary.BigEndian.PutUint16(port, vs.Port())
-	e := []expr.Any{
+	return []expr.Any{
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: vip[:]},
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
@@ -347,10 +383,16 @@ func vsRule(vs netip.AddrPort, set *nftables.Set, n int) []expr.Any {
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: port},
 	}
-	if n == 0 {
-		return append(e, &expr.Reject{Type: unix.NFT_REJECT_TCP_RST})
-	}
-	return append(e,
+}
+
+// rejectRule refuses VIP:PORT/tcp with a TCP reset.
+func rejectRule(vs netip.AddrPort) []expr.Any {
+	return append(matchVS(vs), &expr.Reject{Type: unix.NFT_REJECT_TCP_RST})
+}
+
+// dnatRule spreads VIP:PORT/tcp over the n entries of set, round robin.
+func dnatRule(vs netip.AddrPort, set *nftables.Set, n int) []expr.Any {
+	return append(matchVS(vs),
 		&expr.Numgen{Register: 1, Modulus: uint32(n), Type: unix.NFT_NG_INCREMENTAL},
 		&expr.Lookup{SourceRegister: 1, DestRegister: 1, IsDestRegSet: true, SetName: set.Name, SetID: set.ID},
 		// The map's data is address (reg 1, 4 bytes) . port (next 32-bit register, 9).
