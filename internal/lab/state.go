@@ -166,10 +166,11 @@ func pickSubnet(name, cfgSubnet string) (netip.Prefix, error) {
 
 // hostsFromState sets l.Hosts from l.st.
 func (l *Lab) hostsFromState() {
-	l.Hosts = l.Hosts[:0]
+	hosts := make([]Host, 0, len(l.st.Hosts)) // a new slice: callers may hold the old one
 	for _, h := range l.st.Hosts {
-		l.Hosts = append(l.Hosts, Host{Name: h.Name, Address: h.Address, Group: h.Group, PID: h.PID})
+		hosts = append(hosts, Host{Name: h.Name, Address: h.Address, Group: h.Group, PID: h.PID})
 	}
+	l.Hosts = hosts
 }
 
 // newLab returns the lab of st, without its password.

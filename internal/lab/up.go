@@ -73,7 +73,7 @@ func CheckMachine(cfg Config) error {
 		return NeedError{What: "an OpenSSH server (" + sshdPath + ")", Fix: "apt-get install openssh-server"}
 	}
 	tools := []struct{ name, pkg string }{
-		{"ip", "iproute2"}, {"unshare", "util-linux"}, {"nsenter", "util-linux"}, {"mountpoint", "util-linux"},
+		{"ip", "iproute2"}, {"unshare", "util-linux"}, {"nsenter", "util-linux"}, {"setsid", "util-linux"},
 		{"bash", "bash"}, {"usermod", "passwd"},
 	}
 	if cfg.User != "" {
