@@ -22,6 +22,7 @@ type Conn struct {
 	client  *ssh.Client
 	bastion *Conn
 	sem     chan struct{}
+	killSem chan struct{} // one session for stopping cancelled commands
 
 	gone      chan struct{} // closed when the connection has ended
 	closeOnce sync.Once
@@ -54,6 +55,7 @@ func newConn(cfg Config, client *ssh.Client, bastion *Conn) *Conn {
 		client:  client,
 		bastion: bastion,
 		sem:     make(chan struct{}, cfg.MaxSessions),
+		killSem: make(chan struct{}, 1),
 		gone:    make(chan struct{}),
 	}
 	go func() {

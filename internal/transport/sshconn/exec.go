@@ -50,7 +50,7 @@ func (c *Conn) Exec(ctx context.Context, cmd transport.Command) (transport.Resul
 	}
 	s.Stdin = io.MultiReader(bytes.NewReader(header), in)
 
-	if err := s.Start(remoteCommand()); err != nil {
+	if err := s.Start(bootstrap); err != nil {
 		if !c.Alive() {
 			return transport.Result{}, c.dropped(false)
 		}
@@ -61,16 +61,7 @@ func (c *Conn) Exec(ctx context.Context, cmd transport.Command) (transport.Resul
 	select {
 	case err = <-done:
 	case <-ctx.Done():
-		// Ignored by servers without signal support; closing the
-		// session below is then all that can be done.
-		_ = s.Signal(ssh.SIGTERM)
-		t := time.NewTimer(killGrace)
-		select {
-		case <-done:
-		case <-t.C:
-		case <-c.gone:
-		}
-		t.Stop()
+		c.stop(stdout, done)
 		release()
 		return transport.Result{}, fmt.Errorf("host %s: command stopped: %w", c.cfg.HostName, ctx.Err())
 	}
@@ -96,7 +87,7 @@ func (c *Conn) Exec(ctx context.Context, cmd transport.Command) (transport.Resul
 		}
 		return transport.Result{}, fmt.Errorf("host %s: run command: %w", c.cfg.HostName, err)
 	}
-	if !stdout.started() {
+	if _, ok := stdout.started(); !ok {
 		msg := strings.TrimSpace(strings.TrimPrefix(stderr.String(), "sealflow: "))
 		if msg == "" {
 			msg = "exit status " + strconv.Itoa(code)
@@ -104,6 +95,37 @@ func (c *Conn) Exec(ctx context.Context, cmd transport.Command) (transport.Resul
 		return transport.Result{}, fmt.Errorf("host %s: prepare command: %s", c.cfg.HostName, msg)
 	}
 	return transport.Result{ExitCode: code}, nil
+}
+
+// stop ends a running command: TERM to the wrapper, whose trap passes it
+// to the script's process group, then waits a little for the session to
+// end. sshd does not pass "signal" requests to sessions of root (no
+// privilege separation after login), so the TERM is sent by `kill` from
+// a session of its own.
+func (c *Conn) stop(stdout *markerWriter, done <-chan error) {
+	if pid, ok := stdout.started(); ok {
+		select {
+		case c.killSem <- struct{}{}:
+			ctx, cancel := context.WithTimeout(context.Background(), killGrace)
+			if s, err := c.client.NewSession(); err == nil {
+				stop := context.AfterFunc(ctx, func() { s.Close() })
+				_ = s.Run("kill -TERM " + strconv.Itoa(pid))
+				stop()
+				s.Close()
+			}
+			cancel()
+			<-c.killSem
+		case <-c.gone:
+			return
+		}
+	}
+	t := time.NewTimer(killGrace)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	case <-c.gone:
+	}
 }
 
 // header encodes what the wrapper reads from stdin before the caller's
@@ -137,6 +159,7 @@ func (c *Conn) header(cmd transport.Command, become bool) ([]byte, error) {
 		pw = p
 	}
 	var b bytes.Buffer
+	b.WriteString(wrapperHeader())
 	for _, sec := range []string{env.String(), cmd.Script, pw} {
 		b.WriteString(strconv.Itoa(len(sec)) + "\n")
 		b.WriteString(sec)
@@ -180,38 +203,35 @@ func lockedWriter(mu *sync.Mutex, w io.Writer) io.Writer {
 	})
 }
 
-// markerWriter drops execMarker from the start of the stream and passes
-// the rest on.
+// markerWriter takes the wrapper's start marker ("\x00sealflow-exec
+// PID\x00") from the start of the stream and passes the rest on.
 type markerWriter struct {
-	w       io.Writer
-	matched int // bytes of the marker seen
-	seen    bool
-	mu      sync.Mutex
+	w    io.Writer
+	mu   sync.Mutex
+	head []byte // bytes held back while the marker may still be coming
+	done bool   // the marker was read (or the stream does not start with it)
+	pid  int
 }
 
 func (m *markerWriter) Write(p []byte) (int, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n := len(p)
-	if !m.seen {
-		for len(p) > 0 && m.matched < len(execMarker) {
-			if p[0] != execMarker[m.matched] {
-				// Not the marker: pass through what was held back.
-				m.seen = true
-				if _, err := m.w.Write([]byte(execMarker[:m.matched])); err != nil {
-					return 0, err
-				}
-				break
-			}
-			m.matched++
-			p = p[1:]
-		}
-		if m.matched == len(execMarker) {
-			m.seen = true
-		}
-		if !m.seen {
+	if !m.done {
+		m.head = append(m.head, p...)
+		p = nil
+		pid, rest, ok, more := parseMarker(m.head)
+		if more {
 			return n, nil
 		}
+		m.done = true
+		if ok {
+			m.pid = pid
+			p = rest
+		} else {
+			p = m.head
+		}
+		m.head = nil
 	}
 	if len(p) > 0 {
 		if _, err := m.w.Write(p); err != nil {
@@ -221,10 +241,33 @@ func (m *markerWriter) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-func (m *markerWriter) started() bool {
+// parseMarker reads the marker at the start of b. more says b is a
+// prefix of a marker; ok says b starts with one, followed by rest.
+func parseMarker(b []byte) (pid int, rest []byte, ok, more bool) {
+	const prefix = execMarker
+	if len(b) < len(prefix) {
+		return 0, nil, false, bytes.HasPrefix([]byte(prefix), b)
+	}
+	if !bytes.HasPrefix(b, []byte(prefix)) {
+		return 0, nil, false, false
+	}
+	digits := b[len(prefix):]
+	for i, c := range digits {
+		switch {
+		case c == 0 && i > 0:
+			pid, err := strconv.Atoi(string(digits[:i]))
+			return pid, digits[i+1:], err == nil, false
+		case c < '0' || c > '9' || i >= 10:
+			return 0, nil, false, false
+		}
+	}
+	return 0, nil, false, len(digits) <= 10
+}
+
+func (m *markerWriter) started() (pid int, ok bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.seen
+	return m.pid, m.pid > 0
 }
 
 // headWriter passes writes on and keeps the first max bytes.

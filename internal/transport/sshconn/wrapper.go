@@ -1,31 +1,34 @@
 package sshconn
 
+import "strconv"
+
 // The remote side of Exec. The command line sshd runs is always the same
-// (remoteCommand); what varies travels on stdin as a header of three
-// length-prefixed sections (environment, script, sudo password) followed
-// by the caller's stdin:
+// (bootstrap): it reads the wrapper from stdin. Everything that varies
+// follows on stdin, as three length-prefixed sections (environment,
+// script, sudo password) and a become flag, then the caller's stdin:
 //
-//	<bytes>\n<env: export NAME='value' lines><bytes>\n<script><bytes>\n<password><0 or 1: become>\n
+//	<bytes>\n<export NAME='value' lines><bytes>\n<script><bytes>\n<password>1\n
 //
-// The outer wrapper stores the environment and the script in a private
-// temp directory (umask 077, removed at exit), keeps the password in a
-// shell variable (given to sudo through a pipe by the printf builtin),
-// prints execMarker on stdout once the command is about to start, then
-// runs runner (directly, or as root through sudo). The runner starts the
-// script with `sh -e` in its own session (setsid) so that a TERM — sent
-// by Exec when its context is cancelled — kills the script's whole
-// process group. Failures of the wrapper itself exit with
-// wrapperFailed before the marker.
+// The wrapper stores the environment and the script in a private temp
+// directory (umask 077, removed at exit) and keeps the password in a
+// shell variable (given to sudo through a pipe by the printf builtin). It
+// prints execMarker, its PID and a NUL on stdout once the command is about
+// to start, then runs runner (directly, or as root through sudo). The
+// runner starts the script with `sh -e` in its own session (setsid) so
+// that a TERM to the wrapper — sent by Exec when its context is
+// cancelled — kills the script's whole process group. When the wrapper
+// itself fails it says why on stderr and exits with wrapperFailed before
+// the marker.
 
 const (
-	execMarker    = "\x00sealflow-exec\x00"
+	execMarker    = "\x00sealflow-exec " // then the wrapper's PID and a NUL
 	wrapperFailed = 125
 )
 
 // runner is run as `sh -c runner sh DIR`. It holds no single quote:
 // wrapper quotes it with single quotes.
 const runner = `p=
-stop() { [ -n "$p" ] && { kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null; }; exit 143; }
+stop() { [ -n "$p" ] && { kill -TERM "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null; }; exit 143; }
 trap stop TERM HUP INT
 . "$1/env" || exit 125
 exec 3<&0
@@ -68,7 +71,7 @@ if [ "$become" = 1 ] && [ "$(id -u)" != 0 ]; then
 		fail "become: sudo asks user $(id -un) for a password and none is configured (set the host's password, or allow NOPASSWD)"
 	fi
 fi
-printf '\000sealflow-exec\000'
+printf '\000sealflow-exec %s\000' "$$"
 exec 3<&0
 case $sudo in
 n) sudo -n sh -c "$r" sh "$d" <&3 3<&- & ;;
@@ -80,7 +83,11 @@ pw=
 wait "$p"
 `
 
-// remoteCommand is the only command line Exec asks sshd to run.
-func remoteCommand() string {
-	return "exec sh -c " + Quote(wrapper)
+// bootstrap is the only command line Exec asks sshd to run: it reads
+// the wrapper (length-prefixed) from stdin and runs it.
+const bootstrap = `exec sh -c 'IFS= read -r n && eval "$(head -c "$n")"'`
+
+// wrapperHeader is what precedes the command's header on stdin.
+func wrapperHeader() string {
+	return strconv.Itoa(len(wrapper)) + "\n" + wrapper
 }
