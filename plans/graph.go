@@ -130,8 +130,17 @@ func (d *decoder) checkReads(srcs []*stepSrc, byID map[string]*stepSrc) {
 		}
 		up := upstream(src.s.ID)
 		reported := map[string]bool{}
+		read := map[string]bool{}
 		for _, e := range src.exprs {
-			for _, r := range stepReads(e) {
+			reads, dynamic := stepReads(e)
+			if dynamic {
+				src.s.ReadsAny = true
+			}
+			for _, r := range reads {
+				if !read[r.id] {
+					read[r.id] = true
+					src.s.Reads = append(src.s.Reads, r.id)
+				}
 				if reported[r.id] {
 					continue
 				}
@@ -157,21 +166,29 @@ type stepRead struct {
 	off int // rune offset in the expression
 }
 
-// stepReads lists the literal X of steps.X and steps["X"] in an expression.
-func stepReads(e expression) []stepRead {
+// stepReads lists the literal X of steps.X and steps["X"] in an
+// expression; dynamic is true when `steps` is also used otherwise (e.g.
+// steps[vars.x]), so any step may be read.
+func stepReads(e expression) (reads []stepRead, dynamic bool) {
 	if e.prog == nil {
-		return nil
+		return nil, false
 	}
 	root := e.prog.Node()
 	v := &readVisitor{}
 	exprast.Walk(&root, v)
 	sort.SliceStable(v.reads, func(i, j int) bool { return v.reads[i].off < v.reads[j].off })
-	return v.reads
+	return v.reads, v.idents > len(v.reads)
 }
 
-type readVisitor struct{ reads []stepRead }
+type readVisitor struct {
+	reads  []stepRead
+	idents int // uses of the identifier `steps`
+}
 
 func (v *readVisitor) Visit(node *exprast.Node) {
+	if id, ok := (*node).(*exprast.IdentifierNode); ok && id.Value == "steps" {
+		v.idents++
+	}
 	m, ok := (*node).(*exprast.MemberNode)
 	if !ok {
 		return

@@ -115,6 +115,7 @@ func Load(file string, data []byte, opts LoadOptions) (*Plan, error) {
 	if errs.failed() {
 		return nil, errs.err()
 	}
+	p.index()
 	return p, nil
 }
 

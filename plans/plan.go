@@ -24,10 +24,27 @@ type Plan struct {
 	Steps  []*Step        // in file order
 
 	groupViews map[string][]HostView
+	stepByID   map[string]*Step
+	hostByName map[string]*Host
+}
+
+// index builds the lookups of Step and Host (engines call them per task).
+func (p *Plan) index() {
+	p.stepByID = make(map[string]*Step, len(p.Steps))
+	for _, s := range p.Steps {
+		p.stepByID[s.ID] = s
+	}
+	p.hostByName = make(map[string]*Host, len(p.Hosts))
+	for _, h := range p.Hosts {
+		p.hostByName[h.Name] = h
+	}
 }
 
 // Step returns the step called id, or nil.
 func (p *Plan) Step(id string) *Step {
+	if p.stepByID != nil {
+		return p.stepByID[id]
+	}
 	for _, s := range p.Steps {
 		if s.ID == id {
 			return s
@@ -38,6 +55,9 @@ func (p *Plan) Step(id string) *Step {
 
 // Host returns the host called name, or nil.
 func (p *Plan) Host(name string) *Host {
+	if p.hostByName != nil {
+		return p.hostByName[name]
+	}
 	for _, h := range p.Hosts {
 		if h.Name == name {
 			return h
@@ -108,6 +128,11 @@ type Step struct {
 
 	Targets []*Host // hosts selected by On, in inventory order
 	KindDef *steps.Kind
+	// Reads lists the steps whose outputs the step's expressions read
+	// (steps.X, steps["X"]); ReadsAny is set when they index `steps`
+	// otherwise, so any needed step may be read.
+	Reads    []string
+	ReadsAny bool
 
 	when     *vm.Program
 	whenPos  Position

@@ -20,6 +20,10 @@ func (r *runner) compile() error {
 		return err
 	}
 	r.graph = dag.New[TaskID]()
+	r.on = make(map[string]map[string]bool, len(r.plan.Steps))
+	for _, s := range r.plan.Steps {
+		r.on[s.ID] = hostSet(s)
+	}
 	for _, s := range r.plan.Steps {
 		for _, h := range s.Targets {
 			if !included[h.Name] {
@@ -34,7 +38,7 @@ func (r *runner) compile() error {
 	var missing []string
 	for _, id := range r.order {
 		t := r.tasks[id]
-		for _, up := range upstreamOf(r.plan, t.step, t.host) {
+		for _, up := range r.upstreamOf(t.step, t.host) {
 			t.upstream = append(t.upstream, up)
 			if _, ok := r.tasks[up]; ok {
 				r.graph.Connect(up, id)
@@ -61,14 +65,14 @@ func (r *runner) compile() error {
 }
 
 // upstreamOf lists the tasks that (s, h) waits for.
-func upstreamOf(p *plans.Plan, s *plans.Step, h *plans.Host) []TaskID {
+func (r *runner) upstreamOf(s *plans.Step, h *plans.Host) []TaskID {
 	var ids []TaskID
 	for _, n := range s.Needs {
-		need := p.Step(n)
+		need := r.plan.Step(n)
 		if need == nil {
 			continue
 		}
-		if runsOn(need, h.Name) {
+		if r.runsOn(n, h.Name) {
 			ids = append(ids, TaskID{Step: n, Host: h.Name})
 			continue
 		}
@@ -79,13 +83,15 @@ func upstreamOf(p *plans.Plan, s *plans.Step, h *plans.Host) []TaskID {
 	return ids
 }
 
-func runsOn(s *plans.Step, host string) bool {
+// runsOn reports whether s has a task on host.
+func (r *runner) runsOn(step, host string) bool { return r.on[step][host] }
+
+func hostSet(s *plans.Step) map[string]bool {
+	m := make(map[string]bool, len(s.Targets))
 	for _, h := range s.Targets {
-		if h.Name == host {
-			return true
-		}
+		m[h.Name] = true
 	}
-	return false
+	return m
 }
 
 // limitHosts returns the hosts selected by --limit (all without it).

@@ -111,6 +111,8 @@ type runner struct {
 	order []TaskID // plan order: steps, then hosts
 	// needs holds each step's transitive needs, in plan order.
 	needs map[string][]string
+	// on holds each step's hosts.
+	on    map[string]map[string]bool
 	prior map[TaskID]*prior
 	rerun map[TaskID]bool
 	skip  map[TaskID]bool
@@ -188,7 +190,7 @@ func newRunner(opts Options) (*runner, error) {
 }
 
 func (r *runner) run(ctx context.Context) (*Result, error) {
-	if err := r.opts.State.Append(journal.Record{Time: r.now(), Event: journal.RunStarted, Run: r.runNo, Note: r.plan.Name}); err != nil {
+	if err := r.record(journal.Record{Event: journal.RunStarted, Note: r.plan.Name}, true); err != nil {
 		return nil, err
 	}
 	r.emit(Event{Type: EventRunStart, Total: len(r.order), Note: r.plan.Name})

@@ -667,3 +667,25 @@ steps:
 		t.Errorf("resume after Ctrl-C: err = %v, want it to ask about long@h1", err)
 	}
 }
+
+// An expression that indexes steps dynamically still sees every step the
+// task needs.
+func TestDynamicStepsRead(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, manyHosts(1)+`
+vars: {src: b}
+steps:
+  - {id: a, kind: shell, with: {run: 'echo v=from-a >> $SEALFLOW_OUTPUT'}}
+  - {id: b, kind: shell, needs: [a], with: {run: 'echo v=from-b >> $SEALFLOW_OUTPUT'}}
+  - id: c
+    kind: shell
+    needs: [b]
+    with: {run: 'echo "${{ steps[vars.src].outputs.v }} ${{ steps.a.outputs.v }}" > ${DIR}/c'}
+`)
+	if res := f.mustRun(nil); !res.OK() {
+		t.Fatalf("%v", statuses(res))
+	}
+	if got := f.read("c"); got != "from-b from-a\n" {
+		t.Errorf("c saw %q", got)
+	}
+}

@@ -11,7 +11,7 @@ import (
 )
 
 // env is the expression environment of task t: vars, its host, the groups,
-// and the outputs of every step it needs. For a needed step that runs on
+// and the outputs of the steps it needs and reads. For a needed step that runs on
 // t's host, `outputs` is that host's; for one that runs on a single other
 // host, that host's; `hosts[NAME].outputs` reaches any host's.
 func (r *runner) env(t *task) *plans.Env {
@@ -26,14 +26,18 @@ func (r *runner) envWith(t *task, lookup func(TaskID) *doneTask, hosts func(stri
 	if env.Steps == nil {
 		env.Steps = map[string]plans.StepView{}
 	}
-	for _, n := range r.needs[t.step.ID] {
+	reads := t.step.Reads
+	if t.step.ReadsAny {
+		reads = r.needs[t.step.ID]
+	}
+	for _, n := range reads {
 		need := r.plan.Step(n)
 		view := plans.StepView{Outputs: map[string]string{}, Hosts: hosts(n)}
 		if view.Hosts == nil {
 			view.Hosts = map[string]plans.HostOutputs{}
 		}
 		var from *doneTask
-		if runsOn(need, t.host.Name) {
+		if r.runsOn(n, t.host.Name) {
 			from = lookup(TaskID{Step: n, Host: t.host.Name})
 		} else if len(need.Targets) == 1 {
 			from = lookup(TaskID{Step: n, Host: need.Targets[0].Name})

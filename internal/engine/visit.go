@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/sealflow/sealflow/internal/journal"
@@ -82,14 +83,17 @@ func (r *runner) visit(ctx context.Context, id TaskID) error {
 	return r.execute(ctx, t, step, fp, t.step.Secrets(params), before)
 }
 
+// Durability: a "started" record must be on disk before a task that is
+// not safe to run twice starts, so a crash leaves a trace that makes
+// resume ask. Every other record is queued: records reach the file in
+// order, so each is durable once a later record is (or the state is
+// closed), and losing one to a crash only means a safe re-run.
+
 // execute runs the step with retries and journals each attempt.
 func (r *runner) execute(ctx context.Context, t *task, step steps.Step, fp string, secretKeys []string, before int) error {
 	id := t.id
 	logPath := r.opts.State.LogPath(id.Step, id.Host)
-	logFile, err := openLog(logPath)
-	if err != nil {
-		return r.failEarly(id, err)
-	}
+	logFile := &lazyLog{path: logPath}
 	defer logFile.Close()
 	log := &redactWriter{w: logFile, r: r.secrets}
 	target := &steps.Target{
@@ -104,17 +108,19 @@ func (r *runner) execute(ctx context.Context, t *task, step steps.Step, fp strin
 	if t.step.Become != nil {
 		target.Become = *t.step.Become
 	}
+	safe := steps.SafeToRerun(t.kind, step)
 	start := r.now()
 	for a := 1; ; a++ {
 		attempt := before + a
-		if err := r.append(journal.Record{Event: journal.Started, Step: id.Step, Host: id.Host, Attempt: attempt, Fingerprint: fp}); err != nil {
+		started := journal.Record{Event: journal.Started, Step: id.Step, Host: id.Host, Attempt: attempt, Fingerprint: fp}
+		if err := r.record(started, !safe); err != nil {
 			return r.failEarly(id, err)
 		}
 		r.mu.Lock()
 		r.results[id].Attempts = attempt
 		r.mu.Unlock()
 		r.emit(Event{Type: EventTaskStart, Task: id.String(), Step: id.Step, Host: id.Host, Attempt: attempt, LogPath: logPath})
-		fmt.Fprintf(log, "=== %s attempt %d at %s\n", id, attempt, r.now().Format(time.RFC3339))
+		logFile.header = fmt.Sprintf("=== %s attempt %d at %s\n", id, attempt, r.now().Format(time.RFC3339))
 		outputs, found, err := r.attempt(ctx, t, step, target)
 		log.Flush()
 		elapsed := r.now().Sub(start)
@@ -254,10 +260,18 @@ func (r *runner) setFailed(id TaskID, err error, d time.Duration) {
 	r.mu.Unlock()
 }
 
-func (r *runner) append(rec journal.Record) error {
+// append queues a record (see Durability above).
+func (r *runner) append(rec journal.Record) error { return r.record(rec, false) }
+
+// record writes rec; with wait it returns once rec is on disk.
+func (r *runner) record(rec journal.Record, wait bool) error {
 	rec.Time = r.now()
 	rec.Run = r.runNo
-	if err := r.opts.State.Append(rec); err != nil {
+	write := r.opts.State.Queue
+	if wait {
+		write = r.opts.State.Append
+	}
+	if err := write(rec); err != nil {
 		return fmt.Errorf("write journal: %w", err)
 	}
 	return nil
@@ -274,15 +288,44 @@ func backoff(base time.Duration, retry int) time.Duration {
 	return d
 }
 
-func openLog(path string) (*os.File, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("task log: %w", err)
+// lazyLog is a task's log file, created on the first write: a task that
+// says nothing leaves no file. Before the first write of each attempt it
+// writes the attempt's header.
+type lazyLog struct {
+	mu     sync.Mutex
+	path   string
+	header string
+	f      *os.File
+	err    error
+}
+
+func (l *lazyLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f == nil && l.err == nil {
+		if l.err = os.MkdirAll(filepath.Dir(l.path), 0o700); l.err == nil {
+			l.f, l.err = os.OpenFile(l.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		}
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("task log: %w", err)
+	if l.err != nil {
+		return 0, fmt.Errorf("task log: %w", l.err)
 	}
-	return f, nil
+	if l.header != "" {
+		if _, err := l.f.WriteString(l.header); err != nil {
+			return 0, err
+		}
+		l.header = ""
+	}
+	return l.f.Write(p)
+}
+
+func (l *lazyLog) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f == nil {
+		return nil
+	}
+	return l.f.Close()
 }
 
 // redactFile rewrites a task log with newly learned secrets hidden (a

@@ -20,8 +20,34 @@ const (
 // Time is set from the clock; Secrets are encrypted before they leave this
 // call. Concurrent appends are written and fsynced together.
 func (s *State) Append(r Record) error {
+	req, err := s.enqueue(r)
+	if err != nil {
+		return err
+	}
+	if err := <-req.done; err != nil {
+		return fmt.Errorf("append %s record of step %q host %q: %w", r.Event, r.Step, r.Host, err)
+	}
+	return nil
+}
+
+// Queue writes r to the journal without waiting for it to reach the disk.
+// Records reach the file in the order they are queued or appended, so r is
+// durable once any later Append returns (or Close). A write failure shows
+// in the next Append.
+func (s *State) Queue(r Record) error {
+	_, err := s.enqueue(r)
+	return err
+}
+
+func (s *State) enqueue(r Record) (*appendReq, error) {
 	if s.corrupt != nil {
-		return fmt.Errorf("append to journal: %w", s.corrupt)
+		return nil, fmt.Errorf("append to journal: %w", s.corrupt)
+	}
+	s.mu.Lock()
+	werr := s.werr
+	s.mu.Unlock()
+	if werr != nil {
+		return nil, werr
 	}
 	if r.Time.IsZero() {
 		r.Time = s.now()
@@ -29,26 +55,22 @@ func (s *State) Append(r Record) error {
 	if len(r.Secrets) > 0 {
 		sealed, err := s.seal.sealAll(r.Step, r.Host, r.Secrets)
 		if err != nil {
-			return fmt.Errorf("append %s record of step %q host %q: encrypt secret outputs: %w", r.Event, r.Step, r.Host, err)
+			return nil, fmt.Errorf("append %s record of step %q host %q: encrypt secret outputs: %w", r.Event, r.Step, r.Host, err)
 		}
 		r.Secrets = sealed
 	}
 	line, err := encodeLine(s.tab, r)
 	if err != nil {
-		return fmt.Errorf("append %s record of step %q host %q: %w", r.Event, r.Step, r.Host, err)
+		return nil, fmt.Errorf("append %s record of step %q host %q: %w", r.Event, r.Step, r.Host, err)
 	}
 	req := &appendReq{line: line, done: make(chan error, 1)}
 	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
 	if s.closed {
-		s.closeMu.RUnlock()
-		return fmt.Errorf("append %s record of step %q host %q to %s: state is closed", r.Event, r.Step, r.Host, s.path)
+		return nil, fmt.Errorf("append %s record of step %q host %q to %s: state is closed", r.Event, r.Step, r.Host, s.path)
 	}
 	s.reqs <- req
-	s.closeMu.RUnlock()
-	if err := <-req.done; err != nil {
-		return fmt.Errorf("append %s record of step %q host %q: %w", r.Event, r.Step, r.Host, err)
-	}
-	return nil
+	return req, nil
 }
 
 // writeLoop is the writer goroutine: it takes everything queued, writes it

@@ -178,6 +178,11 @@ func (s *State) Close() error {
 	s.closeMu.Unlock()
 	<-s.writerDone
 	var errs []error
+	s.mu.Lock()
+	if s.werr != nil {
+		errs = append(errs, s.werr)
+	}
+	s.mu.Unlock()
 	if err := s.f.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close journal %s: %w", s.path, err))
 	}
