@@ -12,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/sealflow/sealflow/internal/app"
 	"github.com/sealflow/sealflow/internal/lab"
 )
 
@@ -46,7 +47,7 @@ func labUpCommand() *cli.Command {
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
-				return cli.Exit(fmt.Sprintf("lab up: unexpected argument %q (flags only; see `sealflow lab up --help`)", c.Args().First()), 1)
+				return exitWith(2, fmt.Errorf("lab up: unexpected argument %q (flags only; see `sealflow lab up --help`)", c.Args().First()))
 			}
 			cfg := lab.Config{
 				Name:     c.String("name"),
@@ -97,7 +98,7 @@ func labDownCommand() *cli.Command {
 				name = c.Args().First()
 			}
 			if name == "" || c.NArg() > 1 || (c.String("name") != "" && c.NArg() > 0) {
-				return cli.Exit("lab down: give the lab's name: sealflow lab down --name NAME (see `sealflow lab ls`)", 1)
+				return exitWith(2, errors.New("lab down: give the lab's name: sealflow lab down --name NAME (see `sealflow lab ls`)"))
 			}
 			if err := lab.Down(labContext(c), name); err != nil {
 				return labError(err)
@@ -120,7 +121,7 @@ func labExecCommand() *cli.Command {
 				args = append(args[:2:2], args[3:]...)
 			}
 			if len(args) < 3 {
-				return cli.Exit("lab exec: usage: sealflow lab exec NAME HOST -- COMMAND [ARG...]", 1)
+				return exitWith(2, errors.New("lab exec: usage: sealflow lab exec NAME HOST -- COMMAND [ARG...]"))
 			}
 			l, err := lab.Open(args[0])
 			if err != nil {
@@ -145,10 +146,10 @@ func labExecCommand() *cli.Command {
 				if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 					code = 128 + int(ws.Signal())
 				}
-				return cli.Exit("", code)
+				return exitWith(code, fmt.Errorf("lab exec %s %s: %s: exit status %d", args[0], args[1], args[2], code))
 			}
 			if err != nil {
-				return cli.Exit(fmt.Sprintf("lab exec %s %s: %v", args[0], args[1], err), 1)
+				return exitWith(1, fmt.Errorf("lab exec %s %s: %w", args[0], args[1], err))
 			}
 			return nil
 		},
@@ -198,11 +199,23 @@ func labContext(c *cli.Context) context.Context {
 	return context.Background()
 }
 
-// labError maps what the machine lacks to exit code 2.
+// labExit is an error with an exit code, understood both as a
+// cli.ExitCoder and as an *app.ExitError (what run maps to exit codes).
+type labExit struct{ app.ExitError }
+
+func (e *labExit) ExitCode() int { return e.Code }
+func (e *labExit) Unwrap() error { return &e.ExitError }
+
+func exitWith(code int, err error) error {
+	return &labExit{app.ExitError{Code: code, Err: err}}
+}
+
+// labError maps what the machine lacks (lab.NeedError) to exit code 2,
+// other errors to 1.
 func labError(err error) error {
 	var need lab.NeedError
 	if errors.As(err, &need) {
-		return cli.Exit(err.Error(), 2)
+		return exitWith(2, err)
 	}
-	return cli.Exit(err.Error(), 1)
+	return exitWith(1, err)
 }
