@@ -77,7 +77,7 @@ func labUpCommand() *cli.Command {
 			if l.Password != "" {
 				fmt.Fprintf(out, "password:  %s (mode 0600)\n", filepath.Join(l.Dir, "password"))
 			}
-			fmt.Fprintf(out, "run a plan: sealflow run PLAN -i %s --known-hosts %s\n", l.Inventory, l.KnownHosts)
+			fmt.Fprintf(out, "run a plan: sealflow run -i %s --known-hosts %s PLAN\n", l.Inventory, l.KnownHosts)
 			fmt.Fprintf(out, "a shell:    sealflow lab exec %s %s -- bash   (remove: sealflow lab down --name %s)\n", l.Name, l.Hosts[0].Name, l.Name)
 			return nil
 		},

@@ -67,7 +67,7 @@ func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
 // writeInventory writes the sealflow inventory of the lab's hosts.
 func (l *Lab) writeInventory() error {
 	var b strings.Builder
-	b.WriteString("# sealflow lab " + l.Name + ": `sealflow run PLAN -i " + l.Inventory + " --known-hosts " + l.KnownHosts + "`\n")
+	b.WriteString("# sealflow lab " + l.Name + ": `sealflow run -i " + l.Inventory + " --known-hosts " + l.KnownHosts + " PLAN`\n")
 	fmt.Fprintf(&b, "defaults: {user: root, port: 22, key: %s}\n", strconv.Quote(l.Key))
 	b.WriteString("groups:\n")
 	groups := []string{"masters", "nodes"} // always present, maybe empty
