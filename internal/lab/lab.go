@@ -6,6 +6,11 @@
 // machine's network namespace, so the machine reaches them over ssh as it
 // would reach real machines.
 //
+// A host shares the rest of the machine's file system (/var/tmp, /srv,
+// /dev, ...; the lab's Dir is visible in it) and has no default route:
+// it reaches the other hosts of its lab and the machine (the gateway, .1),
+// nothing else. Its resolver is 127.0.0.1, so no name leaves the host.
+//
 // A lab is described by a state file in /run/sealflow-lab; Open, Down and
 // Lab.Exec work from it even after the process that ran Up is gone.
 package lab

@@ -8,7 +8,7 @@ import (
 	"strings"
 )
 
-// initArg0 marks a host's init on its command line:
+// initMark marks a host's init on its command line:
 // bash DIR/hosts/HOST/init.sh sealflow-lab LAB HOST.
 const initMark = "sealflow-lab"
 
