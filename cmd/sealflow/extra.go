@@ -6,7 +6,8 @@ import (
 	"github.com/sealflow/sealflow/internal/app"
 )
 
-// extraCommands are the commands of the lab and lvscare.
+// extraCommands are the commands beyond running plans: the lab of test
+// hosts and the lvscare daemon.
 func extraCommands(streams app.IO) []*cli.Command {
-	return nil
+	return []*cli.Command{labCommand()}
 }
