@@ -1,0 +1,205 @@
+package sshconn
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+)
+
+// countingDialer counts the bytes the client sends.
+type countingDialer struct{ sent atomic.Int64 }
+
+func (d *countingDialer) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	var nd net.Dialer
+	c, err := nd.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &countingConn{Conn: c, n: &d.sent}, nil
+}
+
+type countingConn struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// countingReader counts the bytes read from r (and hides its other methods).
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func randomFile(t *testing.T, size int) (string, []byte, string) {
+	t.Helper()
+	data := make([]byte, size)
+	rand.Read(data)
+	file := filepath.Join(t.TempDir(), "src")
+	if err := os.WriteFile(file, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	return file, data, hex.EncodeToString(sum[:])
+}
+
+func checkFile(t *testing.T, file string, want []byte, mode os.FileMode) {
+	t.Helper()
+	got, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatalf("read uploaded file: %v", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("uploaded file has %d bytes that differ from the %d of the source", len(got), len(want))
+	}
+	st, _ := os.Stat(file)
+	if st.Mode().Perm() != mode {
+		t.Errorf("uploaded file mode %v, want %v", st.Mode().Perm(), mode)
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(file), "."+filepath.Base(file)+".sealflow-partial")); !os.IsNotExist(err) {
+		t.Errorf("the partial file is left behind (%v)", err)
+	}
+}
+
+func TestUploadThenSkip(t *testing.T) {
+	s := startSSHD(t, "")
+	cfg := s.config()
+	d := &countingDialer{}
+	cfg.Dialer = d.dial
+	c := s.dial(cfg)
+	const size = 3 << 20
+	file, data, sum := randomFile(t, size)
+	dst := filepath.Join(t.TempDir(), "new", "dir", "file.bin")
+	ctx := context.Background()
+
+	f, _ := os.Open(file)
+	defer f.Close()
+	src := &countingReader{r: f}
+	before := d.sent.Load()
+	if err := c.Upload(ctx, src, dst, 0o640, sum); err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, dst, data, 0o640)
+	if sent := d.sent.Load() - before; sent < size {
+		t.Errorf("sent %d bytes for a %d byte file", sent, size)
+	}
+
+	// Again: the host has it, nothing is read or sent but a check.
+	src = &countingReader{r: bytes.NewReader(data)}
+	before = d.sent.Load()
+	if err := c.Upload(ctx, src, dst, 0o640, sum); err != nil {
+		t.Fatal(err)
+	}
+	if sent := d.sent.Load() - before; src.n != 0 || sent > 64<<10 {
+		t.Errorf("second upload read %d bytes of the source and sent %d bytes, want 0 and a small check", src.n, sent)
+	}
+
+	// Without a sum the file is sent (and checked) again; the mode changes.
+	if err := c.Upload(ctx, bytes.NewReader(data), dst, 0o600, ""); err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, dst, data, 0o600)
+
+	// A sum that does not match the source is an error, and nothing is
+	// left on the host.
+	other := bytes.Repeat([]byte("x"), 1000)
+	dst2 := filepath.Join(filepath.Dir(dst), "other.bin")
+	err := c.Upload(ctx, bytes.NewReader(other), dst2, 0o600, sum)
+	if err == nil {
+		t.Fatal("upload with a sum that does not match the source succeeded")
+	}
+	t.Logf("error: %v", err)
+	ents, _ := os.ReadDir(filepath.Dir(dst))
+	if len(ents) != 1 {
+		t.Errorf("files on the host after a failed upload: %v, want only file.bin", ents)
+	}
+}
+
+// An upload cancelled halfway leaves its partial file; the next upload
+// continues from it instead of sending everything again.
+func TestUploadResumes(t *testing.T) {
+	s := startSSHD(t, "")
+	cfg := s.config()
+	d := &countingDialer{}
+	cfg.Dialer = d.dial
+	c := s.dial(cfg)
+	const size = 8 << 20
+	file, data, sum := randomFile(t, size)
+	dst := filepath.Join(t.TempDir(), "file.bin")
+	partial := filepath.Join(filepath.Dir(dst), ".file.bin.sealflow-partial")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	f, _ := os.Open(file)
+	defer f.Close()
+	stopAt := &cancelAfter{r: f, n: size / 2, cancel: cancel}
+	if err := c.Upload(ctx, stopAt, dst, 0o644, sum); err == nil {
+		t.Fatal("cancelled upload succeeded")
+	}
+	st, err := os.Stat(partial)
+	if err != nil || st.Size() == 0 {
+		t.Fatalf("no partial file after a cancelled upload: %v", err)
+	}
+	have := st.Size()
+	t.Logf("partial file: %d of %d bytes", have, size)
+
+	f2, _ := os.Open(file)
+	defer f2.Close()
+	before := d.sent.Load()
+	if err := c.Upload(context.Background(), f2, dst, 0o644, sum); err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, dst, data, 0o644)
+	sent := d.sent.Load() - before
+	if limit := size - have + 256<<10; sent > limit {
+		t.Errorf("resumed upload sent %d bytes, want at most %d (%d were on the host)", sent, limit, have)
+	}
+
+	// A partial file that is not a prefix of the source is replaced.
+	if err := os.WriteFile(partial, bytes.Repeat([]byte("z"), 4096), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(dst)
+	if err := c.Upload(context.Background(), bytes.NewReader(data), dst, 0o644, sum); err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, dst, data, 0o644)
+}
+
+// cancelAfter reads from r and cancels once n bytes were read, then fails.
+type cancelAfter struct {
+	r      io.Reader
+	n      int64
+	cancel func()
+	read   int64
+}
+
+func (c *cancelAfter) Read(p []byte) (int, error) {
+	if c.read >= c.n {
+		c.cancel()
+		return 0, context.Canceled
+	}
+	if int64(len(p)) > c.n-c.read {
+		p = p[:c.n-c.read]
+	}
+	n, err := c.r.Read(p)
+	c.read += int64(n)
+	return n, err
+}
