@@ -100,6 +100,35 @@ func (n *testNS) dial(ctx context.Context, addr string) (net.Conn, error) {
 	return r.c, r.err
 }
 
+// listen opens a TCP listener inside the namespace.
+func (n *testNS) listen(addr string) (net.Listener, error) {
+	type res struct {
+		l   net.Listener
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked if restoring fails: the thread then dies with the goroutine
+		orig, err := netns.Get()
+		if err != nil {
+			ch <- res{nil, err}
+			return
+		}
+		defer orig.Close()
+		if err := netns.Set(n.h); err != nil {
+			ch <- res{nil, err}
+			return
+		}
+		l, err := net.Listen("tcp", addr)
+		if netns.Set(orig) == nil {
+			runtime.UnlockOSThread()
+		}
+		ch <- res{l, err}
+	}()
+	r := <-ch
+	return r.l, r.err
+}
+
 // nft returns an nftables connection into the namespace.
 func (n *testNS) nft(t *testing.T) *nftables.Conn {
 	t.Helper()

@@ -397,3 +397,45 @@ func TestNFTablesScenario(t *testing.T) {
 		t.Errorf("daemon log:\n%s", careA.out.String())
 	}
 }
+
+// TestNFTablesLoopbackServers is the original LVScare's own example: real
+// servers on 127.0.0.1 ports, a VIP routed as a local address.
+func TestNFTablesLoopbackServers(t *testing.T) {
+	needRoot(t)
+	t.Parallel()
+	ns := newNS(t, "lo")
+	before := ns.dump(t)
+	var servers []*http.Server
+	o := DefaultOptions()
+	o.VS, o.Mode = netip.MustParseAddrPort("10.103.97.12:6443"), ModeNFTables
+	o.Health.Scheme, o.Health.Path = "http", "/"
+	for i := range 3 {
+		l, err := ns.listen(fmt.Sprintf("127.0.0.1:%d", 18081+i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := fmt.Sprintf("s%d", i+1)
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, name) })}
+		go srv.Serve(l)
+		t.Cleanup(func() { srv.Close() })
+		servers = append(servers, srv)
+		o.RS = append(o.RS, netip.MustParseAddrPort(l.Addr().String()))
+	}
+	l := &lab{node: ns}
+	care := l.care(t, o)
+	url := "http://" + o.VS.String() + "/"
+	eventually(t, "VIP reaches all three", 15*time.Second, reachAll(l, url, []string{"s1", "s2", "s3"}))
+	servers[1].Close()
+	eventually(t, "s2 out", 15*time.Second, reachAll(l, url, []string{"s1", "s3"}))
+	if err := care.term(t); err != nil {
+		t.Fatalf("care after SIGTERM: %v", err)
+	}
+	p := startHelper(t, ns, "clean", []string{"LVSCARE_VS=" + o.VS.String(), "LVSCARE_MODE=auto"}, false)
+	<-p.done
+	if p.err != nil {
+		t.Fatalf("clean: %v\n%s", p.err, p.out.String())
+	}
+	if diff := cmp.Diff(before, ns.dump(t)); diff != "" {
+		t.Errorf("clean must leave rules and routes as they were (-before +after):\n%s", diff)
+	}
+}

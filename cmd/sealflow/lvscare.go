@@ -1,0 +1,160 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/sealflow/sealflow/lvscare"
+)
+
+// lvscareCommand is `sealflow lvscare care|clean|status`: the daemon that
+// keeps a kernel virtual server (VIP:PORT → real servers) true. The flag
+// names of the original LVScare (--vs, --rs, --health-path, --health-schem,
+// --run-once) keep working.
+func lvscareCommand() *cli.Command {
+	modeFlag := &cli.StringFlag{Name: "mode", Value: string(lvscare.ModeAuto),
+		Usage: "backend: auto (IPVS when the kernel has it, else nftables), ipvs or nftables"}
+	vsFlag := &cli.StringFlag{Name: "vs", Required: true, Usage: "virtual server `IP:PORT`, e.g. " + lvscare.DefaultVIP + ":6443"}
+	return &cli.Command{
+		Name:  "lvscare",
+		Usage: "keep a kernel virtual server (VIP:PORT → real servers) true",
+		Subcommands: []*cli.Command{
+			{
+				Name:  "care",
+				Usage: "probe the real servers and keep the kernel's virtual server in line (until SIGTERM; rules stay)",
+				Flags: []cli.Flag{
+					vsFlag,
+					&cli.StringSliceFlag{Name: "rs", Required: true, Usage: "real server `IP:PORT` (repeat for each)"},
+					&cli.StringFlag{Name: "health-path", Value: lvscare.DefaultHealthPath, Usage: "HTTP(S) path probed"},
+					&cli.StringFlag{Name: "health-schem", Aliases: []string{"health-scheme"}, Value: lvscare.DefaultHealthScheme, Usage: "probe: https, http or tcp"},
+					&cli.StringFlag{Name: "health-status", Value: lvscare.DefaultHealthStatus.String(), Usage: "HTTP status codes that count as healthy"},
+					&cli.StringFlag{Name: "health-timeout", Value: lvscare.DefaultHealthTimeout.String(), Usage: "timeout of one probe (a bare number is seconds)"},
+					&cli.StringFlag{Name: "health-ca", Usage: "CA `FILE` to verify HTTPS servers with (default: accept any certificate)"},
+					&cli.StringFlag{Name: "interval", Value: lvscare.DefaultInterval.String(), Usage: "time between probes (a bare number is seconds)"},
+					&cli.IntFlag{Name: "rise", Value: lvscare.DefaultRise, Usage: "successes in a row before a server comes back"},
+					&cli.IntFlag{Name: "fall", Value: lvscare.DefaultFall, Usage: "failures in a row before a server is taken out"},
+					modeFlag,
+					&cli.BoolFlag{Name: "run-once", Usage: "probe once, apply, exit"},
+					&cli.BoolFlag{Name: "debug", Usage: "log every failed probe"},
+				},
+				Action: lvscareCare,
+			},
+			{
+				Name:   "clean",
+				Usage:  "remove the virtual server and what was added for it (rules, address or route)",
+				Flags:  []cli.Flag{vsFlag, modeFlag},
+				Action: lvscareClean,
+			},
+			{
+				Name:   "status",
+				Usage:  "show the kernel's virtual server and its real servers",
+				Flags:  []cli.Flag{vsFlag, modeFlag},
+				Action: lvscareStatus,
+			},
+		},
+	}
+}
+
+func lvscareLogger(c *cli.Context) *slog.Logger {
+	level := slog.LevelInfo
+	if c.Bool("debug") {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
+}
+
+// seconds parses a duration; a bare number is seconds, as the original
+// LVScare's --interval was.
+func seconds(flag, s string) (time.Duration, error) {
+	if n, err := strconv.Atoi(strings.TrimSpace(s)); err == nil {
+		return time.Duration(n) * time.Second, nil
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil {
+		return 0, fmt.Errorf("--%s %q: want a duration such as 1s or 500ms", flag, s)
+	}
+	return d, nil
+}
+
+func lvscareOptions(c *cli.Context) (lvscare.Options, error) {
+	o := lvscare.DefaultOptions()
+	var errs []error
+	var err error
+	if o.VS, err = lvscare.ParseAddrPort("--vs", c.String("vs")); err != nil {
+		errs = append(errs, err)
+	}
+	for _, r := range c.StringSlice("rs") {
+		ap, err := lvscare.ParseAddrPort("--rs", r)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		o.RS = append(o.RS, ap)
+	}
+	o.Health.Path = c.String("health-path")
+	o.Health.Scheme = c.String("health-schem")
+	o.Health.CAFile = c.String("health-ca")
+	if o.Health.Status, err = lvscare.ParseStatusRange(c.String("health-status")); err != nil {
+		errs = append(errs, fmt.Errorf("--health-status: %w", err))
+	}
+	if o.Health.Timeout, err = seconds("health-timeout", c.String("health-timeout")); err != nil {
+		errs = append(errs, err)
+	}
+	if o.Interval, err = seconds("interval", c.String("interval")); err != nil {
+		errs = append(errs, err)
+	}
+	o.Rise, o.Fall = c.Int("rise"), c.Int("fall")
+	if o.Mode, err = lvscare.ParseMode(c.String("mode")); err != nil {
+		errs = append(errs, fmt.Errorf("--%w", err))
+	}
+	o.RunOnce = c.Bool("run-once")
+	if err := errors.Join(errs...); err != nil {
+		return o, err
+	}
+	return o, o.Validate()
+}
+
+func lvscareCare(c *cli.Context) error {
+	o, err := lvscareOptions(c)
+	if err != nil {
+		return usageError{fmt.Errorf("lvscare care: %w", err)}
+	}
+	// SIGTERM ends c.Context (see run); the daemon then returns and leaves
+	// the rules in place.
+	return lvscare.Care(c.Context, o, lvscareLogger(c))
+}
+
+func lvscareClean(c *cli.Context) error {
+	vs, err := lvscare.ParseAddrPort("--vs", c.String("vs"))
+	if err != nil {
+		return usageError{err}
+	}
+	mode, err := lvscare.ParseMode(c.String("mode"))
+	if err != nil {
+		return usageError{fmt.Errorf("--%w", err)}
+	}
+	return lvscare.Clean(c.Context, vs, mode, lvscareLogger(c))
+}
+
+func lvscareStatus(c *cli.Context) error {
+	vs, err := lvscare.ParseAddrPort("--vs", c.String("vs"))
+	if err != nil {
+		return usageError{err}
+	}
+	mode, err := lvscare.ParseMode(c.String("mode"))
+	if err != nil {
+		return usageError{fmt.Errorf("--%w", err)}
+	}
+	svc, backend, err := lvscare.Status(c.Context, vs, mode)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprint(c.App.Writer, lvscare.FormatStatus(svc, backend))
+	return err
+}
