@@ -136,6 +136,9 @@ func (d *decoder) checkReads(srcs []*stepSrc, byID map[string]*stepSrc) {
 			if dynamic {
 				src.s.ReadsAny = true
 			}
+			for _, id := range hostsReads(e) {
+				src.s.ReadsHosts = appendOnce(src.s.ReadsHosts, id)
+			}
 			for _, r := range reads {
 				if !read[r.id] {
 					read[r.id] = true
@@ -178,6 +181,51 @@ func stepReads(e expression) (reads []stepRead, dynamic bool) {
 	exprast.Walk(&root, v)
 	sort.SliceStable(v.reads, func(i, j int) bool { return v.reads[i].off < v.reads[j].off })
 	return v.reads, v.idents > len(v.reads)
+}
+
+// hostsReads lists the X of steps.X.hosts and steps["X"].hosts; "*" when
+// the step is chosen dynamically (steps[vars.x].hosts).
+func hostsReads(e expression) []string {
+	if e.prog == nil {
+		return nil
+	}
+	root := e.prog.Node()
+	v := &hostsVisitor{}
+	exprast.Walk(&root, v)
+	return v.ids
+}
+
+type hostsVisitor struct{ ids []string }
+
+func (v *hostsVisitor) Visit(node *exprast.Node) {
+	m, ok := (*node).(*exprast.MemberNode)
+	if !ok {
+		return
+	}
+	if prop, ok := m.Property.(*exprast.StringNode); !ok || prop.Value != "hosts" {
+		return
+	}
+	inner, ok := m.Node.(*exprast.MemberNode)
+	if !ok {
+		return
+	}
+	if id, ok := inner.Node.(*exprast.IdentifierNode); !ok || id.Value != "steps" {
+		return
+	}
+	if step, ok := inner.Property.(*exprast.StringNode); ok {
+		v.ids = appendOnce(v.ids, step.Value)
+	} else {
+		v.ids = appendOnce(v.ids, "*")
+	}
+}
+
+func appendOnce(list []string, s string) []string {
+	for _, x := range list {
+		if x == s {
+			return list
+		}
+	}
+	return append(list, s)
 }
 
 type readVisitor struct {

@@ -133,6 +133,10 @@ type Step struct {
 	// otherwise, so any needed step may be read.
 	Reads    []string
 	ReadsAny bool
+	// ReadsHosts lists the steps whose per-host outputs (steps.X.hosts)
+	// the step reads ("*": chosen dynamically). A task of such a step
+	// waits for every host of X, not only its own.
+	ReadsHosts []string
 
 	when     *vm.Program
 	whenPos  Position

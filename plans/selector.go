@@ -39,6 +39,9 @@ func (d *decoder) selectTargets(p *Plan, src *stepSrc, checkNames bool) {
 	}
 	if m := indexedRE.FindStringSubmatch(on); m != nil && !envNames[m[1]] {
 		g := p.Group(m[1])
+		if m[1] == "all" {
+			g = &Group{Name: "all", Hosts: p.Hosts}
+		}
 		if g == nil {
 			if checkNames {
 				d.unknownName(p, s, m[1])

@@ -29,6 +29,8 @@ func TestSelectors(t *testing.T) {
 		want []string
 	}{
 		{"all", []string{"m1", "m2", "m3", "n1", "n2", "d1"}},
+		{"all[0]", []string{"m1"}},
+		{"all[-2:]", []string{"n2", "d1"}},
 		{"masters", []string{"m1", "m2", "m3"}},
 		{"nodes", []string{"m2", "n1", "n2"}}, // inventory order, not group order
 		{"n2", []string{"n2"}},

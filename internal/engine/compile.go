@@ -65,6 +65,7 @@ func (r *runner) compile() error {
 }
 
 // upstreamOf lists the tasks that (s, h) waits for.
+// A step that reads steps.X.hosts waits for every host of X.
 func (r *runner) upstreamOf(s *plans.Step, h *plans.Host) []TaskID {
 	var ids []TaskID
 	for _, n := range s.Needs {
@@ -72,7 +73,7 @@ func (r *runner) upstreamOf(s *plans.Step, h *plans.Host) []TaskID {
 		if need == nil {
 			continue
 		}
-		if r.runsOn(n, h.Name) {
+		if r.runsOn(n, h.Name) && !readsHosts(s, n) {
 			ids = append(ids, TaskID{Step: n, Host: h.Name})
 			continue
 		}
@@ -81,6 +82,15 @@ func (r *runner) upstreamOf(s *plans.Step, h *plans.Host) []TaskID {
 		}
 	}
 	return ids
+}
+
+func readsHosts(s *plans.Step, need string) bool {
+	for _, id := range s.ReadsHosts {
+		if id == need || id == "*" {
+			return true
+		}
+	}
+	return false
 }
 
 // runsOn reports whether s has a task on host.

@@ -689,3 +689,27 @@ steps:
 		t.Errorf("c saw %q", got)
 	}
 }
+
+// A task that reads steps.X.hosts waits for every host of X, even when X
+// also runs on its own host.
+func TestReadingHostsWaitsForAllHosts(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, twoHosts+`
+steps:
+  - id: a
+    kind: shell
+    on: web
+    with: {run: '[ $SEALFLOW_HOST = h1 ] || sleep 0.3; echo v=$SEALFLOW_HOST >> $SEALFLOW_OUTPUT'}
+  - id: b
+    kind: shell
+    on: h1
+    needs: [a]
+    with: {run: 'echo "${{ steps.a.hosts["h2"].outputs.v }}" > ${DIR}/b'}
+`)
+	if res := f.mustRun(nil); !res.OK() {
+		t.Fatalf("%v", statuses(res))
+	}
+	if got := f.read("b"); got != "h2\n" {
+		t.Errorf("b@h1 read %q of a@h2: it did not wait for it", got)
+	}
+}
