@@ -29,9 +29,9 @@ func newRoutes(netnsFD int) (*routes, error) {
 		err error
 	)
 	if netnsFD != 0 {
-		h, err = netlink.NewHandleAt(netns.NsHandle(netnsFD))
+		h, err = netlink.NewHandleAt(netns.NsHandle(netnsFD), unix.NETLINK_ROUTE)
 	} else {
-		h, err = netlink.NewHandle()
+		h, err = netlink.NewHandle(unix.NETLINK_ROUTE)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open netlink route socket: %w", err)
