@@ -1,0 +1,199 @@
+package sshconn
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sealflow/sealflow/internal/lab"
+	"github.com/sealflow/sealflow/internal/transport"
+)
+
+// Password login and sudo for a non-root user, on a lab host (its own
+// namespaces and sshd) with user "deploy" whose sudo asks for a password.
+func TestNonRootUser(t *testing.T) {
+	l := lab.ForTest(t, lab.Config{Name: "sshconn", Masters: 1, User: "deploy", Password: true})
+	h := l.Hosts[0]
+	base := Config{Address: h.Address, User: l.User, KnownHosts: l.KnownHosts, HostName: h.Name}
+	password := func() (string, error) { return l.Password, nil }
+	dial := func(t *testing.T, cfg Config) *Conn {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		c, err := Dial(ctx, cfg)
+		if err != nil {
+			t.Fatalf("dial: %v", err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	run := func(t *testing.T, c *Conn, cmd transport.Command) string {
+		t.Helper()
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		res, err := c.Exec(context.Background(), cmd)
+		if err != nil || res.ExitCode != 0 {
+			t.Fatalf("Exec %q: %v, exit %d, stderr %q", cmd.Script, err, res.ExitCode, errb.String())
+		}
+		return out.String()
+	}
+	pwCfg := base
+	pwCfg.Password = password
+
+	t.Run("password login", func(t *testing.T) {
+		c := dial(t, pwCfg)
+		if got := run(t, c, transport.Command{Script: "id -un"}); got != "deploy\n" {
+			t.Errorf("logged in as %q, want deploy", got)
+		}
+	})
+
+	t.Run("wrong password", func(t *testing.T) {
+		cfg := base
+		cfg.Password = func() (string, error) { return "wrong-" + l.Password, nil }
+		_, err := Dial(context.Background(), cfg)
+		var ae *AuthError
+		if !errors.As(err, &ae) || !strings.Contains(err.Error(), "password") {
+			t.Fatalf("want an *AuthError listing password, got %v", err)
+		}
+		if strings.Contains(err.Error(), l.Password) {
+			t.Error("the error shows the password")
+		}
+	})
+
+	t.Run("become with password", func(t *testing.T) {
+		c := dial(t, pwCfg)
+		got := run(t, c, transport.Command{
+			Script: `id -u; echo "$A"; cat`,
+			Env:    map[string]string{"A": "it's env"},
+			Stdin:  strings.NewReader("user input\n"),
+			Become: true,
+		})
+		if want := "0\nit's env\nuser input\n"; got != want {
+			t.Errorf("become printed %q, want %q", got, want)
+		}
+		// The same connection without become is the user again.
+		if got := run(t, c, transport.Command{Script: "id -u deploy >/dev/null; id -un"}); got != "deploy\n" {
+			t.Errorf("without become: %q, want deploy", got)
+		}
+	})
+
+	t.Run("become default from config", func(t *testing.T) {
+		cfg := pwCfg
+		cfg.Become = true
+		c := dial(t, cfg)
+		if got := run(t, c, transport.Command{Script: "id -un"}); got != "root\n" {
+			t.Errorf("with Config.Become: %q, want root", got)
+		}
+	})
+
+	t.Run("sudo password and env not on any command line", func(t *testing.T) {
+		c := dial(t, pwCfg)
+		secret := "tok-" + hex.EncodeToString([]byte(time.Now().String()))[:16]
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		errc := make(chan error, 1)
+		var out syncBuffer
+		go func() {
+			errc <- transport.Run(ctx, c, transport.Command{
+				Script: "echo started; sleep 30", Env: map[string]string{"TOKEN": secret},
+				Become: true, Stdout: &out,
+			})
+		}()
+		waitFor(t, "the command to start", func() bool { return strings.Contains(out.String(), "started") })
+		var sawSleep bool
+		for _, line := range cmdlines() {
+			if strings.Contains(line, secret) || strings.Contains(line, l.Password) {
+				t.Errorf("a process shows a secret on its command line: %q", line)
+			}
+			sawSleep = sawSleep || strings.HasPrefix(line, "sleep 30")
+		}
+		if !sawSleep {
+			t.Error("the command's sleep was not found (the check would prove nothing)")
+		}
+		cancel()
+		<-errc
+	})
+
+	t.Run("become without a password", func(t *testing.T) {
+		cfg := base
+		cfg.KeyFiles = []string{l.Key}
+		c := dial(t, cfg)
+		_, err := c.Exec(context.Background(), transport.Command{Script: "id -u", Become: true})
+		if err == nil || !strings.Contains(err.Error(), "sudo asks user deploy for a password") {
+			t.Errorf("want an error saying sudo needs a password, got %v", err)
+		}
+	})
+
+	t.Run("become with a wrong password", func(t *testing.T) {
+		cfg := base
+		cfg.KeyFiles = []string{l.Key}
+		cfg.Password = func() (string, error) { return "wrong", nil }
+		c := dial(t, cfg)
+		_, err := c.Exec(context.Background(), transport.Command{Script: "id -u", Become: true})
+		if err == nil || !strings.Contains(err.Error(), "sudo refused the password of user deploy") {
+			t.Errorf("want an error saying sudo refused the password, got %v", err)
+		}
+	})
+
+	t.Run("cancel kills the root command", func(t *testing.T) {
+		c := dial(t, pwCfg)
+		ctx, cancel := context.WithCancel(context.Background())
+		var out syncBuffer
+		errc := make(chan error, 1)
+		go func() {
+			_, err := c.Exec(ctx, transport.Command{Script: "sleep 300 & echo $!; wait", Become: true, Stdout: &out})
+			errc <- err
+		}()
+		waitFor(t, "the sleep to start", func() bool { return strings.HasSuffix(out.String(), "\n") })
+		pid := strings.TrimSpace(out.String())
+		cancel()
+		if err := <-errc; !errors.Is(err, context.Canceled) {
+			t.Errorf("Exec returned %v, want context.Canceled", err)
+		}
+		waitFor(t, "the root sleep to be gone", func() bool {
+			got := run(t, c, transport.Command{Script: `if [ -d /proc/$P ] && ! grep -q '^State:.*Z' /proc/$P/status; then echo alive; else echo gone; fi`, Env: map[string]string{"P": pid}})
+			return got == "gone\n"
+		})
+	})
+
+	t.Run("upload", func(t *testing.T) {
+		data := bytes.Repeat([]byte("sealflow "), 100000)
+		s := sha256.Sum256(data)
+		sum := hex.EncodeToString(s[:])
+		ctx := context.Background()
+
+		// As the user: the file is the user's.
+		c := dial(t, pwCfg)
+		if err := c.Upload(ctx, bytes.NewReader(data), "/home/deploy/pkg/data.bin", 0o640, sum); err != nil {
+			t.Fatal(err)
+		}
+		if got := run(t, c, transport.Command{Script: "stat -c '%U %a %s' /home/deploy/pkg/data.bin; sha256sum </home/deploy/pkg/data.bin"}); got != "deploy 640 900000\n"+sum+"  -\n" {
+			t.Errorf("user upload: %q", got)
+		}
+		// Without become a root-owned place is refused, clearly.
+		err := c.Upload(ctx, bytes.NewReader(data), "/etc/sealflow/data.bin", 0o644, sum)
+		if err == nil || !strings.Contains(err.Error(), "/etc/sealflow") {
+			t.Errorf("upload to /etc without become: %v, want a permission error naming the path", err)
+		}
+
+		// With become: root's file, through the user's private partial dir.
+		cfg := pwCfg
+		cfg.Become = true
+		cb := dial(t, cfg)
+		if err := cb.Upload(ctx, bytes.NewReader(data), "/etc/sealflow/data.bin", 0o600, sum); err != nil {
+			t.Fatal(err)
+		}
+		if got := run(t, cb, transport.Command{Script: "stat -c '%U %a' /etc/sealflow/data.bin; sha256sum </etc/sealflow/data.bin; ls -A /etc/sealflow /home/deploy/.sealflow-partial"}); got != "root 600\n"+sum+"  -\n/etc/sealflow:\ndata.bin\n\n/home/deploy/.sealflow-partial:\n" {
+			t.Errorf("become upload: %q", got)
+		}
+		counted := &countingReader{r: bytes.NewReader(data)}
+		if err := cb.Upload(ctx, counted, "/etc/sealflow/data.bin", 0o600, sum); err != nil || counted.n != 0 {
+			t.Errorf("second become upload: %v, read %d bytes; want nothing sent", err, counted.n)
+		}
+	})
+}
