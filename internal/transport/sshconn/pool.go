@@ -110,6 +110,11 @@ type pooled struct {
 // out to be gone before f started anything, it dials again and retries
 // once.
 func (c *pooled) do(ctx context.Context, f func(*Conn) error) error {
+	return c.doRetry(ctx, func() bool { return true }, f)
+}
+
+// doRetry is do, retrying only when again says it can.
+func (c *pooled) doRetry(ctx context.Context, again func() bool, f func(*Conn) error) error {
 	for attempt := 0; ; attempt++ {
 		if _, err := c.pool.host(c.host); err != nil {
 			return err
@@ -120,7 +125,7 @@ func (c *pooled) do(ctx context.Context, f func(*Conn) error) error {
 		}
 		err = f(conn)
 		var d *DroppedError
-		if attempt == 0 && errors.As(err, &d) && !d.Started {
+		if attempt == 0 && errors.As(err, &d) && !d.Started && again() {
 			continue
 		}
 		return err
@@ -137,8 +142,18 @@ func (c *pooled) Exec(ctx context.Context, cmd transport.Command) (transport.Res
 	return res, err
 }
 
+// Upload retries on a new connection only when it can rewind src.
 func (c *pooled) Upload(ctx context.Context, src io.Reader, dst string, mode fs.FileMode, sum string) error {
-	return c.do(ctx, func(conn *Conn) error {
+	again := func() bool { return false }
+	if s, ok := src.(io.Seeker); ok {
+		if start, err := s.Seek(0, io.SeekCurrent); err == nil {
+			again = func() bool {
+				_, err := s.Seek(start, io.SeekStart)
+				return err == nil
+			}
+		}
+	}
+	return c.doRetry(ctx, again, func(conn *Conn) error {
 		return conn.Upload(ctx, src, dst, mode, sum)
 	})
 }
