@@ -1,0 +1,284 @@
+package steps
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/url"
+	"os"
+	"path"
+	"regexp"
+	"strings"
+
+	"github.com/sealflow/sealflow/internal/transport"
+)
+
+// distributeKind puts a (large) file on every host: uploaded from the
+// control machine over SFTP (resumable, skipped when the host has it), or
+// downloaded by each host from a URL with curl or wget. How many hosts
+// receive it at once is the step's `serial` in the plan.
+func distributeKind() *Kind {
+	sums := &sumCache{m: map[sumKey]*sumEntry{}}
+	return &Kind{
+		Name: "distribute",
+		Doc: "put a file on the host: uploaded from src (resumable, skipped when the host has it) or downloaded from url; " +
+			"limit how many hosts receive it at once with the step's serial",
+		Params: []Param{
+			{Name: "src", Type: String, Doc: "the local file to upload (give src or url)"},
+			{Name: "url", Type: String, Doc: "a URL each host downloads with curl, else wget (give src or url)"},
+			{Name: "dest", Type: String, Required: true, Doc: "the absolute path on the host"},
+			{Name: "sha256", Type: String, Doc: "the file's hex sha256 (computed once per run for src when not given)"},
+		},
+		Rerunnable: true,
+		New:        func(p Params) (Step, error) { return newDistribute(p, sums) },
+	}
+}
+
+type distribute struct {
+	src, url, dest, sum string
+	sums                *sumCache
+}
+
+var hexSum = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+func newDistribute(p Params, sums *sumCache) (Step, error) {
+	s := &distribute{sums: sums}
+	s.src, _ = p["src"].(string)
+	s.url, _ = p["url"].(string)
+	s.dest, _ = p["dest"].(string)
+	s.sum, _ = p["sha256"].(string)
+	s.sum = strings.ToLower(strings.TrimSpace(s.sum))
+	switch {
+	case s.src == "" && s.url == "":
+		return nil, fmt.Errorf("src, url: give one: the local file to upload or the URL the host downloads")
+	case s.src != "" && s.url != "":
+		return nil, fmt.Errorf("src, url: give only one of them")
+	}
+	if err := checkRemotePath("dest", s.dest); err != nil {
+		return nil, err
+	}
+	if strings.HasSuffix(s.dest, "/") {
+		return nil, fmt.Errorf("dest: %q is a directory; give the file's path", s.dest)
+	}
+	if s.sum != "" && !hexSum.MatchString(s.sum) {
+		return nil, fmt.Errorf("sha256: %q is not 64 hex digits", s.sum)
+	}
+	if s.url != "" {
+		u, err := url.Parse(s.url)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "ftp") || u.Host == "" {
+			return nil, fmt.Errorf("url: %q is not an http, https or ftp URL", s.url)
+		}
+		if strings.ContainsAny(s.url, "\n\r\x00") {
+			return nil, fmt.Errorf("url: holds a line break or NUL byte")
+		}
+	}
+	return s, nil
+}
+
+// Run uploads src or has the host download url.
+func (s *distribute) Run(ctx context.Context, t *Target) (Outputs, error) {
+	if s.url != "" {
+		return s.download(ctx, t)
+	}
+	f, st, err := openRegular("src", s.src)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	sum := s.sum
+	if sum == "" {
+		if sum, err = s.sums.sum(f, st); err != nil {
+			return nil, fmt.Errorf("sha256 of %s: %w", s.src, err)
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return nil, fmt.Errorf("read %s: %w", s.src, err)
+		}
+	}
+	logf(t, "distribute %s (%d bytes, sha256 %s) to %s\n", s.src, st.Size(), sum, s.dest)
+	if err := t.Conn.Upload(ctx, f, s.dest, 0o644, sum); err != nil {
+		return nil, fmt.Errorf("upload %s to %s: %w", s.src, s.dest, err)
+	}
+	return Outputs{"sha256": sum}, nil
+}
+
+// downloadScript fetches $SF_URL into $SF_DEST through a partial file
+// that an interrupted download continues, checks the sum when known and
+// prints the file's sha256.
+const downloadScript = `d=$(dirname -- "$SF_DEST")
+mkdir -p -- "$d"
+part="$d/.$(basename -- "$SF_DEST").sealflow-partial"
+if [ -n "$SF_SUM" ] && [ -f "$SF_DEST" ]; then
+	s=$(sha256sum <"$SF_DEST"); s=${s%% *}
+	if [ "$s" = "$SF_SUM" ]; then echo "$s"; exit 0; fi
+fi
+if command -v curl >/dev/null 2>&1; then
+	curl -fsSL --retry 3 --connect-timeout 30 --speed-limit 1024 --speed-time 120 -C - -o "$part" -- "$SF_URL" >&2 ||
+	{ rm -f -- "$part"; curl -fsSL --retry 3 --connect-timeout 30 --speed-limit 1024 --speed-time 120 -o "$part" -- "$SF_URL" >&2; }
+elif command -v wget >/dev/null 2>&1; then
+	wget -q -c -T 60 -t 3 -O "$part" -- "$SF_URL" >&2
+else
+	echo "neither curl nor wget is installed on this host: install one, or distribute with src" >&2
+	exit 3
+fi
+s=$(sha256sum <"$part"); s=${s%% *}
+if [ -n "$SF_SUM" ] && [ "$s" != "$SF_SUM" ]; then
+	rm -f -- "$part"
+	echo "downloaded file has sha256 $s, want $SF_SUM" >&2
+	exit 4
+fi
+chmod 0644 "$part"
+mv -f -- "$part" "$SF_DEST"
+echo "$s"
+`
+
+func (s *distribute) download(ctx context.Context, t *Target) (Outputs, error) {
+	logf(t, "distribute: download %s to %s\n", s.url, s.dest)
+	out, err := output(ctx, t, "download "+s.url+" to "+s.dest, downloadScript,
+		map[string]string{"SF_URL": s.url, "SF_DEST": s.dest, "SF_SUM": s.sum})
+	if err != nil {
+		return nil, err
+	}
+	sum := strings.TrimSpace(out)
+	if !hexSum.MatchString(sum) {
+		return nil, fmt.Errorf("download %s to %s: the host printed %q, want a sha256", s.url, s.dest, firstLine(sum))
+	}
+	return Outputs{"sha256": sum}, nil
+}
+
+// Done reports the task done when dest has the expected sha256.
+func (s *distribute) Done(ctx context.Context, t *Target) (bool, Outputs, error) {
+	sum := s.sum
+	if sum == "" && s.src != "" {
+		f, st, err := openRegular("src", s.src)
+		if err != nil {
+			return false, nil, err
+		}
+		sum, err = s.sums.sum(f, st)
+		f.Close()
+		if err != nil {
+			return false, nil, fmt.Errorf("sha256 of %s: %w", s.src, err)
+		}
+	}
+	if sum == "" {
+		return false, nil, nil
+	}
+	have, err := remoteSum(ctx, t, s.dest)
+	if err != nil {
+		return false, nil, err
+	}
+	if have != sum {
+		return false, nil, nil
+	}
+	return true, Outputs{"sha256": sum}, nil
+}
+
+// CanCheck: a download without a known sha256 cannot be checked.
+func (s *distribute) CanCheck() bool { return s.src != "" || s.sum != "" }
+
+func (s *distribute) Describe(t *Target) []string {
+	if s.url != "" {
+		return []string{fmt.Sprintf("download %s to %s", s.url, s.dest)}
+	}
+	return []string{fmt.Sprintf("upload %s to %s (skipped when the host has it)", s.src, s.dest)}
+}
+
+// ---- helpers shared by the kinds of this package's Kubernetes steps ----
+
+// env merges the target's environment with the step's.
+func mergeEnv(t *Target, env map[string]string) map[string]string {
+	out := make(map[string]string, len(t.Env)+len(env))
+	for k, v := range t.Env {
+		out[k] = v
+	}
+	for k, v := range env {
+		out[k] = v
+	}
+	return out
+}
+
+// run runs script on the host (as root when the target says so) with
+// stdout and stderr going to the task log; a non-zero exit is an error
+// naming what was being done.
+func run(ctx context.Context, t *Target, what, script string, env map[string]string) error {
+	return runTo(ctx, t, what, script, env, t.Log, t.Log)
+}
+
+func runTo(ctx context.Context, t *Target, what, script string, env map[string]string, stdout, stderr io.Writer) error {
+	res, err := t.Conn.Exec(ctx, transport.Command{
+		Script: script,
+		Env:    mergeEnv(t, env),
+		Stdout: stdout,
+		Stderr: stderr,
+		Become: t.Become,
+	})
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if res.ExitCode != 0 {
+		return fmt.Errorf("%s: %w", what, &transport.ExitError{Code: res.ExitCode})
+	}
+	return nil
+}
+
+// output runs script and returns what it printed on stdout.
+func output(ctx context.Context, t *Target, what, script string, env map[string]string) (string, error) {
+	var out bytes.Buffer
+	err := runTo(ctx, t, what, script, env, &out, t.Log)
+	return out.String(), err
+}
+
+// remoteSum returns the hex sha256 of a file on the host, or "" when it
+// is not a regular file.
+func remoteSum(ctx context.Context, t *Target, file string) (string, error) {
+	out, err := output(ctx, t, "sha256 of "+file, `[ -f "$SF_FILE" ] || exit 0
+s=$(sha256sum <"$SF_FILE")
+echo "${s%% *}"`, map[string]string{"SF_FILE": file})
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(out), nil
+}
+
+func logf(t *Target, format string, args ...any) {
+	if t.Log != nil {
+		fmt.Fprintf(t.Log, format, args...)
+	}
+}
+
+// checkRemotePath accepts a clean absolute path that is not the root and
+// holds no line break or NUL byte.
+func checkRemotePath(param, p string) error {
+	if p == "" {
+		return fmt.Errorf("%s: empty; give an absolute path on the host", param)
+	}
+	if strings.ContainsAny(p, "\n\r\x00") {
+		return fmt.Errorf("%s: %q holds a line break or NUL byte", param, p)
+	}
+	if !path.IsAbs(p) {
+		return fmt.Errorf("%s: %q is not an absolute path on the host", param, p)
+	}
+	if path.Clean(p) == "/" {
+		return fmt.Errorf("%s: %q is the root directory", param, p)
+	}
+	return nil
+}
+
+// openRegular opens a local regular file.
+func openRegular(param, name string) (*os.File, fs.FileInfo, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", param, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("%s: %w", param, err)
+	}
+	if !st.Mode().IsRegular() {
+		f.Close()
+		return nil, nil, fmt.Errorf("%s: %s is not a regular file", param, name)
+	}
+	return f, st, nil
+}

@@ -1,0 +1,142 @@
+package steps
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"path"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// initScriptKind runs the package's install script (kube/shell/init.sh)
+// once per script content, package and environment.
+func initScriptKind() *Kind {
+	return &Kind{
+		Name: "init-script",
+		Doc:  "run the offline package's install script (shell/init.sh) in its directory; skipped when it already ran for this script, package and env",
+		Params: []Param{
+			{Name: "dir", Type: String, Required: true, Doc: "the package directory on the host, e.g. /root/kube"},
+			{Name: "script", Type: String, Doc: "the script, relative to dir or absolute (default shell/init.sh)"},
+			{Name: "env", Type: StringMap, Doc: "environment variables for the script"},
+		},
+		New: func(p Params) (Step, error) { return newInitScript(p, defaultPaths()) },
+	}
+}
+
+type initScript struct {
+	dir, script string
+	env         map[string]string
+	paths       sysPaths
+}
+
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+func newInitScript(p Params, paths sysPaths) (*initScript, error) {
+	s := &initScript{paths: paths}
+	s.dir, _ = p["dir"].(string)
+	if err := checkRemotePath("dir", s.dir); err != nil {
+		return nil, err
+	}
+	s.dir = path.Clean(s.dir)
+	script, _ := p["script"].(string)
+	if script == "" {
+		script = "shell/init.sh"
+	}
+	if strings.ContainsAny(script, "\n\r\x00") {
+		return nil, fmt.Errorf("script: %q holds a line break or NUL byte", script)
+	}
+	if !path.IsAbs(script) {
+		script = path.Join(s.dir, script)
+	}
+	s.script = path.Clean(script)
+	s.env, _ = p["env"].(map[string]string)
+	for k := range s.env {
+		if !envName.MatchString(k) || strings.HasPrefix(k, "SF_") {
+			return nil, fmt.Errorf("env: %q is not a usable variable name (letters, digits, '_'; not starting with SF_)", k)
+		}
+	}
+	return s, nil
+}
+
+// marker is where the record of a finished run is kept.
+func (s *initScript) marker() string {
+	h := sha256.Sum256([]byte(s.dir + "\x00" + s.script))
+	return path.Join(s.paths.State, "init-script", hex.EncodeToString(h[:16]))
+}
+
+// envSum identifies the environment the script ran with.
+func (s *initScript) envSum() string {
+	keys := make([]string, 0, len(s.env))
+	for k := range s.env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	h := sha256.New()
+	for _, k := range keys {
+		fmt.Fprintf(h, "%s=%s\x00", k, s.env[k])
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func (s *initScript) scriptEnv() map[string]string {
+	env := make(map[string]string, len(s.env)+5)
+	for k, v := range s.env {
+		env[k] = v
+	}
+	env["SF_DIR"] = s.dir
+	env["SF_SCRIPT"] = s.script
+	env["SF_MARKER"] = s.marker()
+	env["SF_ENVSUM"] = s.envSum()
+	env["SF_UNTAR"] = untarMarker
+	return env
+}
+
+// initStamp prints what the marker holds: the script's sha256, the
+// package's (from the untar marker in dir or its parent) and the env's.
+const initStamp = `stamp() {
+	s=$(sha256sum <"$SF_SCRIPT"); s=${s%% *}
+	p=none
+	for m in "$SF_DIR/$SF_UNTAR" "$(dirname -- "$SF_DIR")/$SF_UNTAR"; do
+		if [ -f "$m" ]; then p=$(head -n 1 "$m"); break; fi
+	done
+	printf 'script %s\npackage %s\nenv %s\n' "$s" "$p" "$SF_ENVSUM"
+}
+`
+
+const initRunScript = initStamp + `[ -f "$SF_SCRIPT" ] || { echo "$SF_SCRIPT: no such file (is the package extracted into $SF_DIR?)" >&2; exit 3; }
+rm -f -- "$SF_MARKER"
+cd -- "$(dirname -- "$SF_SCRIPT")"
+if [ -x "$SF_SCRIPT" ]; then "$SF_SCRIPT"; else sh "$SF_SCRIPT"; fi
+mkdir -p -- "$(dirname -- "$SF_MARKER")"
+stamp >"$SF_MARKER.tmp"
+mv -f -- "$SF_MARKER.tmp" "$SF_MARKER"
+`
+
+const initCheckScript = initStamp + `[ -f "$SF_SCRIPT" ] && [ -f "$SF_MARKER" ] || exit 0
+if [ "$(stamp)" = "$(cat "$SF_MARKER")" ]; then echo done; fi
+`
+
+func (s *initScript) Run(ctx context.Context, t *Target) (Outputs, error) {
+	logf(t, "run %s in %s\n", s.script, path.Dir(s.script))
+	if err := run(ctx, t, "run "+s.script, initRunScript, s.scriptEnv()); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
+
+// Done reports the task done when the marker records this script,
+// package and env.
+func (s *initScript) Done(ctx context.Context, t *Target) (bool, Outputs, error) {
+	out, err := output(ctx, t, "check "+s.marker(), initCheckScript, s.scriptEnv())
+	if err != nil {
+		return false, nil, err
+	}
+	return strings.TrimSpace(out) == "done", nil, nil
+}
+
+func (s *initScript) Describe(t *Target) []string {
+	return []string{fmt.Sprintf("run %s in %s", s.script, path.Dir(s.script))}
+}
