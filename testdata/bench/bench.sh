@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# make bench: every benchmark of the README, in one run.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+echo "== engine: 10,000 no-op tasks (100 chained steps x 100 hosts), real journal; then resume with one task left"
+go test -run '^$' -bench 'Engine10k' -benchtime 3x ./internal/engine | grep -E '^Benchmark|^cpu'
+
+echo
+echo "== fan-out over SSH: sealflow vs ansible-playbook and parallel-ssh"
+bash testdata/bench/fanout.sh
+
+if [ -f testdata/bench/lvscare.sh ]; then
+	echo
+	echo "== lvscare: failover time and idle cost"
+	bash testdata/bench/lvscare.sh
+fi
