@@ -2,7 +2,7 @@ GO ?= go
 BIN := bin/sealflow
 PKGS := ./...
 
-.PHONY: all build test fmt-check vet unit demo bench test-ipvs clean
+.PHONY: all build deps test fmt-check vet unit demo bench test-ipvs clean
 
 all: build
 
@@ -17,10 +17,14 @@ vet:
 	$(GO) vet $(PKGS)
 
 unit:
-	$(GO) test -race -count=1 $(PKGS)
+	$(GO) test -race -count=1 -timeout 45m $(PKGS)
+
+# Debian packages the tests use (installed when missing; needs root).
+deps:
+	bash testdata/ci/deps.sh
 
 # The README's test command.
-test: fmt-check vet unit
+test: deps fmt-check vet unit
 
 # IPVS backend of lvscare on a real kernel (Debian's) under qemu.
 test-ipvs:
