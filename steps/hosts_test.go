@@ -1,0 +1,294 @@
+package steps
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/sealflow/sealflow/steps/steptest"
+)
+
+// Helpers shared by the tests of the Kubernetes kinds: scripts run for
+// real with this machine's sh (steptest.Local), with every host path in a
+// temporary directory and stand-in kubeadm, kubectl, systemctl and
+// sealflow programs first on PATH.
+
+// hostile is a value that breaks any shell command it is pasted into
+// unquoted or double-quoted.
+const hostile = `it's "$(touch PWNED)" ` + "`touch PWNED2`" + ` $HOME;x`
+
+type lab struct {
+	dir   string
+	paths sysPaths
+	bin   string // stand-in programs
+	home  string
+	conn  *steptest.Conn
+	log   *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func newLab(t *testing.T) *lab {
+	t.Helper()
+	dir := t.TempDir()
+	l := &lab{
+		dir: dir,
+		paths: sysPaths{
+			Hosts:   filepath.Join(dir, "etc", "hosts"),
+			Kube:    filepath.Join(dir, "etc", "kubernetes"),
+			State:   filepath.Join(dir, "var", "lib", "sealflow"),
+			Bin:     filepath.Join(dir, "usr", "local", "bin", "sealflow"),
+			Unit:    filepath.Join(dir, "etc", "systemd", "system", "lvscare.service"),
+			Etcd:    filepath.Join(dir, "var", "lib", "etcd"),
+			Kubelet: filepath.Join(dir, "var", "lib", "kubelet"),
+		},
+		bin:  filepath.Join(dir, "fakebin"),
+		home: filepath.Join(dir, "home"),
+		conn: steptest.New(steptest.Local),
+		log:  &syncBuffer{},
+	}
+	for _, d := range []string{filepath.Join(dir, "etc"), l.bin, l.home} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return l
+}
+
+func (l *lab) target() *Target {
+	return &Target{
+		Host: Host{Name: "node-1", Address: "192.0.2.10"},
+		Conn: l.conn,
+		Log:  l.log,
+		Env: map[string]string{
+			"HOME":     l.home,
+			"PATH":     l.bin + ":" + os.Getenv("PATH"),
+			"FAKE_DIR": l.dir,
+			"TMPDIR":   l.dir,
+		},
+	}
+}
+
+// fake installs a stand-in program called name.
+func (l *lab) fake(t *testing.T, name, script string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(l.bin, name), []byte("#!/bin/sh\nset -e\n"+script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (l *lab) read(t *testing.T, rel string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(l.dir, rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func (l *lab) write(t *testing.T, file, data string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
+}
+
+// noInjection fails when a hostile value was run as a command.
+func (l *lab) noInjection(t *testing.T) {
+	t.Helper()
+	for _, d := range []string{l.dir, "."} {
+		for _, f := range []string{"PWNED", "PWNED2"} {
+			if exists(filepath.Join(d, f)) {
+				t.Errorf("a hostile parameter was run by the shell: %s exists", filepath.Join(d, f))
+			}
+		}
+	}
+}
+
+// noSecrets fails when a secret appears in a command's text or the log.
+func (l *lab) noSecrets(t *testing.T, secrets ...string) {
+	t.Helper()
+	for _, s := range secrets {
+		if s == "" {
+			t.Fatal("empty secret")
+		}
+		for i, c := range l.conn.Commands() {
+			if strings.Contains(c.Script, s) {
+				t.Errorf("command %d has a secret in its text:\n%s", i, c.Script)
+			}
+		}
+		if strings.Contains(l.log.String(), s) {
+			t.Errorf("the task log has a secret:\n%s", l.log.String())
+		}
+	}
+}
+
+func TestHostsParams(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		params  Params
+		wantErr string
+	}{
+		{"map", Params{"entries": map[string]string{"m0": "10.0.0.2"}}, ""},
+		{"list", Params{"entries": []string{"10.0.0.2 m0 m0.local"}}, ""},
+		{"lines", Params{"lines": []string{"10.0.0.2 m0"}}, ""},
+		{"absent without entries", Params{"state": "absent"}, ""},
+		{"nothing", Params{}, "entries: no entries"},
+		{"bad state", Params{"state": "gone", "lines": []string{"10.0.0.2 a"}}, `state: "gone"`},
+		{"bad address", Params{"entries": map[string]string{"m0": "ten"}}, `"ten" is not an IP address`},
+		{"name with space", Params{"entries": map[string]string{"m 0": "10.0.0.2"}}, `white space`},
+		{"hostile name", Params{"lines": []string{"10.0.0.2 " + hostile}}, `is not a host name`},
+		{"newline", Params{"lines": []string{"10.0.0.2 a\n10.0.0.3 b"}}, `on one line`},
+		{"no name", Params{"lines": []string{"10.0.0.2"}}, `at least one host name`},
+		{"bad block", Params{"block": "a b", "lines": []string{"10.0.0.2 a"}}, `block: "a b"`},
+		{"relative file", Params{"file": "hosts", "lines": []string{"10.0.0.2 a"}}, `file: "hosts" is not an absolute`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := hostsKind().New(tt.params)
+			checkErr(t, err, tt.wantErr)
+		})
+	}
+}
+
+func checkErr(t *testing.T, err error, want string) {
+	t.Helper()
+	got := ""
+	if err != nil {
+		got = err.Error()
+	}
+	if want == "" && err != nil || want != "" && !strings.Contains(got, want) {
+		t.Errorf("error = %q, want %q", got, want)
+	}
+}
+
+func TestHostsBlock(t *testing.T) {
+	t.Parallel()
+	l := newLab(t)
+	ctx := context.Background()
+	// The file lives in a directory whose name would run commands if it
+	// were pasted into a script.
+	file := filepath.Join(l.dir, hostile, "hosts")
+	const before = "127.0.0.1 localhost\n# a comment\n10.9.9.9 other"
+	l.write(t, file, before)
+	tg := l.target()
+	newStep := func(p Params) Step {
+		t.Helper()
+		p["file"] = file
+		s, err := hostsKind().New(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s := newStep(Params{"entries": map[string]string{"m1": "10.0.0.3", "m0": "10.0.0.2"}, "lines": []string{"10.0.0.2 m0", "10.0.0.9 x y"}})
+	done, _, err := s.(Checker).Done(ctx, tg)
+	if err != nil || done {
+		t.Fatalf("Done before Run = %v, %v; want false", done, err)
+	}
+	for i := 0; i < 2; i++ {
+		if _, err := s.Run(ctx, tg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := "127.0.0.1 localhost\n# a comment\n10.9.9.9 other\n" +
+		"# BEGIN sealflow sealflow\n10.0.0.2 m0\n10.0.0.3 m1\n10.0.0.9 x y\n# END sealflow sealflow\n"
+	got, _ := os.ReadFile(file)
+	if d := cmp.Diff(want, string(got)); d != "" {
+		t.Errorf("hosts after two runs (-want +got):\n%s", d)
+	}
+	if done, _, err := s.(Checker).Done(ctx, tg); err != nil || !done {
+		t.Errorf("Done after Run = %v, %v; want true", done, err)
+	}
+
+	// Other entries: the block is replaced in place of the old one's
+	// content, a second block is kept apart.
+	s2 := newStep(Params{"entries": map[string]string{"m0": "10.0.0.4"}})
+	if done, _, _ := s2.(Checker).Done(ctx, tg); done {
+		t.Error("Done with other entries = true")
+	}
+	if _, err := s2.Run(ctx, tg); err != nil {
+		t.Fatal(err)
+	}
+	other := newStep(Params{"block": "extra", "lines": []string{"10.1.1.1 e"}})
+	if _, err := other.Run(ctx, tg); err != nil {
+		t.Fatal(err)
+	}
+	want = "127.0.0.1 localhost\n# a comment\n10.9.9.9 other\n" +
+		"# BEGIN sealflow sealflow\n10.0.0.4 m0\n# END sealflow sealflow\n" +
+		"# BEGIN sealflow extra\n10.1.1.1 e\n# END sealflow extra\n"
+	got, _ = os.ReadFile(file)
+	if d := cmp.Diff(want, string(got)); d != "" {
+		t.Errorf("hosts after new entries (-want +got):\n%s", d)
+	}
+
+	// state: absent removes only its block.
+	rm := newStep(Params{"state": "absent"})
+	if done, _, _ := rm.(Checker).Done(ctx, tg); done {
+		t.Error("Done of absent with the block there = true")
+	}
+	if _, err := rm.Run(ctx, tg); err != nil {
+		t.Fatal(err)
+	}
+	want = "127.0.0.1 localhost\n# a comment\n10.9.9.9 other\n# BEGIN sealflow extra\n10.1.1.1 e\n# END sealflow extra\n"
+	got, _ = os.ReadFile(file)
+	if d := cmp.Diff(want, string(got)); d != "" {
+		t.Errorf("hosts after state absent (-want +got):\n%s", d)
+	}
+	if done, _, err := rm.(Checker).Done(ctx, tg); err != nil || !done {
+		t.Errorf("Done of absent after Run = %v, %v; want true", done, err)
+	}
+	l.noInjection(t)
+}
+
+func TestHostsBrokenBlock(t *testing.T) {
+	t.Parallel()
+	l := newLab(t)
+	const broken = "127.0.0.1 localhost\n# BEGIN sealflow sealflow\n10.0.0.2 m0\n10.9.9.9 keep-me\n"
+	l.write(t, l.paths.Hosts, broken)
+	s, err := hostsKind().New(Params{"file": l.paths.Hosts, "lines": []string{"10.0.0.2 m0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Run(context.Background(), l.target())
+	if err == nil {
+		t.Fatal("Run on a block without its END line succeeded")
+	}
+	if !strings.Contains(l.log.String(), "fix the file by hand") {
+		t.Errorf("log does not say what to do:\n%s", l.log.String())
+	}
+	if got := l.read(t, "etc/hosts"); got != broken {
+		t.Errorf("the file was changed to:\n%s", got)
+	}
+}
