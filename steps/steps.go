@@ -185,5 +185,6 @@ func (r *Registry) Names() []string {
 func Builtin() *Registry {
 	r := NewRegistry()
 	r.Register(shellKind())
+	r.Register(copyKind())
 	return r
 }
