@@ -51,7 +51,9 @@ func (s *syncBuffer) String() string {
 
 func newLab(t *testing.T) *lab {
 	t.Helper()
-	dir := t.TempDir()
+	// Every path has a hostile directory name in it: a script that
+	// pastes a path unquoted runs commands.
+	dir := filepath.Join(t.TempDir(), hostile)
 	l := &lab{
 		dir: dir,
 		paths: sysPaths{
@@ -82,10 +84,12 @@ func (l *lab) target() *Target {
 		Conn: l.conn,
 		Log:  l.log,
 		Env: map[string]string{
-			"HOME":     l.home,
-			"PATH":     l.bin + ":" + os.Getenv("PATH"),
-			"FAKE_DIR": l.dir,
-			"TMPDIR":   l.dir,
+			"HOME":       l.home,
+			"PATH":       l.bin + ":" + os.Getenv("PATH"),
+			"FAKE_DIR":   l.dir,
+			"FAKE_KUBE":  l.paths.Kube,
+			"FAKE_HOSTS": l.paths.Hosts,
+			"TMPDIR":     l.dir,
 		},
 	}
 }
@@ -125,7 +129,7 @@ func exists(p string) bool {
 // noInjection fails when a hostile value was run as a command.
 func (l *lab) noInjection(t *testing.T) {
 	t.Helper()
-	for _, d := range []string{l.dir, "."} {
+	for _, d := range []string{l.dir, filepath.Dir(l.dir), l.home, "."} {
 		for _, f := range []string{"PWNED", "PWNED2"} {
 			if exists(filepath.Join(d, f)) {
 				t.Errorf("a hostile parameter was run by the shell: %s exists", filepath.Join(d, f))
