@@ -9,5 +9,5 @@ import (
 // extraCommands are the commands beyond running plans: the lab of test
 // hosts and the lvscare daemon.
 func extraCommands(streams app.IO) []*cli.Command {
-	return []*cli.Command{labCommand()}
+	return []*cli.Command{labCommand(), lvscareCommand()}
 }

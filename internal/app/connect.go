@@ -83,7 +83,7 @@ func (c *connector) dial(ctx context.Context, name string) (*sshconn.Conn, error
 		return nil, fmt.Errorf("host %s: unknown", name)
 	}
 	cfg := c.config(h.Name, h.Address, h.Port, h.User, h.Key)
-	cfg.Become = h.Become
+	cfg.Become = h.Become // uploads; commands follow each task's become
 	if pw := c.passwordFor(h); pw != nil {
 		cfg.Password = pw
 	}

@@ -90,7 +90,9 @@ type Config struct {
 	KeepAlive   time.Duration // default 15s; negative disables keepalives
 	MaxSessions int           // default 8: concurrent commands on the connection
 
-	// Become is the default of Command.Become for this host.
+	// Become makes uploads go through sudo (the host's `become`).
+	// Commands follow their own Command.Become: the engine sets it from the
+	// host's default and the step's override.
 	Become bool
 
 	// Log receives warnings. It may be nil.

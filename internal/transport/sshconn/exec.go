@@ -28,7 +28,7 @@ func (c *Conn) Exec(ctx context.Context, cmd transport.Command) (transport.Resul
 	if err := ctx.Err(); err != nil {
 		return transport.Result{}, fmt.Errorf("host %s: run command: %w", c.cfg.HostName, err)
 	}
-	become := cmd.Become || c.cfg.Become
+	become := cmd.Become
 	header, err := c.header(cmd, become)
 	if err != nil {
 		return transport.Result{}, err

@@ -82,12 +82,15 @@ func TestNonRootUser(t *testing.T) {
 		}
 	})
 
-	t.Run("become default from config", func(t *testing.T) {
+	t.Run("commands follow Command.Become, not Config.Become", func(t *testing.T) {
 		cfg := pwCfg
 		cfg.Become = true
 		c := dial(t, cfg)
-		if got := run(t, c, transport.Command{Script: "id -un"}); got != "root\n" {
-			t.Errorf("with Config.Become: %q, want root", got)
+		if got := run(t, c, transport.Command{Script: "id -un"}); got != "deploy\n" {
+			t.Errorf("with Config.Become and no Command.Become: %q, want deploy", got)
+		}
+		if got := run(t, c, transport.Command{Script: "id -un", Become: true}); got != "root\n" {
+			t.Errorf("with Command.Become: %q, want root", got)
 		}
 	})
 
@@ -188,7 +191,7 @@ func TestNonRootUser(t *testing.T) {
 		if err := cb.Upload(ctx, bytes.NewReader(data), "/etc/sealflow/data.bin", 0o600, sum); err != nil {
 			t.Fatal(err)
 		}
-		if got := run(t, cb, transport.Command{Script: "stat -c '%U %a' /etc/sealflow/data.bin; sha256sum </etc/sealflow/data.bin; ls -A /etc/sealflow /home/deploy/.sealflow-partial"}); got != "root 600\n"+sum+"  -\n/etc/sealflow:\ndata.bin\n\n/home/deploy/.sealflow-partial:\n" {
+		if got := run(t, cb, transport.Command{Become: true, Script: "stat -c '%U %a' /etc/sealflow/data.bin; sha256sum </etc/sealflow/data.bin; ls -A /etc/sealflow /home/deploy/.sealflow-partial"}); got != "root 600\n"+sum+"  -\n/etc/sealflow:\ndata.bin\n\n/home/deploy/.sealflow-partial:\n" {
 			t.Errorf("become upload: %q", got)
 		}
 		counted := &countingReader{r: bytes.NewReader(data)}
