@@ -386,3 +386,21 @@ steps:
 		t.Errorf("resume re-ran finished work:\n%s", out)
 	}
 }
+
+// TestSSHSIGKILLAndResume is the SIGKILL-and-resume test over SSH: four
+// lab hosts, sealflow killed at random points, resumed until done.
+func TestSSHSIGKILLAndResume(t *testing.T) {
+	t.Parallel()
+	l := lab.ForTest(t, lab.Config{Name: "kill", Masters: 0, Nodes: 4})
+	dir := t.TempDir()
+	inv := filepath.Join(dir, "inv.yaml")
+	b, err := os.ReadFile(l.Inventory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The plan's cross-host step selects group g: name the nodes so.
+	write(t, inv, strings.Replace(string(b), "  nodes:", "  g:", 1))
+	plan := filepath.Join(dir, "plan.yaml")
+	write(t, plan, killPlan("/root/ran", false))
+	killAndResume(t, dir, plan, []string{"-i", inv, "--known-hosts", l.KnownHosts}, []string{"--known-hosts", l.KnownHosts})
+}
