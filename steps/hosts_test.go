@@ -296,3 +296,60 @@ func TestHostsBrokenBlock(t *testing.T) {
 		t.Errorf("the file was changed to:\n%s", got)
 	}
 }
+
+// kubeKinds are the kinds of this package's Kubernetes steps, as
+// Builtin registers them.
+func kubeKinds() []*Kind {
+	return []*Kind{distributeKind(), untarKind(), initScriptKind(), hostsKind(), kubeadmInitKind(), joinKind(), lvscareKind(), resetKind()}
+}
+
+func TestKubeKindsDeclared(t *testing.T) {
+	t.Parallel()
+	r := NewRegistry()
+	for _, k := range kubeKinds() {
+		r.Register(k)
+		if k.Doc == "" || k.New == nil {
+			t.Errorf("%s: no Doc or New", k.Name)
+		}
+		seen := map[string]bool{}
+		for _, p := range k.Params {
+			if seen[p.Name] || p.Doc == "" {
+				t.Errorf("%s: parameter %q repeated or undocumented", k.Name, p.Name)
+			}
+			seen[p.Name] = true
+		}
+	}
+	want := []string{"distribute", "hosts", "init-script", "join", "kubeadm-init", "lvscare", "reset", "untar"}
+	if d := cmp.Diff(want, r.Names()); d != "" {
+		t.Errorf("kinds (-want +got):\n%s", d)
+	}
+	k, _ := r.Lookup("kubeadm-init")
+	if d := cmp.Diff([]string{"token", "certificate_key"}, k.Secret); d != "" {
+		t.Errorf("kubeadm-init secret outputs (-want +got):\n%s", d)
+	}
+	// Every step is safe to run again after an interruption.
+	steps := map[string]Params{
+		"distribute":   {"src": "/a", "dest": "/b"},
+		"untar":        {"src": "/a.tgz", "dest": "/b"},
+		"init-script":  {"dir": "/root/kube"},
+		"hosts":        {"lines": []string{"10.0.0.2 m0"}},
+		"kubeadm-init": {"version": "v1.29.3", "masters": []string{"10.0.0.2"}},
+		"join":         joinParamsFor("node", "v1.29.3"),
+		"lvscare":      {"masters": []string{"10.0.0.2"}},
+		"reset":        {},
+	}
+	for name, p := range steps {
+		k, _ := r.Lookup(name)
+		s, err := k.New(p)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if !SafeToRerun(k, s) {
+			t.Errorf("%s: not safe to run again", name)
+		}
+		if d, ok := s.(Describer); !ok || len(d.Describe(&Target{})) == 0 {
+			t.Errorf("%s: no description", name)
+		}
+	}
+}
