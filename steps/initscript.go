@@ -106,10 +106,23 @@ const initStamp = `stamp() {
 }
 `
 
-const initRunScript = initStamp + `[ -f "$SF_SCRIPT" ] || { echo "$SF_SCRIPT: no such file (is the package extracted into $SF_DIR?)" >&2; exit 3; }
+// runFileFunc runs a script file: directly when executable, else with
+// the interpreter of its #! line, else with sh.
+const runFileFunc = `runfile() {
+	if [ -x "$1" ]; then "$1"; return; fi
+	first=
+	IFS= read -r first <"$1" || true
+	case $first in
+	'#!'*) ${first#??} "$1" ;;
+	*) sh "$1" ;;
+	esac
+}
+`
+
+const initRunScript = initStamp + runFileFunc + `[ -f "$SF_SCRIPT" ] || { echo "$SF_SCRIPT: no such file (is the package extracted into $SF_DIR?)" >&2; exit 3; }
 rm -f -- "$SF_MARKER"
 cd -- "$(dirname -- "$SF_SCRIPT")"
-if [ -x "$SF_SCRIPT" ]; then "$SF_SCRIPT"; else sh "$SF_SCRIPT"; fi
+runfile "$SF_SCRIPT"
 mkdir -p -- "$(dirname -- "$SF_MARKER")"
 stamp >"$SF_MARKER.tmp"
 mv -f -- "$SF_MARKER.tmp" "$SF_MARKER"

@@ -112,3 +112,25 @@ func TestInitScriptFails(t *testing.T) {
 		}
 	}
 }
+
+// A script that is not executable runs with the interpreter of its #!
+// line (packages are often packed without the x bit).
+func TestInitScriptShebang(t *testing.T) {
+	t.Parallel()
+	if _, err := os.Stat("/bin/bash"); err != nil {
+		t.Skip("no /bin/bash to run a #!/bin/bash script with")
+	}
+	l := newLab(t)
+	pkg := filepath.Join(l.dir, "kube")
+	l.write(t, filepath.Join(pkg, "shell", "init.sh"), "#!/bin/bash\necho \"${BASH_VERSION:+bash} $(pwd)\" >\"$FAKE_DIR/init.runs\"\n")
+	s, err := newInitScript(Params{"dir": pkg}, l.paths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Run(context.Background(), l.target()); err != nil {
+		t.Fatalf("%v\nlog:\n%s", err, l.log.String())
+	}
+	if got := l.runs(t); len(got) != 1 || got[0] != "bash "+filepath.Join(pkg, "shell") {
+		t.Errorf("runs %q", got)
+	}
+}

@@ -80,7 +80,7 @@ func newReset(p Params, paths sysPaths) (*reset, error) {
 
 // resetScript removes everything, going on past failures (each is
 // reported; the script fails at the end if any step did).
-const resetScript = `set +e
+const resetScript = runFileFunc + `set +e
 rc=0
 warn() { echo "reset: $*" >&2; rc=1; }
 if command -v kubeadm >/dev/null 2>&1; then
@@ -99,7 +99,7 @@ if [ -f "$SF_UNIT" ]; then
 fi
 rm -f -- "$SF_MANIFEST" || warn "could not remove $SF_MANIFEST"
 if [ -n "$SF_PKG" ] && [ -f "$SF_PKG/shell/clean.sh" ]; then
-	(cd -- "$SF_PKG/shell" && if [ -x ./clean.sh ]; then ./clean.sh; else sh ./clean.sh; fi) || warn "$SF_PKG/shell/clean.sh failed"
+	(cd -- "$SF_PKG/shell" && runfile ./clean.sh) || warn "$SF_PKG/shell/clean.sh failed"
 fi
 rm -rf -- "$HOME/.kube" "$SF_KUBE" "$SF_ETCD" "$SF_KUBELET" "$SF_STATE" || warn "could not remove the Kubernetes directories"
 rm -f -- "$SF_BIN" || warn "could not remove $SF_BIN"
