@@ -257,8 +257,17 @@ func (d *decoder) applySet(p *Plan, varsEntry entry, keyPos map[string]Position,
 				continue
 			}
 			p.Vars[k] = b
+		case []any:
+			// A list var takes a comma-separated value: --set k=a,b (k= is empty).
+			list := []any{}
+			for _, item := range strings.Split(val, ",") {
+				if item = strings.TrimSpace(item); item != "" {
+					list = append(list, item)
+				}
+			}
+			p.Vars[k] = list
 		default:
-			d.errs.add(pos, "", "--set %s: var %s is a %s in the plan; --set only sets strings, numbers and booleans", k, k, goTypeName(old))
+			d.errs.add(pos, "", "--set %s: var %s is a %s in the plan; --set only sets strings, numbers, booleans and lists (a,b,c)", k, k, goTypeName(old))
 		}
 	}
 }
