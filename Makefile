@@ -1,6 +1,6 @@
 GO ?= go
 BIN := bin/sealflow
-PKGS := ./...
+PKGS := ./... ./testdata/kubelet/...
 
 .PHONY: all build deps test fmt-check vet unit demo bench test-ipvs clean
 

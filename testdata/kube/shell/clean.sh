@@ -5,9 +5,10 @@
 # also after kubeadm reset removed the kubelet's pid files), removes what init.sh
 # created (/var/lib/sealflow-kube/created: binaries, unit, drop-in, env, sysctl
 # and shim files, and the directories it made), the kubelet's state and logs
-# (/var/lib/kubelet, /var/log/pods, /var/log/kubelet.log), and the directories
-# kubeadm reset leaves empty (/etc/kubernetes, /var/lib/etcd). A directory that
-# still holds files is kept, with a warning. Running it again changes nothing.
+# (/var/lib/kubelet, /var/log/pods, /var/log/kubelet.log), and what kubeadm reset
+# leaves: empty directories under /etc/kubernetes, and /var/lib/etcd once no etcd
+# manifest is left. A directory that still holds files is kept, with a warning.
+# Running it again changes nothing.
 set -euo pipefail
 
 state=/var/lib/sealflow-kube
@@ -73,8 +74,14 @@ else
 fi
 rmdir "$state" 2>/dev/null || :
 
-# 4. The kubelet's state and logs; what kubeadm reset leaves empty.
+# 4. The kubelet's state and logs; what kubeadm reset leaves behind.
 rm -rf /var/lib/kubelet /var/log/pods /var/log/kubelet.log
+# etcd's data dir: kubeadm reset empties it, but here the static pods' processes
+# outlive the reset (there is no runtime for it to remove them) and etcd may have
+# written to it since. Without an etcd manifest nothing uses it any more.
+if [ -d /var/lib/etcd ] && [ ! -e /etc/kubernetes/manifests/etcd.yaml ]; then
+	rm -rf /var/lib/etcd
+fi
 for d in /etc/kubernetes /var/lib/etcd; do
 	[ -d "$d" ] || continue
 	find "$d" -depth -type d -empty -delete
