@@ -186,5 +186,13 @@ func Builtin() *Registry {
 	r := NewRegistry()
 	r.Register(shellKind())
 	r.Register(copyKind())
+	r.Register(distributeKind())
+	r.Register(untarKind())
+	r.Register(initScriptKind())
+	r.Register(hostsKind())
+	r.Register(kubeadmInitKind())
+	r.Register(joinKind())
+	r.Register(lvscareKind())
+	r.Register(resetKind())
 	return r
 }

@@ -93,16 +93,24 @@ func Plan(o PlanOptions, io IO) error {
 			fmt.Fprintf(tw, "%s\t%s\t-\tnothing: `on: %s` selects no host\t\n", s.ID, s.Kind, s.On)
 		}
 		for _, h := range s.Targets {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", s.ID, s.Kind, h.Name, would(s, states[taskKey{s.ID, h.Name}]))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", s.ID, s.Kind, h.Name, would(p, s, h, states[taskKey{s.ID, h.Name}]))
 		}
 	}
 	return tw.Flush()
 }
 
-func would(s *plans.Step, st *taskState) string {
+func would(p *plans.Plan, s *plans.Step, h *plans.Host, st *taskState) string {
 	cond := ""
 	if s.When != "" {
-		cond = " if " + s.When
+		// A condition on vars and hosts is decided now; one on outputs
+		// only when the run gets there.
+		readsOutputs := (len(s.Reads) > 0 || s.ReadsAny) && strings.Contains(s.When, "steps")
+		switch ok, err := s.EvalWhen(p.NewEnv(h)); {
+		case err != nil || readsOutputs:
+			cond = " if " + s.When
+		case !ok:
+			return "skip: when is false"
+		}
 	}
 	if st == nil {
 		return "run" + cond
