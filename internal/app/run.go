@@ -61,9 +61,9 @@ func Run(ctx context.Context, o RunOptions, io IO) error {
 	if err != nil {
 		return err
 	}
-	planData, err := os.ReadFile(o.PlanFile)
+	planData, err := readPlan(o.PlanFile)
 	if err != nil {
-		return Invalidf("read plan: %w", err)
+		return err
 	}
 	var invData []byte
 	if o.InventoryFile != "" {
@@ -234,6 +234,22 @@ func openState(dir string, io IO) (*journal.State, error) {
 		return nil, Invalid(err)
 	}
 	return st, err
+}
+
+// readPlan reads a plan file; a name that is no file but one of the
+// shipped plans (ha, add-node, clean, demo) gives that plan.
+func readPlan(name string) ([]byte, error) {
+	data, err := os.ReadFile(name)
+	if errors.Is(err, os.ErrNotExist) {
+		if b, ok := plans.Shipped(name); ok {
+			return b, nil
+		}
+		return nil, Invalidf("read plan: %w (shipped plans: %s)", err, strings.Join(plans.ShippedNames(), ", "))
+	}
+	if err != nil {
+		return nil, Invalidf("read plan: %w", err)
+	}
+	return data, nil
 }
 
 // discard removes the journal, saved run files and logs of an earlier run

@@ -24,9 +24,9 @@ func load(o LoadOptions) (*plans.Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(o.PlanFile)
+	data, err := readPlan(o.PlanFile)
 	if err != nil {
-		return nil, Invalidf("read plan: %w", err)
+		return nil, err
 	}
 	var inv []byte
 	if o.InventoryFile != "" {

@@ -1,0 +1,67 @@
+package plans
+
+import (
+	"os"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/sealflow/sealflow/steps"
+)
+
+// The shipped plans load with a cluster inventory, select what they
+// should, and the embedded copies are the files.
+func TestShippedPlans(t *testing.T) {
+	t.Parallel()
+	inv := []byte(`groups:
+  masters: [{name: m1, address: 10.1.0.11}, {name: m2, address: 10.1.0.12}, {name: m3, address: 10.1.0.13}]
+  nodes: [{name: n1, address: 10.1.0.21}, {name: n2, address: 10.1.0.22}, {name: n3, address: 10.1.0.23}]
+  new: [{name: m3, address: 10.1.0.13}, {name: n3, address: 10.1.0.23}]
+`)
+	want := map[string]map[string][]string{
+		"ha": {
+			"kubeadm-init": {"m1"}, "join-masters": {"m2", "m3"}, "vip-rules": {"n1", "n2", "n3"},
+			"join-nodes": {"n1", "n2", "n3"}, "lvscare": {"n1", "n2", "n3"},
+		},
+		"add-node": {
+			"upload": {"m3", "n3"}, "kubeadm-init": {"m1"}, "join-masters": {"m3"}, "join-nodes": {"n3"},
+			"lvscare": {"n3"}, "lvscare-refresh": {"n1", "n2"},
+		},
+		"clean": {"reset-nodes": {"n1", "n2", "n3"}, "reset-masters": {"m1", "m2", "m3"}},
+	}
+	for _, name := range ShippedNames() {
+		b, ok := Shipped(name)
+		if !ok {
+			t.Fatalf("%s is not embedded", name)
+		}
+		file, err := os.ReadFile(name + ".yaml")
+		if err != nil || string(file) != string(b) {
+			t.Errorf("embedded %s differs from %s.yaml", name, name)
+		}
+		var invData []byte
+		if name != "demo" {
+			invData = inv
+		}
+		p, err := Load(name+".yaml", b, LoadOptions{Kinds: steps.Builtin(), Inventory: invData, Set: map[string]string{}})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for id, hosts := range want[name] {
+			s := p.Step(id)
+			if s == nil {
+				t.Errorf("%s has no step %s", name, id)
+				continue
+			}
+			var got []string
+			for _, h := range s.Targets {
+				got = append(got, h.Name)
+			}
+			if diff := cmp.Diff(hosts, got); diff != "" {
+				t.Errorf("%s: %s runs on (-want +got):\n%s", name, id, diff)
+			}
+		}
+	}
+	if _, ok := Shipped("../go.mod"); ok {
+		t.Error("Shipped reads outside the plans")
+	}
+}
