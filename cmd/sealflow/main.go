@@ -35,7 +35,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	streams := app.IO{Stdin: stdin, Stdout: stdout, Stderr: stderr, TTY: tty}
 	a := newApp(streams)
-	err := a.RunContext(ctx, args)
+	err := a.RunContext(ctx, interspersed(a.Commands, args))
 	code := app.Code(err)
 	var usage usageError
 	if errors.As(err, &usage) {
