@@ -6,8 +6,8 @@ import (
 	"github.com/sealflow/sealflow/internal/app"
 )
 
-// extraCommands are the commands beyond running plans: the lab of test
-// hosts and the lvscare daemon.
+// extraCommands are the commands beyond running plans: the seed-style
+// shortcuts, the lab of test hosts and the lvscare daemon.
 func extraCommands(streams app.IO) []*cli.Command {
-	return []*cli.Command{labCommand(), lvscareCommand()}
+	return []*cli.Command{initCommand(streams), joinCommand(streams), cleanCommand(streams), labCommand(), lvscareCommand()}
 }
