@@ -217,3 +217,31 @@ func TestLongRecords(t *testing.T) {
 		t.Errorf("Replay (-want +got):\n%s", diff)
 	}
 }
+
+// Queued records keep their order with appended ones and are on disk
+// after Close.
+func TestQueueKeepsOrderAndClosesDurable(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s, _ := openT(t, dir, Options{})
+	if err := s.Queue(rec(Started, "a", "h", 1)); err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, s, rec(Done, "a", "h", 1))
+	if err := s.Queue(rec(Started, "b", "h", 1)); err != nil {
+		t.Fatal(err)
+	}
+	mustClose(t, s)
+	s2, _ := openT(t, dir, Options{})
+	var got []string
+	for _, r := range mustReplay(t, s2) {
+		got = append(got, string(r.Event)+" "+r.Step)
+	}
+	if diff := cmp.Diff([]string{"started a", "done a", "started b"}, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	mustClose(t, s2)
+	if err := s2.Queue(rec(Started, "c", "h", 1)); err == nil {
+		t.Error("Queue after Close succeeded")
+	}
+}
