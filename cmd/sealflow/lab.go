@@ -199,15 +199,9 @@ func labContext(c *cli.Context) context.Context {
 	return context.Background()
 }
 
-// labExit is an error with an exit code, understood both as a
-// cli.ExitCoder and as an *app.ExitError (what run maps to exit codes).
-type labExit struct{ app.ExitError }
-
-func (e *labExit) ExitCode() int { return e.Code }
-func (e *labExit) Unwrap() error { return &e.ExitError }
-
+// exitWith gives err the process exit code code.
 func exitWith(code int, err error) error {
-	return &labExit{app.ExitError{Code: code, Err: err}}
+	return &app.ExitError{Code: code, Err: err}
 }
 
 // labError maps what the machine lacks (lab.NeedError) to exit code 2,
