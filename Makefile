@@ -2,7 +2,7 @@ GO ?= go
 BIN := bin/sealflow
 PKGS := ./... ./testdata/kubelet/...
 
-.PHONY: all build deps test fmt-check vet unit demo bench test-ipvs clean
+.PHONY: all build deps test fmt-check vet unit demo demo-plan bench test-ipvs clean
 
 all: build
 
@@ -30,8 +30,13 @@ test: deps fmt-check vet unit
 test-ipvs:
 	bash lvscare/ipvstest/run.sh
 
+# The HA Kubernetes demo on a lab (the README's main command).
 demo: build
 	bash testdata/demo/demo.sh
+
+# A short demo of plans alone: a 5-host lab, a plan over SSH, status.
+demo-plan: build
+	bash testdata/demo/plan-demo.sh
 
 bench: build
 	bash testdata/bench/bench.sh
