@@ -1,0 +1,61 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestExitCodes checks the exact exit codes (testscript only tells zero
+// from non-zero): 0 success, 1 a task failed, 2 invalid input, 130
+// interrupted; and that a second run on a state directory in use is
+// refused with 2.
+func TestExitCodes(t *testing.T) {
+	t.Parallel()
+	bin := sealflowBin(t)
+	dir := t.TempDir()
+	hosts := "hosts: {groups: {g: [{name: h, address: local}]}}\n"
+	plans := map[string]string{
+		"ok.yaml":    "name: ok\n" + hosts + "steps:\n  - {id: a, kind: shell, with: {run: 'true'}}\n",
+		"fail.yaml":  "name: fail\n" + hosts + "steps:\n  - {id: a, kind: shell, with: {run: 'exit 7'}}\n",
+		"bad.yaml":   "name: bad\n" + hosts + "steps:\n  - {id: a, kind: nope}\n",
+		"int.yaml":   "name: int\n" + hosts + "steps:\n  - id: a\n    kind: shell\n    with:\n      run: |\n        kill -INT $(cut -d' ' -f4 /proc/$PPID/stat)\n        sleep 30\n",
+		"sleep.yaml": "name: sleep\n" + hosts + "steps:\n  - {id: a, kind: shell, with: {run: 'touch started; sleep 30'}}\n",
+	}
+	for name, text := range plans {
+		write(t, filepath.Join(dir, name), text)
+	}
+	for _, tc := range []struct {
+		plan string
+		want int
+	}{{"ok.yaml", 0}, {"fail.yaml", 1}, {"bad.yaml", 2}, {"missing.yaml", 2}, {"int.yaml", 130}} {
+		_, stderr, code := sf(t, bin, dir, "", "run", "--state", "st-"+tc.plan, "--output", "plain", tc.plan)
+		if code != tc.want {
+			t.Errorf("run %s: exit %d, want %d\n%s", tc.plan, code, tc.want, stderr)
+		}
+	}
+
+	// A run holds its state directory: a second one is refused.
+	cmd := exec.Command(bin, "run", "--state", "busy", "--output", "plain", "sleep.yaml")
+	cmd.Dir = dir
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	for i := 0; ; i++ {
+		if _, err := os.Stat(filepath.Join(dir, "started")); err == nil {
+			break
+		}
+		if i > 500 {
+			t.Fatal("the first run did not start its task")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_, stderr, code := sf(t, bin, dir, "", "run", "--state", "busy", "--output", "plain", "ok.yaml")
+	if code != 2 || !strings.Contains(stderr, "in use by pid") {
+		t.Errorf("second run on a busy state: exit %d, want 2 and who holds it\n%s", code, stderr)
+	}
+}
