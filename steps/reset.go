@@ -103,6 +103,8 @@ if [ -n "$SF_PKG" ] && [ -f "$SF_PKG/shell/clean.sh" ]; then
 fi
 rm -rf -- "$HOME/.kube" "$SF_KUBE" "$SF_ETCD" "$SF_KUBELET" "$SF_STATE" || warn "could not remove the Kubernetes directories"
 rm -f -- "$SF_BIN" || warn "could not remove $SF_BIN"
+# kubeadm makes the kubelet's volume plugin directory; keep parents that hold more.
+rmdir -p --ignore-fail-on-non-empty /usr/libexec/kubernetes/kubelet-plugins/volume/exec 2>/dev/null
 if [ -n "$SF_PKG" ] && [ -n "$SF_REMOVE_PKG" ]; then
 	rm -rf -- "$SF_PKG" || warn "could not remove $SF_PKG"
 	rm -f -- "$SF_PKG/$SF_UNTAR" "$(dirname -- "$SF_PKG")/$SF_UNTAR"
