@@ -404,3 +404,90 @@ func TestSSHSIGKILLAndResume(t *testing.T) {
 	write(t, plan, killPlan("/root/ran", false))
 	killAndResume(t, dir, plan, []string{"-i", inv, "--known-hosts", l.KnownHosts}, []string{"--known-hosts", l.KnownHosts})
 }
+
+// TestSSHKeysAgentBastion: an encrypted key with its passphrase from an
+// environment variable, keys from ssh-agent, and a host reached through a
+// bastion (one hop, like ProxyJump).
+func TestSSHKeysAgentBastion(t *testing.T) {
+	t.Parallel()
+	l := lab.ForTest(t, lab.Config{Name: "agent", Masters: 1, Nodes: 1})
+	bin := sealflowBin(t)
+	dir := t.TempDir()
+	home := t.TempDir() // no default keys, no known_hosts
+	enc := filepath.Join(dir, "enc_key")
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "pass phrase", "-f", enc).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v %s", err, out)
+	}
+	pub, _ := os.ReadFile(enc + ".pub")
+	for _, h := range l.Hosts {
+		cmd, err := l.Command(context.Background(), h.Name, "sh", "-c", "cat >> /etc/ssh/sealflow-lab/authorized_keys")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Stdin = bytes.NewReader(pub)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("authorize key on %s: %v %s", h.Name, err, out)
+		}
+	}
+	m1, _ := l.Host("m1")
+	n1, _ := l.Host("n1")
+	plan := func(defaults, n1Extra string) string {
+		return "name: keys\nhosts:\n  defaults: {" + defaults + "}\n  groups:\n    g:\n" +
+			"      - {name: m1, address: " + m1.Address + "}\n" +
+			"      - {name: n1, address: " + n1.Address + n1Extra + "}\n" +
+			"steps:\n  - {id: who, kind: shell, with: {run: 'hostname > /root/reached'}}\n"
+	}
+	run := func(name, text string, env ...string) {
+		t.Helper()
+		write(t, filepath.Join(dir, name), text)
+		cmd := exec.Command(bin, "run", "--state", name+".state", "--output", "plain", "--known-hosts", l.KnownHosts, name)
+		cmd.Dir = dir
+		cmd.Env = append(append(os.Environ(), "HOME="+home, "SSH_AUTH_SOCK="), env...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", name, err, out)
+		}
+		for _, h := range []string{"m1", "n1"} {
+			if got := labExec(t, l, h, "sh", "-c", "cat /root/reached && rm /root/reached"); got != h+"\n" {
+				t.Errorf("%s: %s reached %q", name, h, got)
+			}
+		}
+	}
+	run("passphrase.yaml", plan("key: "+enc+", key_passphrase_env: KEY_PASS", ""), "KEY_PASS=pass phrase")
+
+	// ssh-agent holds the key; no key file is named.
+	agentDir := t.TempDir()
+	sock := filepath.Join(agentDir, "agent.sock")
+	agent := exec.Command("ssh-agent", "-D", "-a", sock)
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { agent.Process.Kill(); agent.Wait() }()
+	for i := 0; ; i++ {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		if i > 200 {
+			t.Fatal("ssh-agent did not start")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	add := exec.Command("ssh-add", l.Key)
+	add.Env = append(os.Environ(), "SSH_AUTH_SOCK="+sock)
+	if out, err := add.CombinedOutput(); err != nil {
+		t.Fatalf("ssh-add: %v %s", err, out)
+	}
+	write(t, filepath.Join(dir, "agent.yaml"), plan("user: root", ""))
+	cmd := exec.Command(bin, "run", "--state", "agent.state", "--output", "plain", "--known-hosts", l.KnownHosts, "agent.yaml")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "HOME="+home, "SSH_AUTH_SOCK="+sock)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("agent: %v\n%s", err, out)
+	}
+	for _, h := range []string{"m1", "n1"} {
+		labExec(t, l, h, "rm", "/root/reached")
+	}
+
+	// n1 through m1: the machine cannot reach n1's sshd directly any more.
+	labExec(t, l, "n1", "nft", "add table ip guard; add chain ip guard in { type filter hook input priority 0; } ; add rule ip guard in tcp dport 22 ip saddr != "+m1.Address+" drop")
+	run("bastion.yaml", plan("key: "+l.Key, ", bastion: {address: "+m1.Address+", key: "+l.Key+"}"))
+}
