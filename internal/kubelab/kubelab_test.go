@@ -1,6 +1,7 @@
 package kubelab
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -118,14 +119,16 @@ networking:
   serviceSubnet: 10.96.0.0/22
   podSubnet: 100.64.0.0/10
 `, token, certKey, addr["m1"], criSocket, endpoint)
-	must("m1", "cat > /root/kubeadm.yaml <<'EOF'\n"+cfg+"EOF")
+	// kubeadm prints the join commands with the token and certificate key: never logged.
+	hide := strings.NewReplacer(token, "<token>", certKey, "<certificate-key>")
+	writeFile(ctx, t, l, "m1", "/root/kubeadm.yaml", cfg)
 	start = time.Now()
 	out, err := sh("m1", "kubeadm init --skip-phases=preflight --upload-certs --config /root/kubeadm.yaml 2>&1")
 	if err != nil {
-		t.Fatalf("kubeadm init: %v\nkubelet log:\n%s", err, kubeletLog(ctx, l, "m1"))
+		t.Fatalf("kubeadm init: %s\nkubelet log:\n%s", hide.Replace(err.Error()), kubeletLog(ctx, l, "m1"))
 	}
 	initTime := time.Since(start)
-	t.Logf("kubeadm init on m1 took %s:\n%s", initTime.Round(time.Millisecond), lastLines(out, 25))
+	t.Logf("kubeadm init on m1 took %s:\n%s", initTime.Round(time.Millisecond), hide.Replace(lastLines(out, 25)))
 	waitReady(ctx, t, l, []string{"m1"})
 	t.Logf("FIGURE control plane Ready %s after kubeadm init started", time.Since(start).Round(time.Millisecond))
 	mem := hostRSS(ctx, t, l, "m1")
@@ -133,16 +136,33 @@ networking:
 
 	// The hash kubeadm join checks the cluster CA against.
 	caHash := caCertHash(t, must("m1", "cat /etc/kubernetes/pki/ca.crt"))
-	join := fmt.Sprintf("kubeadm join %s:6443 --token %s --discovery-token-ca-cert-hash %s --cri-socket %s --skip-phases=preflight",
-		endpoint, token, caHash, criSocket)
+	joinCfg := func(h string, controlPlane bool) string {
+		c := fmt.Sprintf(`apiVersion: kubeadm.k8s.io/v1beta4
+kind: JoinConfiguration
+discovery:
+  bootstrapToken:
+    apiServerEndpoint: %s:6443
+    token: %s
+    caCertHashes: [%s]
+nodeRegistration:
+  name: %s
+  criSocket: %s
+`, endpoint, token, caHash, h, criSocket)
+		if controlPlane {
+			c += fmt.Sprintf("controlPlane:\n  certificateKey: %s\n  localAPIEndpoint:\n    advertiseAddress: %s\n    bindPort: 6443\n", certKey, addr[h])
+		}
+		return c
+	}
+	const join = "kubeadm join --skip-phases=preflight --config /root/kubeadm.yaml 2>&1"
 
 	// Control-plane join of m2: a second etcd member.
 	start = time.Now()
-	out, err = sh("m2", fmt.Sprintf("%s --control-plane --certificate-key %s --apiserver-advertise-address %s 2>&1", join, certKey, addr["m2"]))
+	writeFile(ctx, t, l, "m2", "/root/kubeadm.yaml", joinCfg("m2", true))
+	out, err = sh("m2", join)
 	if err != nil {
-		t.Fatalf("control-plane join of m2: %v\nkubelet log:\n%s", err, kubeletLog(ctx, l, "m2"))
+		t.Fatalf("control-plane join of m2: %s\nkubelet log:\n%s", hide.Replace(err.Error()), kubeletLog(ctx, l, "m2"))
 	}
-	t.Logf("FIGURE control-plane join of m2 took %s:\n%s", time.Since(start).Round(time.Millisecond), lastLines(out, 12))
+	t.Logf("FIGURE control-plane join of m2 took %s:\n%s", time.Since(start).Round(time.Millisecond), hide.Replace(lastLines(out, 12)))
 	members := waitFor(ctx, t, "2 started etcd members", func() (string, bool) {
 		out, err := sh("m1", "etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt "+
 			"--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt --key=/etc/kubernetes/pki/etcd/healthcheck-client.key --command-timeout=5s member list")
@@ -153,11 +173,12 @@ networking:
 
 	// Worker join of n1 through the TLS bootstrap.
 	start = time.Now()
-	out, err = sh("n1", join+" 2>&1")
+	writeFile(ctx, t, l, "n1", "/root/kubeadm.yaml", joinCfg("n1", false))
+	out, err = sh("n1", join)
 	if err != nil {
-		t.Fatalf("worker join of n1: %v\nkubelet log:\n%s", err, kubeletLog(ctx, l, "n1"))
+		t.Fatalf("worker join of n1: %s\nkubelet log:\n%s", hide.Replace(err.Error()), kubeletLog(ctx, l, "n1"))
 	}
-	t.Logf("FIGURE worker join of n1 took %s:\n%s", time.Since(start).Round(time.Millisecond), lastLines(out, 8))
+	t.Logf("FIGURE worker join of n1 took %s:\n%s", time.Since(start).Round(time.Millisecond), hide.Replace(lastLines(out, 8)))
 	pemOut := must("n1", "readlink /var/lib/kubelet/pki/kubelet-client-current.pem && grep -c 'client-certificate: /var/lib/kubelet/pki/kubelet-client-current.pem' /etc/kubernetes/kubelet.conf")
 	if !strings.Contains(pemOut, "kubelet-client-") {
 		t.Errorf("n1 kubelet client certificate: %q", pemOut)
@@ -211,9 +232,21 @@ networking:
 		return "bash /root/kube/shell/clean.sh && bash /root/kube/shell/clean.sh >/dev/null"
 	})
 	onAll("restore", func(string) string {
-		return "rm -rf /root/kube /root/kubeadm.yaml && sed -i '/\\s" + endpoint + "$/d' /etc/hosts && " +
-			"! pgrep -a -f 'kube-|etcd|kubelet|sealflow-svc' && ! command -v kubeadm"
+		return "rm -rf /root/kube /root/kubeadm.yaml && sed -i '/\\s" + endpoint + "$/d' /etc/hosts"
 	})
+	for _, h := range hosts {
+		out := must(h, "ps -eo comm=")
+		for _, c := range strings.Fields(out) {
+			switch c {
+			case "kube-apiserver", "kube-controller", "kube-scheduler", "etcd", "kubelet", "sealflow-svc":
+				t.Errorf("%s: %s still runs after kubeadm reset and clean.sh", h, c)
+			}
+		}
+		out, _ = sh(h, "command -v kubeadm kubelet systemctl")
+		if strings.Contains(out, "/usr/bin/kube") || strings.Contains(out, "/usr/local/bin/systemctl") {
+			t.Errorf("%s: the package's commands are still installed after clean.sh: %s", h, out)
+		}
+	}
 	for _, h := range hosts {
 		after := upperFiles(t, l, h)
 		if d := cmp.Diff(before[h], after); d != "" {
@@ -222,9 +255,24 @@ networking:
 	}
 }
 
+// writeFile writes content to path on host through stdin: the secrets in
+// kubeadm's configuration are on no command line.
+func writeFile(ctx context.Context, t *testing.T, l *lab.Lab, host, path, content string) {
+	t.Helper()
+	cmd, err := l.Command(ctx, host, "sh", "-c", "umask 077 && cat > "+quote(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdin = strings.NewReader(content)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("write %s on %s: %v\n%s", path, host, err, out)
+	}
+}
+
 // upperFiles lists what a host wrote to its overlay upper dirs: every
-// entry with its type, except directories copied up from the machine
-// (an overlay keeps those once a file was written in them).
+// entry with its type, except directories copied up from the machine (an
+// overlay keeps those once a file was written in them) and files that are
+// as the machine's (a file put back as it was).
 func upperFiles(t *testing.T, l *lab.Lab, host string) []string {
 	t.Helper()
 	var out []string
@@ -241,10 +289,8 @@ func upperFiles(t *testing.T, l *lab.Lab, host string) []string {
 			if rel == "." {
 				return nil
 			}
-			if e.IsDir() && d != "root" && d != "home" {
-				if fi, err := os.Lstat(filepath.Join("/", d, rel)); err == nil && fi.IsDir() {
-					return nil // copied up from the machine's dir
-				}
+			if d != "root" && d != "home" && sameAsLower(p, filepath.Join("/", d, rel)) {
+				return nil // copied up from the machine, or put back as it was there
 			}
 			kind := "file"
 			switch m := e.Type(); {
@@ -264,6 +310,30 @@ func upperFiles(t *testing.T, l *lab.Lab, host string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// sameAsLower reports whether the upper entry looks as the machine's lower
+// one: both directories, symlinks to the same target, or regular files with
+// the same mode and content.
+func sameAsLower(upper, lower string) bool {
+	u, err1 := os.Lstat(upper)
+	l, err2 := os.Lstat(lower)
+	if err1 != nil || err2 != nil || u.Mode() != l.Mode() {
+		return false
+	}
+	switch {
+	case u.IsDir():
+		return true
+	case u.Mode()&fs.ModeSymlink != 0:
+		a, err1 := os.Readlink(upper)
+		b, err2 := os.Readlink(lower)
+		return err1 == nil && err2 == nil && a == b
+	case u.Mode().IsRegular():
+		a, err1 := os.ReadFile(upper)
+		b, err2 := os.ReadFile(lower)
+		return err1 == nil && err2 == nil && bytes.Equal(a, b)
+	}
+	return false
 }
 
 // waitReady waits until kubectl shows every node of names Ready.

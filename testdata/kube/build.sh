@@ -125,10 +125,10 @@ else
 fi
 
 # The stand-in kubelet: part of the sealflow module (standard library + goccy/go-yaml).
-kubelet_sum=$(cd "$repo" && cat go.sum testdata/kubelet/*.go testdata/kubelet/*/*.go 2>/dev/null | sum)
+kubelet_sum=$(cd "$repo" && find go.mod go.sum testdata/kubelet -name "*.go" -o -name "go.*" -type f | LC_ALL=C sort | xargs cat | sum)
 if [ "$(cat "$dir/kubelet.stamp" 2>/dev/null)" != "$kubelet_sum" ] || [ ! -x "$bin/kubelet" ]; then
 	log "building the stand-in kubelet"
-	(cd "$repo" && go build -trimpath -ldflags "-s -w" -o "$bin/kubelet.new" ./testdata/kubelet) ||
+	(cd "$repo" && go build -trimpath -ldflags "-s -w -X main.version=$KUBE_VERSION" -o "$bin/kubelet.new" ./testdata/kubelet) ||
 		die "building the stand-in kubelet (testdata/kubelet) failed"
 	mv -f "$bin/kubelet.new" "$bin/kubelet"
 	echo "$kubelet_sum" >"$dir/kubelet.stamp"

@@ -105,19 +105,22 @@ func loadOptions(f flags, version string) (options, error) {
 		}
 		o.HealthzAddr = net.JoinHostPort(host, strconv.Itoa(port))
 		o.RotateCertificates = c.RotateCertificates
-		if c.FileCheckFrequency != "" {
-			d, err := time.ParseDuration(c.FileCheckFrequency)
-			if err != nil {
-				return o, fmt.Errorf("kubelet config file %s: fileCheckFrequency: %w", path, err)
+		// Zero durations (kubeadm writes "0s") mean the default, as in
+		// the real kubelet's defaulting.
+		for _, d := range []struct {
+			name, value string
+			to          *time.Duration
+		}{{"fileCheckFrequency", c.FileCheckFrequency, &o.FileCheck}, {"nodeStatusUpdateFrequency", c.NodeStatusUpdateFrequency, &o.StatusUpdate}} {
+			if d.value == "" {
+				continue
 			}
-			o.FileCheck = d
-		}
-		if c.NodeStatusUpdateFrequency != "" {
-			d, err := time.ParseDuration(c.NodeStatusUpdateFrequency)
+			v, err := time.ParseDuration(d.value)
 			if err != nil {
-				return o, fmt.Errorf("kubelet config file %s: nodeStatusUpdateFrequency: %w", path, err)
+				return o, fmt.Errorf("kubelet config file %s: %s: %w", path, d.name, err)
 			}
-			o.StatusUpdate = d
+			if v > 0 {
+				*d.to = v
+			}
 		}
 		if c.NodeLeaseDurationSeconds > 0 {
 			o.LeaseDuration = c.NodeLeaseDurationSeconds

@@ -29,6 +29,8 @@ kind: KubeletConfiguration
 rotateCertificates: true
 staticPodPath: /etc/kubernetes/manifests
 syncFrequency: 0s
+fileCheckFrequency: 0s
+nodeStatusUpdateFrequency: 0s
 `
 
 func TestLoadOptions(t *testing.T) {
@@ -47,7 +49,7 @@ func TestLoadOptions(t *testing.T) {
 		Rotate                                                bool
 		Taints                                                []taint
 		Labels                                                map[string]string
-		FileCheck                                             time.Duration
+		FileCheck, StatusUpdate                               time.Duration
 	}
 	tests := []struct {
 		name    string
@@ -59,7 +61,7 @@ func TestLoadOptions(t *testing.T) {
 			name: "kubeadm's config",
 			f:    flags{"config": cfg, "hostname-override": "M1", "node-ip": "10.1.2.3"},
 			want: view{NodeName: "m1", NodeIP: "10.1.2.3", StaticPodPath: "/etc/kubernetes/manifests", HealthzAddr: "127.0.0.1:10248",
-				CertDir: "/var/lib/kubelet/pki", Rotate: true, Labels: map[string]string{}, FileCheck: 20 * time.Second},
+				CertDir: "/var/lib/kubelet/pki", Rotate: true, Labels: map[string]string{}, FileCheck: 20 * time.Second, StatusUpdate: 10 * time.Second},
 		},
 		{
 			name: "flags override the file",
@@ -67,7 +69,7 @@ func TestLoadOptions(t *testing.T) {
 				"root-dir": "/srv/kubelet", "register-with-taints": "a=b:NoSchedule,c:NoExecute", "node-labels": "x=y,z="},
 			want: view{NodeName: "n1", NodeIP: "10.1.2.4", StaticPodPath: "/srv/m", HealthzAddr: "127.0.0.1:20248", CertDir: "/srv/kubelet/pki", Rotate: true,
 				Taints: []taint{{Key: "a", Value: "b", Effect: "NoSchedule"}, {Key: "c", Effect: "NoExecute"}},
-				Labels: map[string]string{"x": "y", "z": ""}, FileCheck: 20 * time.Second},
+				Labels: map[string]string{"x": "y", "z": ""}, FileCheck: 20 * time.Second, StatusUpdate: 10 * time.Second},
 		},
 		{name: "not a kubelet config", f: flags{"config": bad, "node-ip": "10.1.2.3"}, wantErr: "want kind KubeletConfiguration"},
 		{name: "missing config", f: flags{"config": filepath.Join(dir, "nope.yaml"), "node-ip": "10.1.2.3"}, wantErr: "load kubelet config file"},
@@ -87,7 +89,7 @@ func TestLoadOptions(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := view{o.NodeName, o.NodeIP, o.StaticPodPath, o.HealthzAddr, o.CertDir, o.RotateCertificates, o.Taints, o.Labels, o.FileCheck}
+			got := view{o.NodeName, o.NodeIP, o.StaticPodPath, o.HealthzAddr, o.CertDir, o.RotateCertificates, o.Taints, o.Labels, o.FileCheck, o.StatusUpdate}
 			if d := cmp.Diff(tt.want, got); d != "" {
 				t.Errorf("loadOptions (-want +got):\n%s", d)
 			}

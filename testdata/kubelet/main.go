@@ -19,9 +19,12 @@
 //   - on SIGTERM it stops and leaves the static pod processes running, as
 //     the real kubelet leaves its containers.
 //
-// What it does not do: pods other than static pods, volumes other than host
-// paths (which need nothing), liveness probes, the kubelet's own API on
-// port 10250 (logs, exec), certificate rotation after the bootstrap.
+// Differences a user may notice: a container that exits is restarted after
+// 1 s doubling to 10 s (the real kubelet: 10 s to 5 min); the node is Ready
+// without a CNI plugin (static pods use the host network). What it does not
+// do: pods other than static pods, volumes other than host paths (which need
+// nothing), liveness probes, the kubelet's own API on port 10250 (logs,
+// exec), client certificate rotation after the bootstrap.
 package main
 
 import (
@@ -103,7 +106,7 @@ func serve(ctx context.Context, o options, log *slog.Logger) error {
 		}
 	}
 	sup, err := newSupervisor(log, filepath.Join(o.RootDir, "standin"), "/var/log/pods", processPath,
-		backoff{Initial: time.Second, Max: time.Minute, Reset: time.Minute}, notify)
+		backoff{Initial: time.Second, Max: 10 * time.Second, Reset: time.Minute}, notify)
 	if err != nil {
 		return err
 	}

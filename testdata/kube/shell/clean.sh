@@ -2,11 +2,12 @@
 # clean.sh: undoes init.sh (run as root, after `kubeadm reset -f` for a host of a
 # cluster). It stops the kubelet service and every process of a static pod the
 # kubelet ran (found by the SEALFLOW_STANDIN_POD variable in their environment, so
-# also after kubeadm reset removed the kubelet's pid files), removes what init.sh
-# created (/var/lib/sealflow-kube/created: binaries, unit, drop-in, env, sysctl
-# and shim files, and the directories it made), the kubelet's state and logs
-# (/var/lib/kubelet, /var/log/pods, /var/log/kubelet.log), and what kubeadm reset
-# leaves: empty directories under /etc/kubernetes, and /var/lib/etcd once no etcd
+# also after kubeadm reset removed the kubelet's pid files); removes what init.sh
+# created (listed in /var/lib/sealflow-kube/created: binaries, unit, drop-in, env,
+# sysctl and shim files, the directories it made) and puts back a file it replaced;
+# removes the kubelet's state and logs (/var/lib/kubelet, /var/log/pods,
+# /var/log/kubelet.log) and what kubeadm reset leaves: empty directories under
+# /etc/kubernetes and /usr/libexec/kubernetes, and /var/lib/etcd once no etcd
 # manifest is left. A directory that still holds files is kept, with a warning.
 # Running it again changes nothing.
 set -euo pipefail
@@ -33,7 +34,7 @@ standin_pids() {
 	for e in /proc/[0-9]*/environ; do
 		p=${e#/proc/} p=${p%/environ}
 		[ "$p" != $$ ] || continue
-		if tr '\0' '\n' <"$e" 2>/dev/null | grep -q '^SEALFLOW_STANDIN_POD='; then echo "$p"; fi
+		if { tr '\0' '\n' <"$e"; } 2>/dev/null | grep -q '^SEALFLOW_STANDIN_POD='; then echo "$p"; fi
 	done
 }
 pids=$(standin_pids)
@@ -58,19 +59,17 @@ if [ -f "$record" ]; then
 		[ -n "$p" ] || continue
 		if [ -d "$p" ] && [ ! -L "$p" ]; then
 			rmdir "$p" 2>/dev/null || say "kept $p: not empty"
+		elif [ -e "$state/backup$p" ] || [ -L "$state/backup$p" ]; then
+			mv -f "$state/backup$p" "$p"
+			say "put back the $p that was there before init.sh"
 		else
 			rm -f "$p"
 		fi
 	done
 	rm -f "$record"
+	rm -rf "$state/backup"
 else
-	# No record (init.sh never finished): the files it installs.
-	for f in kubeadm kube-apiserver kube-controller-manager kube-scheduler kubectl etcd etcdctl kubelet sealflow-svc; do
-		rm -f "/usr/bin/$f"
-	done
-	rm -f /etc/sysctl.d/k8s.conf /etc/systemd/system/kubelet.service /etc/systemd/system/multi-user.target.wants/kubelet.service
-	rm -rf /etc/systemd/system/kubelet.service.d
-	if grep -qs '^# sealflow-kube systemctl shim' /usr/local/bin/systemctl; then rm -f /usr/local/bin/systemctl; fi
+	say "no $record: init.sh did not run here (or clean.sh already undid it)"
 fi
 rmdir "$state" 2>/dev/null || :
 
@@ -82,7 +81,8 @@ rm -rf /var/lib/kubelet /var/log/pods /var/log/kubelet.log
 if [ -d /var/lib/etcd ] && [ ! -e /etc/kubernetes/manifests/etcd.yaml ]; then
 	rm -rf /var/lib/etcd
 fi
-for d in /etc/kubernetes /var/lib/etcd; do
+# /usr/libexec/kubernetes: the controller-manager makes its FlexVolume plugin dir.
+for d in /etc/kubernetes /var/lib/etcd /usr/libexec/kubernetes; do
 	[ -d "$d" ] || continue
 	find "$d" -depth -type d -empty -delete
 	if [ -d "$d" ]; then say "kept $d: it holds files (run kubeadm reset -f first)"; fi

@@ -14,7 +14,8 @@
 #     and a systemctl shim for it is installed as /usr/local/bin/systemctl (ahead of
 #     /usr/bin on PATH) so that kubeadm's `systemctl restart kubelet` works.
 #
-# What it creates is listed in /var/lib/sealflow-kube/created, which clean.sh undoes.
+# What it creates is listed in /var/lib/sealflow-kube/created (files it replaced are
+# kept in /var/lib/sealflow-kube/backup), which clean.sh undoes.
 set -euo pipefail
 
 pkg=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -42,11 +43,19 @@ mkd() {
 	done
 }
 
-# put SRC DST MODE: install a file (only when it differs), recording DST.
+# put SRC DST MODE: install a file (only when it differs), recording DST. A file
+# that was there before the package (e.g. another kubectl) is kept in
+# $state/backup for clean.sh to put back.
 put() {
 	local src=$1 dst=$2 mode=$3
 	mkd "$(dirname "$dst")"
-	grep -qxF "$dst" "$record" 2>/dev/null || echo "$dst" >>"$record"
+	if ! grep -qxF "$dst" "$record" 2>/dev/null; then
+		if [ -e "$dst" ] || [ -L "$dst" ]; then
+			mkdir -p "$state/backup$(dirname "$dst")"
+			cp -a "$dst" "$state/backup$dst"
+		fi
+		echo "$dst" >>"$record"
+	fi
 	if ! cmp -s "$src" "$dst"; then
 		install -m "$mode" "$src" "$dst.sealflow-new"
 		mv -f "$dst.sealflow-new" "$dst"
