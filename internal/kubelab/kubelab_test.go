@@ -189,6 +189,10 @@ nodeRegistration:
 	}
 	waitReady(ctx, t, l, hosts)
 	t.Logf("nodes:\n%s", must("m1", "kubectl "+admin+" "+cacheDir+" get nodes -o wide"))
+	waitFor(ctx, t, "a Lease of each node, owned by its Node", func() (string, bool) {
+		out, err := sh("m1", "kubectl "+admin+" "+cacheDir+" get lease -n kube-node-lease -o jsonpath='{range .items[*]}{.spec.holderIdentity} {.metadata.ownerReferences[0].kind}{\"\\n\"}{end}'")
+		return out, err == nil && out == "m1 Node\nm2 Node\nn1 Node\n"
+	})
 	pods := waitFor(ctx, t, "the control plane's mirror pods Running", func() (string, bool) {
 		out, err := sh("m1", "kubectl "+admin+" "+cacheDir+" get pods -n kube-system -o jsonpath='{range .items[*]}{.metadata.name} {.status.phase} {.spec.nodeName}{\"\\n\"}{end}'")
 		if err != nil {

@@ -24,8 +24,12 @@ const (
 	pendingKeyName = "kubelet-client.key.tmp"
 )
 
-// csrPollInterval is how often a pending CSR is looked at.
-const csrPollInterval = time.Second
+// csrPollInterval is how often a pending CSR is looked at; after
+// csrWaitTimeout the kubelet gives up on it and posts a new one.
+const (
+	csrPollInterval = time.Second
+	csrWaitTimeout  = 10 * time.Minute
+)
 
 // newCSR makes the PEM certificate request of a kubelet's client
 // certificate: CN system:node:NAME, O system:nodes.
@@ -131,6 +135,8 @@ func tlsBootstrap(ctx context.Context, o options, log *slog.Logger) error {
 		return fmt.Errorf("TLS bootstrap: post CSR: %w", err)
 	}
 	log.Info("TLS bootstrap: waiting for the CSR to be approved and signed", "csr", created.Metadata.Name, "signer", kubeletSigner)
+	ctx, cancel := context.WithTimeout(ctx, csrWaitTimeout)
+	defer cancel()
 	path := "/apis/certificates.k8s.io/v1/certificatesigningrequests/" + url.PathEscape(created.Metadata.Name)
 	var certPEM []byte
 	for len(certPEM) == 0 {
