@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -172,16 +173,8 @@ func (s *supervisor) Pods() []podState {
 		out = append(out, podState{Pod: r.pod, Containers: append([]containerStatus(nil), r.status...)})
 		r.mu.Unlock()
 	}
-	sortStates(out)
+	sort.Slice(out, func(i, j int) bool { return out[i].Pod.File < out[j].Pod.File })
 	return out
-}
-
-func sortStates(s []podState) {
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j].Pod.File < s[j-1].Pod.File; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
-	}
 }
 
 func (r *podRun) update(i int, f func(*containerStatus)) {
