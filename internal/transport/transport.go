@@ -11,8 +11,9 @@ import (
 
 // Command is one thing to run on a host.
 //
-// Script is run by a POSIX shell with errexit (`sh -e`). Env is set in the
-// script's environment; implementations must never put Env values or Script
+// Script is run by a POSIX shell with errexit (`sh -e`). It finds in
+// $SEALFLOW_TMP a private directory (0700) that is removed when it ends.
+// Env is set in the script's environment; implementations must never put Env values or Script
 // on a process command line visible to other users of the host (they may
 // hold secrets): pass them through stdin or a private file instead.
 type Command struct {

@@ -175,11 +175,16 @@ func (c *Conn) Uploads() []Upload {
 }
 
 // Local runs commands with this machine's `sh -e`, with the command's
-// environment added to this process's, its stdin, stdout and stderr.
-// Become is ignored.
+// environment added to this process's, its stdin, stdout and stderr, and
+// a private $SEALFLOW_TMP as the transports give. Become is ignored.
 func Local(ctx context.Context, cmd transport.Command) (transport.Result, error) {
+	tmp, err := os.MkdirTemp("", "steptest.")
+	if err != nil {
+		return transport.Result{}, err
+	}
+	defer os.RemoveAll(tmp)
 	c := exec.CommandContext(ctx, "sh", "-e", "-c", cmd.Script)
-	env := os.Environ()
+	env := append(os.Environ(), "SEALFLOW_TMP="+tmp)
 	keys := make([]string, 0, len(cmd.Env))
 	for k := range cmd.Env {
 		keys = append(keys, k)
@@ -190,7 +195,7 @@ func Local(ctx context.Context, cmd transport.Command) (transport.Result, error)
 	}
 	c.Env = env
 	c.Stdin, c.Stdout, c.Stderr = cmd.Stdin, cmd.Stdout, cmd.Stderr
-	err := c.Run()
+	err = c.Run()
 	var ee *exec.ExitError
 	switch {
 	case err == nil:

@@ -35,25 +35,25 @@ func (c *Conn) Exec(ctx context.Context, cmd transport.Command) (transport.Resul
 	if err := ctx.Err(); err != nil {
 		return transport.Result{}, err
 	}
-	f, err := os.CreateTemp(c.TempDir, "sealflow-script-*.sh")
+	dir, err := os.MkdirTemp(c.TempDir, "sealflow.")
 	if err != nil {
+		return transport.Result{}, fmt.Errorf("private temp directory: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	script := filepath.Join(dir, "script")
+	if err := os.WriteFile(script, []byte(cmd.Script), 0o600); err != nil {
 		return transport.Result{}, fmt.Errorf("write script: %w", err)
 	}
-	defer os.Remove(f.Name())
-	if _, err := io.WriteString(f, cmd.Script); err != nil {
-		f.Close()
-		return transport.Result{}, fmt.Errorf("write script: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return transport.Result{}, fmt.Errorf("write script: %w", err)
+	if err := os.Mkdir(filepath.Join(dir, "tmp"), 0o700); err != nil {
+		return transport.Result{}, fmt.Errorf("private temp directory: %w", err)
 	}
 
-	argv := []string{"sh", "-e", f.Name()}
+	argv := []string{"sh", "-e", script}
 	if cmd.Become && os.Geteuid() != 0 {
 		argv = append([]string{"sudo", "-n", "-E", "--"}, argv...)
 	}
 	p := exec.Command(argv[0], argv[1:]...)
-	p.Env = append(os.Environ(), envList(cmd.Env)...)
+	p.Env = append(append(os.Environ(), envList(cmd.Env)...), "SEALFLOW_TMP="+filepath.Join(dir, "tmp"))
 	p.Stdin = cmd.Stdin
 	p.Stdout = orDiscard(cmd.Stdout)
 	p.Stderr = orDiscard(cmd.Stderr)

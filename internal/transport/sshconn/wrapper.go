@@ -31,6 +31,8 @@ const runner = `p=
 stop() { [ -n "$p" ] && { kill -TERM "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null; }; exit 143; }
 trap stop TERM HUP INT
 . "$1/env" || exit 125
+SEALFLOW_TMP=$1
+export SEALFLOW_TMP
 exec 3<&0
 if command -v setsid >/dev/null 2>&1; then
 	setsid sh -e "$1/script" <&3 3<&- &
@@ -76,7 +78,7 @@ exec 3<&0
 case $sudo in
 n) sudo -n sh -c "$r" sh "$d" <&3 3<&- & ;;
 S) { printf '%s\n' "$pw"; exec cat; } <&3 3<&- | sudo -k -S -p '' sh -c "$r" sh "$d" & ;;
-*) sh -c "$r" sh "$d" <&3 3<&- & ;;
+*) (set -- "$d"; eval "$r") <&3 3<&- & ;;
 esac
 p=$!
 pw=
