@@ -291,4 +291,3 @@ func TestSeedCommandsOnLab(t *testing.T) {
 		t.Error("clean --all left the cluster record")
 	}
 }
-
