@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -51,9 +52,16 @@ func snapshot(t *testing.T, l *lab.Lab, host string) hostSnapshot {
 				}
 			case fi.Mode().IsRegular():
 				b, _ := os.ReadFile(p)
+				// A machine file put back as it was is no change.
+				if m, err := os.ReadFile("/" + rel); err == nil && bytes.Equal(m, b) && !strings.HasPrefix(rel, "etc/") {
+					return nil
+				}
 				files = append(files, fmt.Sprintf("file /%s %x", rel, sha256.Sum256(b)))
 			default:
 				target, _ := os.Readlink(p)
+				if m, err := os.Readlink("/" + rel); err == nil && m == target {
+					return nil
+				}
 				files = append(files, "link /"+rel+" -> "+target)
 			}
 			return nil
