@@ -53,7 +53,7 @@ func snapshot(t *testing.T, l *lab.Lab, host string) hostSnapshot {
 			case fi.Mode().IsRegular():
 				b, _ := os.ReadFile(p)
 				// A machine file put back as it was is no change.
-				if m, err := os.ReadFile("/" + rel); err == nil && bytes.Equal(m, b) && !strings.HasPrefix(rel, "etc/") {
+				if m, err := os.ReadFile("/" + rel); err == nil && bytes.Equal(m, b) {
 					return nil
 				}
 				files = append(files, fmt.Sprintf("file /%s %x", rel, sha256.Sum256(b)))
