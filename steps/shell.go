@@ -108,13 +108,15 @@ func (s *shell) Rerunnable() bool { return s.rerunnable }
 
 const outputMarker = "\x00sealflow-outputs\x00"
 
-// shellWrapper runs $SEALFLOW_SCRIPT with its outputs file in the
-// transport's private directory, then prints a marker and the outputs
-// (with shell builtins only: one process less per task).
+// shellWrapper runs $SEALFLOW_SCRIPT with errexit in a subshell (as `sh
+// -e -c` would, without starting another shell), its outputs file in the
+// transport's private directory, then prints a marker and the outputs with
+// builtins only.
 const shellWrapper = `o=${SEALFLOW_TMP:?the transport gives no private directory}/outputs
 : >"$o"
+export SEALFLOW_OUTPUT="$o"
 set +e
-SEALFLOW_OUTPUT=$o sh -e -c "$SEALFLOW_SCRIPT"
+(set -e; eval "$SEALFLOW_SCRIPT")
 rc=$?
 set -e
 if [ "$rc" -ne 0 ]; then exit "$rc"; fi

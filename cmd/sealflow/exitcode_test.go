@@ -22,7 +22,7 @@ func TestExitCodes(t *testing.T) {
 		"ok.yaml":    "name: ok\n" + hosts + "steps:\n  - {id: a, kind: shell, with: {run: 'true'}}\n",
 		"fail.yaml":  "name: fail\n" + hosts + "steps:\n  - {id: a, kind: shell, with: {run: 'exit 7'}}\n",
 		"bad.yaml":   "name: bad\n" + hosts + "steps:\n  - {id: a, kind: nope}\n",
-		"int.yaml":   "name: int\n" + hosts + "steps:\n  - id: a\n    kind: shell\n    with:\n      run: |\n        kill -INT $(cut -d' ' -f4 /proc/$PPID/stat)\n        sleep 30\n",
+		"int.yaml":   "name: int\n" + hosts + "steps:\n  - id: a\n    kind: shell\n    with:\n      run: |\n        p=$PPID; while [ \"$p\" -gt 1 ] && [ \"$(cat /proc/$p/comm)\" != sealflow ]; do p=$(cut -d' ' -f4 /proc/$p/stat); done; [ \"$p\" -gt 1 ]\n        kill -INT $p\n        sleep 30\n",
 		"sleep.yaml": "name: sleep\n" + hosts + "steps:\n  - {id: a, kind: shell, with: {run: 'touch started; sleep 30'}}\n",
 	}
 	for name, text := range plans {

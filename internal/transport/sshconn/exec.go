@@ -159,8 +159,7 @@ func (c *Conn) header(cmd transport.Command, become bool) ([]byte, error) {
 		pw = p
 	}
 	var b bytes.Buffer
-	b.WriteString(wrapperHeader())
-	for _, sec := range []string{env.String(), cmd.Script, pw} {
+	for _, sec := range []string{env.String() + cmd.Script, pw} {
 		b.WriteString(strconv.Itoa(len(sec)) + "\n")
 		b.WriteString(sec)
 	}

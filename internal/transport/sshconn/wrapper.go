@@ -1,15 +1,14 @@
 package sshconn
 
-import "strconv"
-
 // The remote side of Exec. The command line sshd runs is always the same
-// (bootstrap): it reads the wrapper from stdin. Everything that varies
-// follows on stdin, as three length-prefixed sections (environment,
-// script, sudo password) and a become flag, then the caller's stdin:
+// (bootstrap: the wrapper). Everything that varies comes on stdin, as
+// two length-prefixed sections (the script, led by the environment's
+// export lines; the sudo password) and a become flag, then the caller's
+// stdin:
 //
-//	<bytes>\n<export NAME='value' lines><bytes>\n<script><bytes>\n<password>1\n
+//	<bytes>\n<export NAME='value' lines><script><bytes>\n<password>1\n
 //
-// The wrapper stores the environment and the script in a private temp
+// The wrapper stores the script in a private temp
 // directory (umask 077, removed at exit) and keeps the password in a
 // shell variable (given to sudo through a pipe by the printf builtin). It
 // prints execMarker, its PID and a NUL on stdout once the command is about
@@ -30,7 +29,6 @@ const (
 const runner = `p=
 stop() { [ -n "$p" ] && { kill -TERM "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null; }; exit 143; }
 trap stop TERM HUP INT
-. "$1/env" || exit 125
 SEALFLOW_TMP=$1
 export SEALFLOW_TMP
 exec 3<&0
@@ -53,10 +51,8 @@ d=$(mktemp -d "${TMPDIR:-/tmp}/sealflow.XXXXXXXX") || fail "cannot create a priv
 p=
 trap 'rm -rf "$d"' EXIT
 trap '[ -n "$p" ] && { kill -TERM "$p" 2>/dev/null; wait "$p"; }; exit 143' TERM HUP INT
-for f in env script; do
-	section
-	if [ "$n" -gt 0 ]; then head -c "$n" >"$d/$f" || fail "short command header"; else : >"$d/$f"; fi
-done
+section
+if [ "$n" -gt 0 ]; then head -c "$n" >"$d/script" || fail "short command header"; else : >"$d/script"; fi
 section; pw=
 if [ "$n" -gt 0 ]; then pw=$(head -c "$n") || fail "short command header"; fi
 IFS= read -r become || fail "short command header"
@@ -85,11 +81,6 @@ pw=
 wait "$p"
 `
 
-// bootstrap is the only command line Exec asks sshd to run: it reads
-// the wrapper (length-prefixed) from stdin and runs it.
-const bootstrap = `exec sh -c 'IFS= read -r n && eval "$(head -c "$n")"'`
-
-// wrapperHeader is what precedes the command's header on stdin.
-func wrapperHeader() string {
-	return strconv.Itoa(len(wrapper)) + "\n" + wrapper
-}
+// bootstrap is the only command line Exec asks sshd to run: the wrapper
+// itself, a constant, so that nothing that varies is ever on it.
+var bootstrap = "exec sh -c " + Quote(wrapper)
