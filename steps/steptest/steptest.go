@@ -15,12 +15,11 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"sort"
 	"sync"
 
 	"github.com/sealflow/sealflow/internal/transport"
+	"github.com/sealflow/sealflow/internal/transport/local"
 )
 
 // Handler answers a command.
@@ -174,38 +173,12 @@ func (c *Conn) Uploads() []Upload {
 	return append([]Upload(nil), c.uploads...)
 }
 
-// Local runs commands with this machine's `sh -e`, with the command's
-// environment added to this process's, its stdin, stdout and stderr, and
-// a private $SEALFLOW_TMP as the transports give. Become is ignored.
+// Local runs commands with this machine's `sh -e` through the local
+// transport: the command's environment added to this process's, its
+// stdin, stdout and stderr, a private $SEALFLOW_TMP. Become is ignored.
 func Local(ctx context.Context, cmd transport.Command) (transport.Result, error) {
-	tmp, err := os.MkdirTemp("", "steptest.")
-	if err != nil {
-		return transport.Result{}, err
-	}
-	defer os.RemoveAll(tmp)
-	c := exec.CommandContext(ctx, "sh", "-e", "-c", cmd.Script)
-	env := append(os.Environ(), "SEALFLOW_TMP="+tmp)
-	keys := make([]string, 0, len(cmd.Env))
-	for k := range cmd.Env {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		env = append(env, k+"="+cmd.Env[k])
-	}
-	c.Env = env
-	c.Stdin, c.Stdout, c.Stderr = cmd.Stdin, cmd.Stdout, cmd.Stderr
-	err = c.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return transport.Result{}, nil
-	case ctx.Err() != nil:
-		return transport.Result{}, ctx.Err()
-	case errors.As(err, &ee) && ee.ExitCode() >= 0:
-		return transport.Result{ExitCode: ee.ExitCode()}, nil
-	}
-	return transport.Result{}, err
+	cmd.Become = false
+	return (&local.Conn{}).Exec(ctx, cmd)
 }
 
 // FileSum returns the hex sha256 of a file.
