@@ -251,7 +251,7 @@ func TestHAClusterOnLab(t *testing.T) {
 
 	// clean: every host as the lab made it.
 	mustSF(t, bin, dir, append([]string{"run", "--state", "clean", "-i", l.Inventory}, append(common, "clean")...)...)
-	for _, h := range append(l.Hosts, n3) {
+	for _, h := range l.Hosts { // with n3
 		if d := diffSnapshots(before[h.Name], snapshot(t, l, h.Name)); d != "" {
 			t.Errorf("%s after clean differs from the lab's host:\n%s", h.Name, d)
 		}
@@ -284,13 +284,30 @@ func TestSeedCommandsOnLab(t *testing.T) {
 		t.Fatal(err)
 	}
 	before["n2"] = snapshot(t, l, "n2")
-	mustSF(t, bin, dir, append([]string{"join", "--node", n2.Address, "--pkg", pkg}, common...)...)
-	waitUntil(t, "4 nodes Ready", 2*time.Minute, func() (bool, string) {
+	m3, err := l.AddHost(context.Background(), "m3", "masters")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before["m3"] = snapshot(t, l, "m3")
+	// A master and a node join; the existing worker's lvscare follows the
+	// new master set.
+	mustSF(t, bin, dir, append([]string{"join", "--master", m3.Address, "--node", n2.Address, "--pkg", pkg}, common...)...)
+	waitUntil(t, "5 nodes Ready", 2*time.Minute, func() (bool, string) {
 		n, seen := readyNodes(l, "m1")
-		return n == 4, seen
+		return n == 5, seen
 	})
+	for _, n := range []string{"n1", "n2"} {
+		waitUntil(t, n+"'s lvscare over 3 masters", time.Minute, func() (bool, string) {
+			s := labExec(t, l, n, "sealflow", "lvscare", "status", "--vs", vip+":6443")
+			return strings.Contains(s, m3.Address+":6443") && strings.Count(s, "->") == 3, s
+		})
+		manifest := labExec(t, l, n, "cat", "/etc/kubernetes/manifests/kube-lvscare.yaml")
+		if !strings.Contains(manifest, m3.Address+":6443") {
+			t.Errorf("%s's lvscare manifest does not name the new master:\n%s", n, manifest)
+		}
+	}
 	mustSF(t, bin, dir, append([]string{"clean", "--all"}, common[:len(common)-2]...)...)
-	for _, h := range l.Hosts {
+	for _, h := range l.Hosts { // with n2 and m3
 		if d := diffSnapshots(before[h.Name], snapshot(t, l, h.Name)); d != "" {
 			t.Errorf("%s after clean --all differs from the lab's host:\n%s", h.Name, d)
 		}
