@@ -12,7 +12,7 @@ import (
 	"path"
 	"strings"
 
-	"github.com/sealflow/sealflow/internal/transport/sshconn"
+	"github.com/sealflow/sealflow/internal/transport"
 	"github.com/sealflow/sealflow/lvscare"
 )
 
@@ -151,7 +151,7 @@ func (s *lvscareStep) Run(ctx context.Context, t *Target) (Outputs, error) {
 		o.RunOnce = true
 		args := append([]string{"lvscare"}, o.Args()...)
 		for i, a := range args {
-			args[i] = sshconn.Quote(a)
+			args[i] = transport.Quote(a)
 		}
 		script := `"$SF_BIN" ` + strings.Join(args, " ") + "\n"
 		if err := run(ctx, t, fmt.Sprintf("program %s → %s once", s.care.VS, rsList(s.care.RS)), script, map[string]string{"SF_BIN": s.paths.Bin}); err != nil {

@@ -1,11 +1,7 @@
 package sshconn
 
-import "strings"
+import "github.com/sealflow/sealflow/internal/transport"
 
-// Quote returns s as one word of a POSIX shell command line: inside
-// single quotes, where nothing is special; each single quote inside
-// becomes the four bytes quote, backslash, quote, quote.
-// The shell cannot carry a NUL byte in a word; callers reject those.
-func Quote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
+// Quote returns s as one word of a POSIX shell command line
+// (transport.Quote).
+func Quote(s string) string { return transport.Quote(s) }
