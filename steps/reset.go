@@ -86,10 +86,6 @@ warn() { echo "reset: $*" >&2; rc=1; }
 if command -v kubeadm >/dev/null 2>&1; then
 	kubeadm reset -f || warn "kubeadm reset -f failed (files are removed below)"
 fi
-if [ -x "$SF_BIN" ]; then
-	# Nothing to clean is not an error.
-	"$SF_BIN" lvscare clean --vs "$SF_VS" || true
-fi
 if [ -f "$SF_UNIT" ]; then
 	if command -v systemctl >/dev/null 2>&1; then
 		systemctl disable --now "$(basename -- "$SF_UNIT")" || warn "could not stop $(basename -- "$SF_UNIT")"
@@ -100,6 +96,12 @@ fi
 rm -f -- "$SF_MANIFEST" || warn "could not remove $SF_MANIFEST"
 if [ -n "$SF_PKG" ] && [ -f "$SF_PKG/shell/clean.sh" ]; then
 	(cd -- "$SF_PKG/shell" && runfile ./clean.sh) || warn "$SF_PKG/shell/clean.sh failed"
+fi
+# lvscare's rules go once its daemon is stopped (above: its unit, or the
+# static pod processes with clean.sh), or the daemon would put them back.
+if [ -x "$SF_BIN" ]; then
+	# Nothing to clean is not an error.
+	"$SF_BIN" lvscare clean --vs "$SF_VS" || true
 fi
 rm -rf -- "$HOME/.kube" "$SF_KUBE" "$SF_ETCD" "$SF_KUBELET" "$SF_STATE" || warn "could not remove the Kubernetes directories"
 rm -f -- "$SF_BIN" || warn "could not remove $SF_BIN"
