@@ -81,10 +81,8 @@ func Run(ctx context.Context, o RunOptions, io IO) error {
 		return err
 	}
 	defer st.Close()
-	if prev, err := readMeta(st); err == nil && prev.Name != plan.Name {
-		if !o.Fresh {
-			return Invalidf("state directory %s holds a run of plan %q, not %q; use another --state, or --fresh to discard it", st.Dir(), prev.Name, plan.Name)
-		}
+	if prev, err := readMeta(st); err == nil && prev.Name != plan.Name && !o.Fresh {
+		return Invalidf("state directory %s holds a run of plan %q, not %q; use another --state, or --fresh to discard it", st.Dir(), prev.Name, plan.Name)
 	}
 	if o.Fresh {
 		if st, err = discard(st, io); err != nil {
@@ -94,12 +92,8 @@ func Run(ctx context.Context, o RunOptions, io IO) error {
 	}
 	varsJSON, _ := json.Marshal(set)
 	meta, _ := json.Marshal(runMeta{Name: plan.Name, PlanFile: o.PlanFile, InventoryFile: o.InventoryFile})
-	files := map[string][]byte{savedPlan: planData, savedVars: varsJSON, savedMeta: meta}
-	if invData != nil {
-		files[savedInventory] = invData
-	} else {
-		files[savedInventory] = nil
-	}
+	// An empty inventory file means the plan's own hosts.
+	files := map[string][]byte{savedPlan: planData, savedVars: varsJSON, savedMeta: meta, savedInventory: invData}
 	if err := st.SaveRun(files); err != nil {
 		return err
 	}
