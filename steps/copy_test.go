@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/sealflow/sealflow/internal/transport"
 	"github.com/sealflow/sealflow/steps/steptest"
 )
 
@@ -182,7 +183,7 @@ func TestCopyManyHosts(t *testing.T) {
 		}
 	}
 	for i := 0; i < 8; i++ {
-		if s, err := steptest.FileSum(filepath.Join(root, string(rune('a'+i)), "opt", "pkg.tar")); err != nil || s != sum {
+		if s, err := transport.FileSum(filepath.Join(root, string(rune('a'+i)), "opt", "pkg.tar")); err != nil || s != sum {
 			t.Errorf("host %d: file sum %q, %v", i, s, err)
 		}
 	}

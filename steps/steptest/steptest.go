@@ -109,7 +109,7 @@ func (c *Conn) Upload(ctx context.Context, src io.Reader, dst string, mode fs.Fi
 	rec := Upload{Dst: dst, Path: path, Mode: mode, Sum: sum}
 	err := func() error {
 		if sum != "" {
-			if have, err := FileSum(path); err == nil && have == sum {
+			if have, err := transport.FileSum(path); err == nil && have == sum {
 				rec.Skipped = true
 				return nil
 			}
@@ -179,20 +179,6 @@ func (c *Conn) Uploads() []Upload {
 func Local(ctx context.Context, cmd transport.Command) (transport.Result, error) {
 	cmd.Become = false
 	return (&local.Conn{}).Exec(ctx, cmd)
-}
-
-// FileSum returns the hex sha256 of a file.
-func FileSum(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func copyMap(m map[string]string) map[string]string {

@@ -98,7 +98,7 @@ func exitCode(e *exec.ExitError) int {
 // renames it. Nothing is written when dst already has sum.
 func (c *Conn) Upload(ctx context.Context, src io.Reader, dst string, mode fs.FileMode, sum string) error {
 	if sum != "" {
-		if have, err := fileSum(dst); err == nil && have == sum {
+		if have, err := transport.FileSum(dst); err == nil && have == sum {
 			return os.Chmod(dst, mode)
 		}
 	}
@@ -132,19 +132,6 @@ func (c *Conn) Upload(ctx context.Context, src io.Reader, dst string, mode fs.Fi
 
 // Close does nothing: a local connection holds no resources.
 func (c *Conn) Close() error { return nil }
-
-func fileSum(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
 
 func envList(env map[string]string) []string {
 	keys := make([]string, 0, len(env))
