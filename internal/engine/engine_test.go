@@ -168,7 +168,7 @@ func maxOverlap(t *testing.T, log string) int {
 	return max
 }
 
-const overlapScript = `flock ${DIR}/lock sh -c 'echo + >> ${DIR}/log'; sleep 0.1; flock ${DIR}/lock sh -c 'echo - >> ${DIR}/log'`
+const overlapScript = `flock ${DIR}/lock sh -c 'echo + >> ${DIR}/log'; sleep 0.5; flock ${DIR}/lock sh -c 'echo - >> ${DIR}/log'`
 
 func manyHosts(n int) string {
 	var b strings.Builder
