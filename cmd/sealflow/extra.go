@@ -7,7 +7,7 @@ import (
 )
 
 // extraCommands are the commands beyond running plans: the seed-style
-// shortcuts, the lab of test hosts and the lvscare daemon.
+// shortcuts, offline packages, the lab of test hosts and the lvscare daemon.
 func extraCommands(streams app.IO) []*cli.Command {
-	return []*cli.Command{initCommand(streams), joinCommand(streams), cleanCommand(streams), labCommand(), lvscareCommand()}
+	return []*cli.Command{initCommand(streams), joinCommand(streams), cleanCommand(streams), packageCommand(streams), labCommand(), lvscareCommand()}
 }
