@@ -8,6 +8,7 @@ pkgs=(
 	sudo procps psmisc            # become tests, process checks
 	ca-certificates curl          # distribute by url
 	busybox-static qemu-system-x86 cpio # IPVS tests in a VM
+	iptables gcc libc6-dev        # upstream.sh: iptables/nft in the kube-proxy and flannel images; static runc and pause
 )
 missing=()
 for p in "${pkgs[@]}"; do
