@@ -536,14 +536,19 @@ func (b *builder) sums() ([]FileSum, error) {
 		return nil, err
 	}
 	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
+	if err := os.WriteFile(filepath.Join(b.stage, "SHA256SUMS"), []byte(sumsText(files)), 0o644); err != nil {
+		return nil, err
+	}
+	return files, nil
+}
+
+// sumsText is SHA256SUMS: `sha256sum -c` format, paths from kube's parent.
+func sumsText(files []FileSum) string {
 	var sb strings.Builder
 	for _, f := range files {
 		fmt.Fprintf(&sb, "%s  kube/%s\n", f.SHA256, f.Path)
 	}
-	if err := os.WriteFile(filepath.Join(b.stage, "SHA256SUMS"), []byte(sb.String()), 0o644); err != nil {
-		return nil, err
-	}
-	return files, nil
+	return sb.String()
 }
 
 func writeJSON(p string, v any) error {

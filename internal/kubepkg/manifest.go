@@ -248,7 +248,7 @@ func (v *validator) check(m *Manifest) {
 		var dest string
 		switch {
 		case f.To != "" && f.Unpack != nil:
-			v.at(at, "file %s has both to: and unpack:; choose one", f.Name)
+			v.at(at+".unpack", "file %s has both to: and unpack:; choose one", f.Name)
 			continue
 		case f.To == "" && f.Unpack == nil:
 			v.at(at, "file %s has neither to: (where it goes in the package) nor unpack:", f.Name)

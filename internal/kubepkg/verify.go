@@ -124,6 +124,7 @@ func Verify(pkg string) (*PackageManifest, error) {
 	seen := map[string]seenFile{}
 	var order []string
 	var imgs *layoutCheck
+	var sums *[]byte
 	err := walkPackage(pkg, func(h *tar.Header, r io.Reader) (bool, error) {
 		if h.Typeflag != tar.TypeReg {
 			return true, nil
@@ -132,9 +133,14 @@ func Verify(pkg string) (*PackageManifest, error) {
 		if !ok {
 			return true, fmt.Errorf("%s: entry %s is outside kube/", pkg, h.Name)
 		}
-		if h.Name == ManifestFile {
+		switch h.Name {
+		case ManifestFile:
 			var err error
 			pm, err = readManifestJSON(r)
+			return true, err
+		case SumsFile:
+			data, err := io.ReadAll(io.LimitReader(r, maxJSON+1))
+			sums = &data
 			return true, err
 		}
 		hash := sha256.New()
@@ -180,6 +186,12 @@ func Verify(pkg string) (*PackageManifest, error) {
 		if _, ok := seen[f.Path]; !ok {
 			problems = append(problems, fmt.Sprintf("kube/%s is missing", f.Path))
 		}
+	}
+	switch {
+	case sums == nil:
+		problems = append(problems, SumsFile+" is missing")
+	case string(*sums) != sumsText(pm.Files):
+		problems = append(problems, SumsFile+" does not list the files of manifest.json")
 	}
 	if len(pm.Images) > 0 && imgs == nil {
 		problems = append(problems, "kube/images/images.tar is missing")
