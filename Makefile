@@ -2,7 +2,7 @@ GO ?= go
 BIN := bin/sealflow
 PKGS := ./... ./testdata/kubelet/...
 
-.PHONY: all build deps test fmt-check vet unit demo demo-plan bench test-ipvs clean
+.PHONY: all build deps test tidy-check fmt-check vet unit demo demo-plan bench test-ipvs clean
 
 all: build
 
@@ -15,6 +15,11 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
+# go.mod and go.sum say exactly what the code imports: `go mod tidy -diff` prints what tidy
+# would change and fails when it would change anything.
+tidy-check:
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
+
 vet:
 	$(GO) vet $(PKGS)
 
@@ -26,7 +31,7 @@ deps:
 	bash testdata/ci/deps.sh
 
 # The README's test command.
-test: deps fmt-check vet unit
+test: deps tidy-check fmt-check vet unit
 
 # IPVS backend of lvscare on a real kernel (Debian's) under qemu.
 test-ipvs:

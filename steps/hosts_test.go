@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/sealflow/sealflow/internal/redact"
 	"github.com/sealflow/sealflow/steps/steptest"
 )
 
@@ -29,7 +30,29 @@ type lab struct {
 	bin   string // stand-in programs
 	home  string
 	conn  *steptest.Conn
-	log   *syncBuffer
+	log   *taskLog
+}
+
+// taskLog is a task's log as the engine keeps it: the values a step gives
+// to Target.Secret are hidden.
+type taskLog struct {
+	secrets redact.Set
+	buf     syncBuffer
+	w       *redact.Writer
+}
+
+func newTaskLog() *taskLog {
+	l := &taskLog{}
+	l.w = redact.NewWriter(&l.buf, &l.secrets)
+	return l
+}
+
+func (l *taskLog) Write(p []byte) (int, error) { return l.w.Write(p) }
+
+// String returns the log so far, an unfinished last line included.
+func (l *taskLog) String() string {
+	l.w.Flush()
+	return l.buf.String()
 }
 
 type syncBuffer struct {
@@ -68,7 +91,7 @@ func newLab(t *testing.T) *lab {
 		bin:  filepath.Join(dir, "fakebin"),
 		home: filepath.Join(dir, "home"),
 		conn: steptest.New(steptest.Local),
-		log:  &syncBuffer{},
+		log:  newTaskLog(),
 	}
 	for _, d := range []string{filepath.Join(dir, "etc"), l.bin, l.home} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -80,9 +103,10 @@ func newLab(t *testing.T) *lab {
 
 func (l *lab) target() *Target {
 	return &Target{
-		Host: Host{Name: "node-1", Address: "192.0.2.10"},
-		Conn: l.conn,
-		Log:  l.log,
+		Host:    Host{Name: "node-1", Address: "192.0.2.10"},
+		Conn:    l.conn,
+		Log:     l.log,
+		Secrets: &l.log.secrets,
 		Env: map[string]string{
 			"HOME":       l.home,
 			"PATH":       l.bin + ":" + os.Getenv("PATH"),

@@ -228,13 +228,10 @@ func (s *join) joined(ctx context.Context, t *Target) (bool, error) {
 }
 
 func (s *join) Run(ctx context.Context, t *Target) (Outputs, error) {
-	log := newRedactor(t.Log, s.jp.Token, s.jp.CertificateKey)
-	defer log.Flush()
-	lt := *t
-	lt.Log = log
+	t.Secret(s.jp.Token, s.jp.CertificateKey)
 	env := s.env()
 	b := hostsBlock{file: s.paths.Hosts, name: apiserverBlock}
-	joined, err := s.joined(ctx, &lt)
+	joined, err := s.joined(ctx, t)
 	if err != nil {
 		return nil, err
 	}
@@ -247,13 +244,13 @@ func (s *join) Run(ctx context.Context, t *Target) (Outputs, error) {
 		if s.master {
 			first = []string{s.masterAddr + " " + apiserverName}
 		}
-		if err := b.write(ctx, &lt, first); err != nil {
+		if err := b.write(ctx, t, first); err != nil {
 			return nil, err
 		}
-		if err := run(ctx, &lt, "create "+env["SF_DIR"], privateDirScript, env); err != nil {
+		if err := run(ctx, t, "create "+env["SF_DIR"], privateDirScript, env); err != nil {
 			return nil, err
 		}
-		defer removeFiles(ctx, &lt, env, env["SF_CONFIG"])
+		defer removeFiles(ctx, t, env, env["SF_CONFIG"])
 		if err := upload(ctx, t, cfg, env["SF_CONFIG"]); err != nil {
 			return nil, err
 		}
@@ -262,17 +259,17 @@ func (s *join) Run(ctx context.Context, t *Target) (Outputs, error) {
 			script += `set -- "$@" --certificate-key "$SF_KEY"` + "\n"
 		}
 		script += `kubeadm join --config "$SF_CONFIG" "$@"` + "\n"
-		if err := run(ctx, &lt, "kubeadm join", script, env); err != nil {
+		if err := run(ctx, t, "kubeadm join", script, env); err != nil {
 			return nil, err
 		}
 	} else {
-		logf(&lt, "already joined: finishing the host's settings\n")
+		logf(t, "already joined: finishing the host's settings\n")
 	}
-	if err := b.write(ctx, &lt, s.finalLines()); err != nil {
+	if err := b.write(ctx, t, s.finalLines()); err != nil {
 		return nil, err
 	}
 	if s.master {
-		if err := run(ctx, &lt, "copy admin.conf to ~/.kube/config", kubeconfigScript, env); err != nil {
+		if err := run(ctx, t, "copy admin.conf to ~/.kube/config", kubeconfigScript, env); err != nil {
 			return nil, err
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/sealflow/sealflow/internal/redact"
 )
 
 func joinParamsFor(role, version string) Params {
@@ -75,7 +77,7 @@ func TestJoinMaster(t *testing.T) {
 		t.Errorf("Done after the join = %v, %v", done, err)
 	}
 	l.noSecrets(t, testToken, testKey)
-	if !strings.Contains(l.log.String(), "joined with token <redacted>") {
+	if !strings.Contains(l.log.String(), "joined with token "+redact.Marker) {
 		t.Errorf("kubeadm's output is not in the log, redacted:\n%s", l.log.String())
 	}
 	l.noInjection(t)

@@ -13,7 +13,6 @@ import (
 	"path"
 	"regexp"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -178,10 +177,7 @@ func (s *kubeadmInit) Run(ctx context.Context, t *Target) (Outputs, error) {
 			return nil, fmt.Errorf("kubeadm_config: %w", err)
 		}
 	}
-	log := newRedactor(t.Log, token, key)
-	defer log.Flush()
-	lt := *t
-	lt.Log = log
+	t.Secret(token, key)
 
 	dir := path.Join(s.paths.State, "kubeadm")
 	cfgPath := path.Join(dir, "init-config.yaml")
@@ -192,7 +188,7 @@ func (s *kubeadmInit) Run(ctx context.Context, t *Target) (Outputs, error) {
 		"SF_TRIES": fmt.Sprint(s.readyTries),
 	}
 
-	state, err := output(ctx, &lt, "check whether the control plane runs", initStateScript, env)
+	state, err := output(ctx, t, "check whether the control plane runs", initStateScript, env)
 	if err != nil {
 		return nil, err
 	}
@@ -205,16 +201,16 @@ func (s *kubeadmInit) Run(ctx context.Context, t *Target) (Outputs, error) {
 		return nil, fmt.Errorf("check whether the control plane runs: the host printed %q", firstLine(state))
 	}
 
-	if err := run(ctx, &lt, "create "+dir, privateDirScript, env); err != nil {
+	if err := run(ctx, t, "create "+dir, privateDirScript, env); err != nil {
 		return nil, err
 	}
-	defer removeFiles(ctx, &lt, env, cfgPath, userPath)
+	defer removeFiles(ctx, t, env, cfgPath, userPath)
 	if err := upload(ctx, t, cfg, cfgPath); err != nil {
 		return nil, err
 	}
 	// Masters (and kubeadm itself) reach the control plane by name.
 	b := hostsBlock{file: s.paths.Hosts, name: apiserverBlock}
-	if err := b.write(ctx, &lt, []string{"127.0.0.1 " + apiserverName}); err != nil {
+	if err := b.write(ctx, t, []string{"127.0.0.1 " + apiserverName}); err != nil {
 		return nil, err
 	}
 	if state == "absent" {
@@ -226,20 +222,20 @@ func (s *kubeadmInit) Run(ctx context.Context, t *Target) (Outputs, error) {
 			initEnv = mergeMaps(env, map[string]string{"SF_CONFIG": userPath})
 		}
 		script := flagsScript + "kubeadm init --config \"$SF_CONFIG\" " + s.version.uploadCertsFlags() + " \"$@\"\n"
-		if err := run(ctx, &lt, "kubeadm init", script, initEnv); err != nil {
+		if err := run(ctx, t, "kubeadm init", script, initEnv); err != nil {
 			return nil, err
 		}
 	}
 	if state == "ready" || user != nil {
-		logf(&lt, "control plane runs: creating a fresh bootstrap token and uploading the certificates again\n")
-		if err := s.refresh(ctx, &lt, env); err != nil {
+		logf(t, "control plane runs: creating a fresh bootstrap token and uploading the certificates again\n")
+		if err := s.refresh(ctx, t, env); err != nil {
 			return nil, err
 		}
 	}
-	if err := run(ctx, &lt, "copy admin.conf to ~/.kube/config", kubeconfigScript, env); err != nil {
+	if err := run(ctx, t, "copy admin.conf to ~/.kube/config", kubeconfigScript, env); err != nil {
 		return nil, err
 	}
-	hash, err := readCAHash(ctx, &lt, s.paths.Kube)
+	hash, err := readCAHash(ctx, t, s.paths.Kube)
 	if err != nil {
 		return nil, err
 	}
@@ -317,51 +313,4 @@ func mergeMaps(a, b map[string]string) map[string]string {
 		out[k] = v
 	}
 	return out
-}
-
-// redactor passes output on line by line with secrets replaced.
-type redactor struct {
-	mu      sync.Mutex
-	w       io.Writer
-	secrets []string
-	buf     []byte
-}
-
-func newRedactor(w io.Writer, secrets ...string) *redactor {
-	if w == nil {
-		w = io.Discard
-	}
-	return &redactor{w: w, secrets: secrets}
-}
-
-func (r *redactor) Write(p []byte) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.buf = append(r.buf, p...)
-	if i := bytes.LastIndexByte(r.buf, '\n'); i >= 0 {
-		r.emit(r.buf[:i+1])
-		r.buf = append(r.buf[:0], r.buf[i+1:]...)
-	}
-	return len(p), nil
-}
-
-// Flush writes what is left of an unfinished line.
-func (r *redactor) Flush() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.emit(r.buf)
-	r.buf = nil
-}
-
-func (r *redactor) emit(b []byte) {
-	if len(b) == 0 {
-		return
-	}
-	s := string(b)
-	for _, sec := range r.secrets {
-		if sec != "" {
-			s = strings.ReplaceAll(s, sec, "<redacted>")
-		}
-	}
-	io.WriteString(r.w, s)
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/sealflow/sealflow/internal/redact"
 )
 
 // fakeKubeadm records each call's arguments (kubeadm.calls), the
@@ -147,7 +149,7 @@ func TestKubeadmInitFresh(t *testing.T) {
 		t.Errorf("~/.kube/config = %q", got)
 	}
 	l.noSecrets(t, out["token"], out["certificate_key"])
-	if !strings.Contains(l.log.String(), "--token <redacted>") {
+	if !strings.Contains(l.log.String(), "--token "+redact.Marker) {
 		t.Errorf("kubeadm's output is not in the log, redacted:\n%s", l.log.String())
 	}
 	l.noInjection(t)

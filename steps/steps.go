@@ -9,6 +9,7 @@ import (
 	"io"
 	"sort"
 
+	"github.com/sealflow/sealflow/internal/redact"
 	"github.com/sealflow/sealflow/internal/transport"
 )
 
@@ -27,12 +28,25 @@ type Host struct {
 type Target struct {
 	Host Host
 	Conn transport.Conn
-	// Log receives the task's output (STATE/logs/STEP/HOST.log).
+	// Log receives the task's output (STATE/logs/STEP/HOST.log), with
+	// every value registered in Secrets hidden.
 	Log io.Writer
 	// Env is added to every command's environment (SEALFLOW_HOST, ...).
 	Env map[string]string
 	// Become asks commands to run as root through sudo.
 	Become bool
+	// Secrets are the run's secret values, hidden in the task's log, its
+	// errors and the run's events. Steps add to it through Secret.
+	Secrets *redact.Set
+}
+
+// Secret registers values as secrets of the run, so that nothing the run
+// shows has them in clear text. A step calls it the moment it mints or
+// receives a secret, before anything can print it.
+func (t *Target) Secret(values ...string) {
+	if t.Secrets != nil {
+		t.Secrets.Add(values...)
+	}
 }
 
 // Step is one kind's work on one host.

@@ -51,7 +51,7 @@ func (r *runner) compile() error {
 				continue
 			}
 			r.finish(up, p.fp, p.outputs)
-			r.secrets.add(p.secretValues()...)
+			r.secrets.Add(p.secretValues()...)
 		}
 	}
 	if len(missing) > 0 {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sealflow/sealflow/dag"
 	"github.com/sealflow/sealflow/internal/journal"
+	"github.com/sealflow/sealflow/internal/redact"
 	"github.com/sealflow/sealflow/internal/transport"
 	"github.com/sealflow/sealflow/plans"
 	"github.com/sealflow/sealflow/steps"
@@ -122,7 +123,7 @@ type runner struct {
 	results map[TaskID]*TaskResult
 	done    map[TaskID]*doneTask // outputs and fingerprints of finished tasks
 	hosts   map[string]map[string]plans.HostOutputs
-	secrets *redactor
+	secrets *redact.Set
 
 	emitMu sync.Mutex
 }
@@ -157,7 +158,7 @@ func newRunner(opts Options) (*runner, error) {
 		results: map[TaskID]*TaskResult{},
 		done:    map[TaskID]*doneTask{},
 		hosts:   map[string]map[string]plans.HostOutputs{},
-		secrets: &redactor{},
+		secrets: &redact.Set{},
 	}
 	records, err := opts.State.Replay()
 	if err != nil {
@@ -229,7 +230,7 @@ func (r *runner) emit(ev Event) {
 	if ev.Time.IsZero() {
 		ev.Time = r.now()
 	}
-	ev.Error = r.secrets.redact(ev.Error)
+	ev.Error = r.secrets.Redact(ev.Error)
 	r.emitMu.Lock()
 	defer r.emitMu.Unlock()
 	r.opts.Events(ev)

@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/sealflow/sealflow/internal/journal"
+	"github.com/sealflow/sealflow/internal/redact"
 	"github.com/sealflow/sealflow/internal/transport"
 	"github.com/sealflow/sealflow/internal/transport/local"
 	"github.com/sealflow/sealflow/plans"
@@ -448,7 +449,7 @@ steps:
 		}
 	}
 	log, _ := os.ReadFile(filepath.Join(f.state, "logs", "use", "h1.log"))
-	if !strings.Contains(string(log), "using "+redacted) {
+	if !strings.Contains(string(log), "using "+redact.Marker) {
 		t.Errorf("the log does not show the redacted use:\n%s", log)
 	}
 	for _, tr := range res.Tasks {

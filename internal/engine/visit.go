@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sealflow/sealflow/internal/journal"
+	"github.com/sealflow/sealflow/internal/redact"
 	"github.com/sealflow/sealflow/steps"
 )
 
@@ -56,7 +57,7 @@ func (r *runner) visit(ctx context.Context, id TaskID) error {
 		r.emit(Event{Type: EventTaskSkipped, Task: id.String(), Step: id.Step, Host: id.Host, Note: "--skip"})
 		return nil
 	case p != nil && p.state == journal.Done && p.fp == fp && !r.rerun[id]:
-		r.secrets.add(p.secretValues()...)
+		r.secrets.Add(p.secretValues()...)
 		r.finish(id, fp, p.outputs)
 		r.mu.Lock()
 		res := r.results[id]
@@ -95,7 +96,7 @@ func (r *runner) execute(ctx context.Context, t *task, step steps.Step, fp strin
 	logPath := r.opts.State.LogPath(id.Step, id.Host)
 	logFile := &lazyLog{path: logPath}
 	defer logFile.Close()
-	log := &redactWriter{w: logFile, r: r.secrets}
+	log := redact.NewWriter(logFile, r.secrets)
 	target := &steps.Target{
 		Host: steps.Host{Name: t.host.Name, Address: t.host.Address, Groups: t.host.Groups, Labels: t.host.Labels},
 		Log:  log,
@@ -103,7 +104,8 @@ func (r *runner) execute(ctx context.Context, t *task, step steps.Step, fp strin
 			"SEALFLOW_HOST": t.host.Name,
 			"SEALFLOW_STEP": id.Step,
 		},
-		Become: t.host.Become,
+		Become:  t.host.Become,
+		Secrets: r.secrets,
 	}
 	if t.step.Become != nil {
 		target.Become = *t.step.Become
@@ -130,12 +132,12 @@ func (r *runner) execute(ctx context.Context, t *task, step steps.Step, fp strin
 		fmt.Fprintf(log, "=== attempt %d failed: %v\n", attempt, err)
 		log.Flush()
 		if ctx.Err() != nil {
-			r.append(journal.Record{Event: journal.Failed, Step: id.Step, Host: id.Host, Attempt: attempt, Error: r.secrets.redact(err.Error()), Duration: elapsed, Note: noteInterrupted})
+			r.append(journal.Record{Event: journal.Failed, Step: id.Step, Host: id.Host, Attempt: attempt, Error: r.secrets.Redact(err.Error()), Duration: elapsed, Note: noteInterrupted})
 			r.setFailed(id, err, elapsed)
 			return err
 		}
 		if a > t.step.Retries {
-			r.append(journal.Record{Event: journal.Failed, Step: id.Step, Host: id.Host, Attempt: attempt, Error: r.secrets.redact(err.Error()), Duration: elapsed})
+			r.append(journal.Record{Event: journal.Failed, Step: id.Step, Host: id.Host, Attempt: attempt, Error: r.secrets.Redact(err.Error()), Duration: elapsed})
 			r.setFailed(id, err, elapsed)
 			r.emit(Event{Type: EventTaskFailed, Task: id.String(), Step: id.Step, Host: id.Host, Attempt: attempt, Duration: elapsed, Error: err.Error(), LogPath: logPath})
 			return err
@@ -144,7 +146,7 @@ func (r *runner) execute(ctx context.Context, t *task, step steps.Step, fp strin
 		r.emit(Event{Type: EventTaskRetry, Task: id.String(), Step: id.Step, Host: id.Host, Attempt: attempt, Error: err.Error(), Note: "retry in " + delay.String(), LogPath: logPath})
 		select {
 		case <-ctx.Done():
-			r.append(journal.Record{Event: journal.Failed, Step: id.Step, Host: id.Host, Attempt: attempt, Error: r.secrets.redact(err.Error()), Duration: elapsed, Note: noteInterrupted})
+			r.append(journal.Record{Event: journal.Failed, Step: id.Step, Host: id.Host, Attempt: attempt, Error: r.secrets.Redact(err.Error()), Duration: elapsed, Note: noteInterrupted})
 			r.setFailed(id, ctx.Err(), elapsed)
 			return ctx.Err()
 		case <-time.After(delay):
@@ -193,7 +195,7 @@ func (r *runner) succeed(id TaskID, fp string, attempt int, elapsed time.Duratio
 		values = append(values, v)
 	}
 	if len(values) > 0 {
-		r.secrets.add(values...)
+		r.secrets.Add(values...)
 		redactFile(logPath, r.secrets)
 	}
 	rec := journal.Record{Event: journal.Done, Step: id.Step, Host: id.Host, Attempt: attempt, Fingerprint: fp,
@@ -241,7 +243,7 @@ func splitSecrets(outputs steps.Outputs, secretKeys []string) (clear, secret map
 // failEarly fails a task before or outside an attempt (a bad parameter, a
 // journal write error): no retries.
 func (r *runner) failEarly(id TaskID, err error) error {
-	r.append(journal.Record{Event: journal.Failed, Step: id.Step, Host: id.Host, Error: r.secrets.redact(err.Error())})
+	r.append(journal.Record{Event: journal.Failed, Step: id.Step, Host: id.Host, Error: r.secrets.Redact(err.Error())})
 	r.setFailed(id, err, 0)
 	r.emit(Event{Type: EventTaskFailed, Task: id.String(), Step: id.Step, Host: id.Host, Error: err.Error()})
 	return err
@@ -256,7 +258,7 @@ func (r *runner) setStatus(id TaskID, s Status) {
 func (r *runner) setFailed(id TaskID, err error, d time.Duration) {
 	r.mu.Lock()
 	res := r.results[id]
-	res.Status, res.Err, res.Duration = StatusFailed, errors.New(r.secrets.redact(err.Error())), d
+	res.Status, res.Err, res.Duration = StatusFailed, errors.New(r.secrets.Redact(err.Error())), d
 	r.mu.Unlock()
 }
 
@@ -330,12 +332,12 @@ func (l *lazyLog) Close() error {
 
 // redactFile rewrites a task log with newly learned secrets hidden (a
 // step's own secret outputs are known only once it has finished).
-func redactFile(path string, r *redactor) {
+func redactFile(path string, r *redact.Set) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return
 	}
-	if s := r.redact(string(b)); s != string(b) {
+	if s := r.Redact(string(b)); s != string(b) {
 		tmp := path + ".tmp"
 		if os.WriteFile(tmp, []byte(s), 0o600) == nil {
 			os.Rename(tmp, path)
