@@ -3,6 +3,7 @@ package steps
 import (
 	"context"
 	"fmt"
+	"path"
 	"strings"
 )
 
@@ -18,6 +19,7 @@ func untarKind() *Kind {
 		Params: []Param{
 			{Name: "src", Type: String, Required: true, Doc: "the tarball on the host (gzip, xz, bzip2 or plain)"},
 			{Name: "dest", Type: String, Required: true, Doc: "the directory to extract into"},
+			{Name: "checksums", Type: String, Doc: "a sha256sum list in the tarball, relative to dest (kube/SHA256SUMS): the unpacked files must match it"},
 		},
 		Rerunnable: true,
 		New:        newUntar,
@@ -25,13 +27,17 @@ func untarKind() *Kind {
 }
 
 type untar struct {
-	src, dest string
+	src, dest, checksums string
 }
 
 func newUntar(p Params) (Step, error) {
 	s := &untar{}
 	s.src, _ = p["src"].(string)
 	s.dest, _ = p["dest"].(string)
+	s.checksums, _ = p["checksums"].(string)
+	if s.checksums != "" && !relativePath(s.checksums) {
+		return nil, fmt.Errorf("checksums %q: a path relative to dest, such as kube/SHA256SUMS", s.checksums)
+	}
 	if err := checkRemotePath("src", s.src); err != nil {
 		return nil, err
 	}
@@ -42,7 +48,7 @@ func newUntar(p Params) (Step, error) {
 }
 
 func (s *untar) env() map[string]string {
-	return map[string]string{"SF_SRC": s.src, "SF_DEST": s.dest, "SF_MARKER": untarMarker}
+	return map[string]string{"SF_SRC": s.src, "SF_DEST": s.dest, "SF_MARKER": untarMarker, "SF_SUMS": s.checksums}
 }
 
 // untarScript removes the old marker first, so that an interrupted
@@ -55,6 +61,11 @@ rm -f -- "$SF_DEST/$SF_MARKER"
 list=$(mktemp "${TMPDIR:-/tmp}/sealflow-untar.XXXXXX")
 trap 'rm -f "$list"' EXIT
 tar -xvf "$SF_SRC" -C "$SF_DEST" >"$list"
+if [ -n "$SF_SUMS" ]; then
+	sed 's|^\./||' "$list" | grep -qxF -- "$SF_SUMS" || { echo "$SF_DEST/$SF_SUMS is not in $SF_SRC: is it a package built by sealflow package build?" >&2; exit 4; }
+	bad=$(cd "$SF_DEST" && sha256sum --quiet -c -- "$SF_SUMS" 2>&1 | head -n 1) || :
+	[ -z "$bad" ] || { echo "the unpacked files do not match $SF_SUMS: $bad" >&2; exit 4; }
+fi
 {
 	echo "$s"
 	sed -e 's|^\./||' -e 's|/.*||' "$list" | grep -v -e '^$' -e '^\.$' | sort -u
@@ -106,5 +117,15 @@ func (s *untar) Done(ctx context.Context, t *Target) (bool, Outputs, error) {
 }
 
 func (s *untar) Describe(t *Target) []string {
-	return []string{fmt.Sprintf("extract %s into %s (skipped when already extracted)", s.src, s.dest)}
+	d := fmt.Sprintf("extract %s into %s (skipped when already extracted)", s.src, s.dest)
+	if s.checksums != "" {
+		d += ", check every file against " + s.checksums
+	}
+	return []string{d}
+}
+
+// relativePath is a clean path that stays below where it is joined.
+func relativePath(p string) bool {
+	c := path.Clean(p)
+	return p != "" && !path.IsAbs(p) && c != "." && c != ".." && !strings.HasPrefix(c, "../")
 }

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strings"
@@ -133,4 +135,48 @@ func steptestSum(file string) (string, error) {
 		return "", err
 	}
 	return sumOf(b), nil
+}
+
+func TestUntarChecksPackageSums(t *testing.T) {
+	t.Parallel()
+	l := newLab(t)
+	ctx := context.Background()
+	dest := filepath.Join(l.dir, "root")
+	good, bad := "bin", "tampered"
+	for _, c := range []struct {
+		name, content, want string
+	}{
+		{"match", good, ""},
+		{"differs", bad, "the unpacked files do not match kube/SHA256SUMS: kube/bin/kubeadm: FAILED"},
+	} {
+		src := filepath.Join(l.dir, c.name+".tgz")
+		h := sha256Hex(good)
+		files := map[string]string{"kube/bin/kubeadm": c.content, "kube/SHA256SUMS": h + "  kube/bin/kubeadm\n"}
+		writeTarball(t, src, files, []string{"kube/", "kube/bin/", "kube/bin/kubeadm", "kube/SHA256SUMS"})
+		s, err := untarKind().New(Params{"src": src, "dest": dest, "checksums": "kube/SHA256SUMS"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = s.Run(ctx, l.target())
+		if c.want == "" && err != nil {
+			t.Errorf("%s: %v\n%s", c.name, err, l.log.String())
+		}
+		if c.want != "" && (err == nil || !strings.Contains(l.log.String(), c.want)) {
+			t.Errorf("%s: %v; want the log to say %q:\n%s", c.name, err, c.want, l.log.String())
+		}
+	}
+	src := filepath.Join(l.dir, "nosums.tgz")
+	kubePackage(t, src, "echo init\n")
+	s, _ := untarKind().New(Params{"src": src, "dest": dest, "checksums": "kube/SHA256SUMS"})
+	if _, err := s.Run(ctx, l.target()); err == nil || !strings.Contains(l.log.String(), "is not in") {
+		t.Errorf("a tarball without its sums: %v\n%s", err, l.log.String())
+	}
+	if _, err := untarKind().New(Params{"src": src, "dest": dest, "checksums": "../x"}); err == nil {
+		t.Error("checksums outside dest accepted")
+	}
+}
+
+func sha256Hex(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
 }

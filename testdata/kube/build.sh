@@ -136,7 +136,7 @@ fi
 
 # The package: binaries + shell + conf; repacked when any input changed.
 pkg_sum=$( {
-	echo "$recipe_sum $kubelet_sum"
+	echo "$recipe_sum $kubelet_sum sums=1"
 	cd "$here" && find shell conf bin -type f | LC_ALL=C sort | xargs cat
 } | sum)
 if [ "$(cat "$dir/package.stamp" 2>/dev/null)" != "$pkg_sum" ] || [ ! -s "$tarball" ]; then
@@ -149,6 +149,8 @@ if [ "$(cat "$dir/package.stamp" 2>/dev/null)" != "$pkg_sum" ] || [ ! -s "$tarba
 	cp -r "$here/shell" "$here/conf" "$stage/kube/"
 	chmod 0755 "$stage"/kube/shell/*.sh
 	tar -cf "$stage/kube/images/images.tar" -T /dev/null
+	(cd "$stage" && find kube -type f | LC_ALL=C sort | xargs sha256sum >"$dir/SHA256SUMS.new")
+	mv -f "$dir/SHA256SUMS.new" "$stage/kube/SHA256SUMS"
 	tar -C "$stage" --owner=0 --group=0 -cf - kube | gzip -1 >"$tarball.new"
 	mv -f "$tarball.new" "$tarball"
 	rm -rf "$stage"
