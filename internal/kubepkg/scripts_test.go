@@ -382,6 +382,9 @@ hostname sealflow-test
 snap() {
 	cp -a "$T/m/upper" "$T/snap/$1"
 	(cd "$R/run" && find . -printf '%%p %%y %%m %%U:%%G %%s %%l\n' | sort && find . -type f -exec sha256sum {} + | sort) >"$T/out/$1.run"
+	for k in net/ipv4/ip_forward net/bridge/bridge-nf-call-iptables net/bridge/bridge-nf-call-ip6tables; do
+		echo "sysctl $k=$(cat /proc/sys/$k 2>/dev/null || echo absent)"
+	done >>"$T/out/$1.run"
 }
 step() {
 	local name=$1
@@ -575,7 +578,7 @@ func (r *scriptRun) diffHost(t *testing.T, a, b string) []string {
 		}
 	}
 	if ra, rb := r.steps[a].run, r.steps[b].run; ra != rb {
-		diffs = append(diffs, fmt.Sprintf("/run differs:\nafter %s:\n%s\nafter %s:\n%s", a, ra, b, rb))
+		diffs = append(diffs, fmt.Sprintf("/run or the sysctls differ:\nafter %s:\n%s\nafter %s:\n%s", a, ra, b, rb))
 	}
 	sort.Strings(diffs)
 	return diffs
@@ -662,6 +665,11 @@ func TestScriptsInitClean(t *testing.T) {
 	}
 	if d := r.diffHost(t, "base", "init1"); len(d) == 0 {
 		t.Errorf("init.sh changed nothing")
+	}
+	// The network namespace's sysctls (put back by clean.sh: compared with /run below).
+	scriptContains(t, "the sysctls after init.sh", r.steps["init1"].run, "sysctl net/ipv4/ip_forward=1\n")
+	if !strings.Contains(r.steps["base"].run, "sysctl net/ipv4/ip_forward=0\n") {
+		t.Logf("ip_forward was already 1 in a new network namespace: its restore is not checked")
 	}
 
 	// Again: nothing changes, and it says so.

@@ -29,8 +29,9 @@
 # or replaced, `backup/` keeps what it replaced, `fstab-swap` the swap lines it commented,
 # `sysctl` the values it changed, `images` the images it imported, `runtime` own|existing,
 # `preexisting` the Kubernetes state directories that were there before it.
-set -euo pipefail
+set -Eeuo pipefail
 umask 022
+trap 'echo "init.sh: error: line $LINENO: \"$BASH_COMMAND\" failed" >&2' ERR
 
 pkg=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 state=/var/lib/sealflow-kube
@@ -121,7 +122,7 @@ mkd() {
 }
 
 # put SRC DST MODE: installs SRC as DST when they differ; the first time, a DST that was
-# there is kept in $state/backup for clean.sh. Returns 0 when it changed DST, 1 when not.
+# there is kept in $state/backup for clean.sh.
 put() {
 	local src=$1 dst=$2 mode=$3
 	mkd "$(dirname "$dst")"
@@ -134,22 +135,20 @@ put() {
 	fi
 	if [ -f "$dst" ] && [ ! -L "$dst" ] && cmp -s "$src" "$dst" &&
 		[ "$(stat -c %a "$dst")" = "${mode#0}" ]; then
-		return 1
+		return 0
 	fi
 	install -m "$mode" "$src" "$dst.sealflow-new"
 	mv -f "$dst.sealflow-new" "$dst"
 	changed=$((changed + 1))
-	return 0
 }
 
 # putstr TEXT DST MODE: put with the content given as text.
 putstr() {
-	local tmp rc=0
+	local tmp
 	tmp=$(mktemp)
 	printf '%s' "$1" >"$tmp"
-	put "$tmp" "$2" "$3" || rc=$?
+	put "$tmp" "$2" "$3"
 	rm -f "$tmp"
-	return "$rc"
 }
 
 # unput DST: removes a file put() made when it is no longer wanted (puts back a backup).
@@ -249,9 +248,9 @@ for b in kubeadm kubelet kubectl crictl; do
 	[ -x "$pkg/bin/$b" ] || die "$pkg/bin/$b is missing"
 done
 c0=$changed
-put "$pkg/bin/kubeadm" /usr/bin/kubeadm 0755 || :
-put "$pkg/bin/kubelet" /usr/bin/kubelet 0755 || :
-put "$pkg/bin/kubectl" /usr/bin/kubectl 0755 || :
+put "$pkg/bin/kubeadm" /usr/bin/kubeadm 0755
+put "$pkg/bin/kubelet" /usr/bin/kubelet 0755
+put "$pkg/bin/kubectl" /usr/bin/kubectl 0755
 bin_changed=$((changed - c0))
 
 if [ "$runtime" = own ]; then
@@ -259,12 +258,12 @@ if [ "$runtime" = own ]; then
 		[ -x "$pkg/bin/$b" ] || die "$pkg/bin/$b is missing"
 	done
 	c0=$changed
-	put "$pkg/bin/containerd" /usr/local/bin/containerd 0755 || :
-	put "$pkg/bin/containerd-shim-runc-v2" /usr/local/bin/containerd-shim-runc-v2 0755 || :
-	put "$pkg/bin/runc" /usr/local/sbin/runc 0755 || :
+	put "$pkg/bin/containerd" /usr/local/bin/containerd 0755
+	put "$pkg/bin/containerd-shim-runc-v2" /usr/local/bin/containerd-shim-runc-v2 0755
+	put "$pkg/bin/runc" /usr/local/sbin/runc 0755
 	containerd_changed=$((changed - c0))
-	put "$pkg/bin/ctr" /usr/local/bin/ctr 0755 || :
-	put "$pkg/bin/crictl" /usr/local/bin/crictl 0755 || :
+	put "$pkg/bin/ctr" /usr/local/bin/ctr 0755
+	put "$pkg/bin/crictl" /usr/local/bin/crictl 0755
 	ctr=/usr/local/bin/ctr
 	crictl=/usr/local/bin/crictl
 	sock=/run/containerd/containerd.sock
@@ -278,7 +277,7 @@ else
 		crictl=$(command -v crictl)
 		say "using the host's crictl ($crictl)"
 	else
-		put "$pkg/bin/crictl" /usr/local/bin/crictl 0755 || :
+		put "$pkg/bin/crictl" /usr/local/bin/crictl 0755
 	fi
 fi
 
@@ -286,7 +285,7 @@ if [ -d "$pkg/cni/bin" ]; then
 	mkd /opt/cni/bin
 	for f in "$pkg"/cni/bin/*; do
 		[ -f "$f" ] || continue
-		put "$f" "/opt/cni/bin/${f##*/}" 0755 || :
+		put "$f" "/opt/cni/bin/${f##*/}" 0755
 	done
 else
 	warn "$pkg/cni/bin is missing: no CNI plugins installed"
@@ -307,28 +306,28 @@ if [ "$runtime" = own ]; then
 	toml=$(sed -e "s|@SANDBOX_IMAGE@|$pause|" -e "s|@RUNC@|/usr/local/sbin/runc|" \
 		-e "s|@SYSTEMD_CGROUP@|$cgroup|" "$pkg/conf/containerd-config.toml")
 	c0=$changed
-	putstr "$toml"$'\n' /etc/containerd/config.toml 0644 || :
+	putstr "$toml"$'\n' /etc/containerd/config.toml 0644
 	mkd /etc/containerd/conf.d
 	extra=/etc/containerd/conf.d/90-sealflow-extra.toml
 	if [ -n "${SEALFLOW_CONTAINERD_EXTRA:-}" ]; then
 		text=$SEALFLOW_CONTAINERD_EXTRA
 		grep -q '^[[:space:]]*version[[:space:]]*=' <<<"$text" || text="version = 3"$'\n'"$text"
-		putstr "# From SEALFLOW_CONTAINERD_EXTRA (sealflow's init.sh)."$'\n'"$text"$'\n' "$extra" 0644 || :
+		putstr "# From SEALFLOW_CONTAINERD_EXTRA (sealflow's init.sh)."$'\n'"$text"$'\n' "$extra" 0644
 	else
 		unput "$extra"
 	fi
-	put "$pkg/conf/containerd.service" /etc/systemd/system/containerd.service 0644 || :
+	put "$pkg/conf/containerd.service" /etc/systemd/system/containerd.service 0644
 	config_changed=$((changed - c0))
 fi
-putstr "$(sed "s|unix:///run/containerd/containerd.sock|unix://$sock|" "$pkg/conf/crictl.yaml")"$'\n' /etc/crictl.yaml 0644 || :
+putstr "$(sed "s|unix:///run/containerd/containerd.sock|unix://$sock|" "$pkg/conf/crictl.yaml")"$'\n' /etc/crictl.yaml 0644
 c0=$changed
-put "$pkg/conf/kubelet.service" /etc/systemd/system/kubelet.service 0644 || :
-put "$pkg/conf/10-kubeadm.conf" /etc/systemd/system/kubelet.service.d/10-kubeadm.conf 0644 || :
+put "$pkg/conf/kubelet.service" /etc/systemd/system/kubelet.service 0644
+put "$pkg/conf/10-kubeadm.conf" /etc/systemd/system/kubelet.service.d/10-kubeadm.conf 0644
 kubelet_changed=$((changed - c0 + bin_changed))
 
 # --- 4. kernel ---
 c0=$changed
-put "$pkg/conf/modules-load.conf" /etc/modules-load.d/k8s.conf 0644 || :
+put "$pkg/conf/modules-load.conf" /etc/modules-load.d/k8s.conf 0644
 modules=$(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$pkg/conf/modules-load.conf")
 missing=()
 for m in $modules; do
@@ -350,7 +349,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 	warn "kernel modules not loaded: ${missing[*]}: IPVS mode of kube-proxy and bridged traffic may need them"
 fi
 
-put "$pkg/conf/sysctl.conf" /etc/sysctl.d/k8s.conf 0644 || :
+put "$pkg/conf/sysctl.conf" /etc/sysctl.d/k8s.conf 0644
 while IFS='=' read -r key value; do
 	key=$(echo "$key" | tr -d '[:space:]') value=$(echo "$value" | tr -d '[:space:]')
 	case $key in '' | '#'*) continue ;; esac
@@ -377,6 +376,14 @@ if [ -s /proc/swaps ] && [ "$(wc -l </proc/swaps)" -gt 1 ]; then
 	swapoff -a
 	say "turned swap off"
 	changed=$((changed + 1))
+fi
+if [ -f "$state/swaps" ]; then
+	while IFS= read -r dev; do
+		[ -n "$dev" ] || continue
+		case $dev in
+		/dev/zram*) warn "swap $dev is zram (zram-generator, not /etc/fstab): it comes back at boot unless disabled there" ;;
+		esac
+	done <"$state/swaps"
 fi
 marker='#sealflow-kube# '
 if [ -f /etc/fstab ] && awk '$0 !~ /^[[:space:]]*#/ && $3 == "swap" { found = 1 } END { exit !found }' /etc/fstab; then
@@ -441,6 +448,12 @@ if [ "$up" = 0 ]; then
 else
 	if [ "$runtime" = existing ] && ! "$crictl" --runtime-endpoint "unix://$sock" info >/dev/null 2>&1; then
 		die "the existing containerd on $sock does not serve CRI (docker's containerd disables it: remove \"cri\" from disabled_plugins in its config.toml and restart it)"
+	fi
+	if [ "$runtime" = existing ]; then
+		sandbox=$("$crictl" --runtime-endpoint "unix://$sock" info 2>/dev/null | grep -o '"sandboxImage"[[:space:]]*:[[:space:]]*"[^"]*"' | head -n1 | sed 's/.*"\([^"]*\)"$/\1/' || :)
+		if [ -n "$sandbox" ] && [ "$sandbox" != "$pause" ]; then
+			warn "the existing containerd's sandbox image is $sandbox, the package ships $pause: set it to $pause in its configuration (an offline host cannot pull $sandbox)"
+		fi
 	fi
 	k8s() { "$ctr" --address "$sock" -n k8s.io "$@"; }
 	have=$(k8s images ls 2>/dev/null | awk 'NR > 1 { print $1, $3, $NF }')
