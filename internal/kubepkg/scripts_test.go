@@ -138,6 +138,7 @@ type scriptStep struct {
 	name   string
 	script string // init or clean
 	env    []string
+	shell  string // instead of a script: shell commands run in the host
 }
 
 type scriptRun struct {
@@ -385,6 +386,22 @@ snap() {
 	for k in net/ipv4/ip_forward net/bridge/bridge-nf-call-iptables net/bridge/bridge-nf-call-ip6tables; do
 		echo "sysctl $k=$(cat /proc/sys/$k 2>/dev/null || echo absent)"
 	done >>"$T/out/$1.run"
+	{
+		echo "links:"; ip -o link show | awk -F': ' '{ print $2 }' | sort
+		echo "mounts:"; awk -v r="$R" 'index($5, r) == 1 { print $5 }' /proc/self/mountinfo | sort
+		for v in iptables ip6tables; do
+			echo "$v:"; if command -v $v-save >/dev/null; then $v-save | grep -v '^#' | sed 's/\[[0-9]*:[0-9]*\]//'; fi
+		done
+		# nftables: the tables, and the contents of those iptables-nft does not own (its
+		# own are compared through iptables-save: it may leave empty built-in chains).
+		echo "nft:"
+		if command -v nft >/dev/null; then
+			nft list tables | while read -r _ fam name; do
+				echo "table $fam $name"
+				case $name in filter | nat | mangle | raw | security) ;; *) nft list table "$fam" "$name" ;; esac
+			done
+		fi
+	} >>"$T/out/$1.run" 2>&1
 }
 step() {
 	local name=$1
@@ -395,15 +412,19 @@ step() {
 	set -e
 	snap "$name"
 }
-chroot "$R" /usr/bin/env -i PATH=%s /bin/bash -euc %q
+chroot "$R" /usr/bin/env -i PATH=%s /bin/bash -euc %s
 snap base
-`, dir, dir, path, path, sc.setup)
+`, dir, dir, path, path, scriptQuote(sc.setup))
 	for _, s := range sc.steps {
 		args := append([]string{}, s.env...)
-		args = append(args, "/bin/bash", "/root/kube/shell/"+s.script+".sh")
+		if s.shell != "" {
+			args = append(args, "/bin/bash", "-euc", s.shell)
+		} else {
+			args = append(args, "/bin/bash", "/root/kube/shell/"+s.script+".sh")
+		}
 		q := make([]string, len(args))
 		for i, a := range args {
-			q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+			q[i] = scriptQuote(a)
 		}
 		fmt.Fprintf(&sh, "step %s %s\n", s.name, strings.Join(q, " "))
 	}
@@ -439,6 +460,9 @@ snap base
 	}
 	return r
 }
+
+// scriptQuote quotes s for the shell.
+func scriptQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // file returns the content of path in the host after step (through the layers).
 func (r *scriptRun) file(t *testing.T, step, path string) (string, bool) {
@@ -578,10 +602,34 @@ func (r *scriptRun) diffHost(t *testing.T, a, b string) []string {
 		}
 	}
 	if ra, rb := r.steps[a].run, r.steps[b].run; ra != rb {
-		diffs = append(diffs, fmt.Sprintf("/run or the sysctls differ:\nafter %s:\n%s\nafter %s:\n%s", a, ra, b, rb))
+		diffs = append(diffs, fmt.Sprintf("/run, sysctls, links, mounts or rules differ (- after %s, + after %s):\n%s", a, b, scriptLineDiff(ra, rb)))
 	}
 	sort.Strings(diffs)
 	return diffs
+}
+
+// scriptLineDiff lists the lines only in a (-) and only in b (+), in order.
+func scriptLineDiff(a, b string) string {
+	count := func(s string) map[string]int {
+		m := map[string]int{}
+		for _, l := range strings.Split(s, "\n") {
+			m[l]++
+		}
+		return m
+	}
+	ca, cb := count(a), count(b)
+	var out []string
+	for _, l := range strings.Split(a, "\n") {
+		if cb[l] < ca[l] {
+			out = append(out, "- "+l)
+		}
+	}
+	for _, l := range strings.Split(b, "\n") {
+		if ca[l] < cb[l] {
+			out = append(out, "+ "+l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 func (r *scriptRun) sameHost(t *testing.T, a, b string) {
@@ -609,9 +657,63 @@ func scriptContains(t *testing.T, what, text string, wants ...string) {
 	}
 }
 
+// scriptHostRules are the host's own firewall rules (in the test's network namespace),
+// which clean.sh must leave alone.
+const scriptHostRules = `
+mkdir -p /run/mount # util-linux's (its utab), there on any host that mounted something
+for v in iptables ip6tables; do
+	command -v $v >/dev/null || continue
+	$v -N HOST-KEEP && $v -A INPUT -j HOST-KEEP && $v -A HOST-KEEP -p tcp --dport 22 -j ACCEPT
+	$v -t nat -N HOST-NAT && $v -t nat -A POSTROUTING -j HOST-NAT
+done
+`
+
+// scriptCluster leaves on the host what a cluster leaves after kubeadm reset: state
+// directories, mounts, CNI links, kube-proxy's and the CNI's iptables chains and
+// nftables table.
+const scriptCluster = `
+mkdir -p /etc/kubernetes/manifests /etc/kubernetes/pki /var/lib/kubelet/pods/p1/volumes /var/lib/etcd/member \
+	/etc/cni/net.d /var/lib/cni/networks/cbr0 /var/log/pods/ns_p1 /var/log/containers /run/flannel \
+	/usr/libexec/kubernetes/kubelet-plugins/volume/exec /opt/containerd/bin \
+	/run/containerd/io.containerd.runtime.v2.task/k8s.io/c1/rootfs /run/netns
+echo '{"name":"cbr0"}' >/etc/cni/net.d/10-flannel.conflist
+echo 'apiVersion: v1' >/etc/kubernetes/admin.conf
+echo 'FLANNEL_NETWORK=10.244.0.0/16' >/run/flannel/subnet.env
+echo 10.244.0.2 >/var/lib/cni/networks/cbr0/last_reserved_ip.0
+mount -t tmpfs tmpfs /var/lib/kubelet/pods/p1/volumes
+mount -t tmpfs tmpfs /run/containerd/io.containerd.runtime.v2.task/k8s.io/c1/rootfs
+touch /run/netns/cni-1234 && mount --bind /proc/self/ns/net /run/netns/cni-1234
+ip link add cni0 type bridge
+ip link add veth1a2b type veth peer name eth0p
+ip link set veth1a2b master cni0
+ip link add flannel.1 type vxlan id 1 dstport 8472 2>/dev/null || :
+if command -v iptables >/dev/null; then
+	iptables -t nat -N KUBE-SERVICES
+	iptables -t nat -A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
+	iptables -t nat -N KUBE-POSTROUTING
+	iptables -t nat -A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING
+	iptables -t nat -A KUBE-POSTROUTING -j MASQUERADE
+	iptables -t nat -N CNI-HOSTPORT-DNAT
+	iptables -t nat -A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT
+	iptables -N FLANNEL-FWD
+	iptables -A FORWARD -m comment --comment "flanneld forward" -j FLANNEL-FWD
+	iptables -A FLANNEL-FWD -s 10.244.0.0/16 -j ACCEPT
+	iptables -N KUBE-FIREWALL
+	iptables -A INPUT -j KUBE-FIREWALL
+	ip6tables -t nat -N KUBE-SERVICES
+	ip6tables -t nat -A OUTPUT -j KUBE-SERVICES
+fi
+if command -v nft >/dev/null; then
+	nft add table ip kube-proxy
+	nft add chain ip kube-proxy services
+	nft add table ip6 kube-proxy
+fi
+`
+
 var scriptOnce = []scriptStep{
 	{name: "init1", script: "init", env: []string{"SEALFLOW_CONTAINERD_EXTRA=[plugins.'io.containerd.cri.v1.runtime']\n  restrict_oom_score_adj = true"}},
 	{name: "init2", script: "init", env: []string{"SEALFLOW_CONTAINERD_EXTRA=[plugins.'io.containerd.cri.v1.runtime']\n  restrict_oom_score_adj = true"}},
+	{name: "cluster", shell: scriptCluster},
 	{name: "clean1", script: "clean"},
 	{name: "clean2", script: "clean"},
 }
@@ -621,7 +723,7 @@ var scriptOnce = []scriptStep{
 // the host back byte for byte, twice.
 func TestScriptsInitClean(t *testing.T) {
 	scriptRequire(t)
-	r := runScripts(t, scriptScenario{name: "systemctl", systemctl: standinSystemctl, steps: scriptOnce})
+	r := runScripts(t, scriptScenario{name: "systemctl", systemctl: standinSystemctl, setup: scriptHostRules, steps: scriptOnce})
 
 	r.ok(t, "init1")
 	cfg := r.mustFile(t, "init1", "/etc/containerd/config.toml")
@@ -677,7 +779,10 @@ func TestScriptsInitClean(t *testing.T) {
 	scriptContains(t, "the second init.sh's output", s.stdout, "nothing changed")
 	r.sameHost(t, "init1", "init2")
 
-	// clean.sh puts the host back; a second one changes nothing.
+	// What a cluster leaves (after kubeadm reset), then clean.sh puts the host back; a
+	// second one changes nothing.
+	r.ok(t, "cluster")
+	scriptContains(t, "the host with a cluster's leftovers", r.steps["cluster"].run, "cni0", "/var/lib/kubelet/pods/p1/volumes")
 	r.ok(t, "clean1")
 	r.sameHost(t, "base", "clean1")
 	s = r.ok(t, "clean2")

@@ -102,6 +102,7 @@ for m in $(mounts); do
 	umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || warn "could not unmount $m"
 done
 rm -f /run/netns/cni-* 2>/dev/null || :
+if ! preexisting /run/netns; then rmdir /run/netns 2>/dev/null || :; fi
 
 # --- 3. network ---
 if command -v ip >/dev/null; then
