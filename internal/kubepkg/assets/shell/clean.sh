@@ -82,23 +82,38 @@ if [ "$runtime" = own ]; then
 		systemctl disable containerd >/dev/null 2>&1 || :
 	fi
 	# The package's containerd and its shims, when no service manager stopped them.
-	for p in /proc/[0-9]*; do
-		exe=$(readlink "$p/exe" 2>/dev/null) || continue
-		case ${exe% (deleted)} in
-		/usr/local/bin/containerd | /usr/local/bin/containerd-shim-runc-v2)
-			kill -TERM "${p#/proc/}" 2>/dev/null && say "stopped ${exe% (deleted)} (pid ${p#/proc/})"
-			;;
-		esac
-	done
+	ours() {
+		local p exe
+		for p in /proc/[0-9]*; do
+			exe=$(readlink "$p/exe" 2>/dev/null) || continue
+			case ${exe% (deleted)} in
+			/usr/local/bin/containerd | /usr/local/bin/containerd-shim-runc-v2) echo "${p#/proc/}" ;;
+			esac
+		done
+	}
+	pids=$(ours)
+	if [ -n "$pids" ]; then
+		say "stopping the package's containerd processes still running: $(echo "$pids" | tr '\n' ' ')"
+		# shellcheck disable=SC2086 # a list of pids
+		kill -TERM $pids 2>/dev/null
+		for _ in $(seq 50); do
+			[ -n "$(ours)" ] || break
+			sleep 0.1
+		done
+		pids=$(ours)
+		# shellcheck disable=SC2086
+		[ -z "$pids" ] || kill -KILL $pids 2>/dev/null
+	fi
 fi
 
 # --- 2. mounts ---
+# mounts REGEX: mount points (field 5 of mountinfo, octal escapes decoded) matching
+# REGEX, deepest first.
 mounts() {
-	# Mount points (field 5 of mountinfo, octal escapes decoded), deepest first.
 	awk '{ print $5 }' /proc/self/mountinfo | while IFS= read -r m; do printf '%b\n' "$m"; done |
-		grep -E '^(/var/lib/kubelet|/var/lib/containerd|/run/containerd|/run/netns/cni-)' | sort -r
+		grep -E "$1" | sort -r
 }
-for m in $(mounts); do
+mounts '^(/var/lib/kubelet|/var/lib/containerd|/run/containerd|/run/netns/cni-)' | while IFS= read -r m; do
 	umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || warn "could not unmount $m"
 done
 rm -f /run/netns/cni-* 2>/dev/null || :
@@ -157,6 +172,9 @@ for d in "${dirs[@]}"; do
 	[ -e "$d" ] || continue
 	if preexisting "$d"; then
 		say "kept $d: it was there before init.sh"
+	elif [ -n "$(mounts "^$d(/|\$)")" ]; then
+		# Never rm -rf through a mount (a pod's volume may be a host directory).
+		warn "kept $d: still mounted under it: $(mounts "^$d(/|\$)" | tr '\n' ' ')"
 	else
 		rm -rf "$d" && say "removed $d"
 	fi
