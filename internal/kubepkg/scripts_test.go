@@ -14,6 +14,7 @@ package kubepkg
 // the stand-in service manager says containerd is active.
 
 import (
+	"archive/tar"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -28,14 +29,76 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 const scriptPause = "registry.k8s.io/pause:3.10.1"
 
-var scriptImages = []struct{ ref, full, digest string }{
-	{"registry.k8s.io/kube-apiserver:v1.34.4", "registry.k8s.io/kube-apiserver:v1.34.4", "sha256:" + strings.Repeat("1", 64)},
-	{scriptPause, scriptPause, "sha256:" + strings.Repeat("2", 64)},
-	{"flannel/flannel:v0.27.4", "docker.io/flannel/flannel:v0.27.4", "sha256:" + strings.Repeat("3", 64)},
+// The package's images: the ref as manifest.json has it, the full name containerd uses.
+var scriptImages = []struct{ ref, full string }{
+	{"registry.k8s.io/kube-apiserver:v1.34.4", "registry.k8s.io/kube-apiserver:v1.34.4"},
+	{scriptPause, scriptPause},
+	{"flannel/flannel:v0.27.4", "docker.io/flannel/flannel:v0.27.4"},
+}
+
+// scriptLayout writes images.tar: an OCI image layout holding scriptImages, each a
+// real image of one uncompressed layer with one file, annotated with its full name
+// as the package builder does. It returns the tar and each image's manifest digest.
+func scriptLayout(t *testing.T, dir string) ([]byte, map[string]string) {
+	t.Helper()
+	lay := filepath.Join(dir, "layout")
+	blobs := filepath.Join(lay, "blobs", "sha256")
+	if err := os.MkdirAll(blobs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	blob := func(b []byte) (string, int) {
+		sum := sha256.Sum256(b)
+		if err := os.WriteFile(filepath.Join(blobs, hex.EncodeToString(sum[:])), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return "sha256:" + hex.EncodeToString(sum[:]), len(b)
+	}
+	digests := map[string]string{}
+	var lines []string
+	for _, im := range scriptImages {
+		var layer bytes.Buffer
+		tw := tar.NewWriter(&layer)
+		content := []byte("image " + im.full + "\n")
+		if err := tw.WriteHeader(&tar.Header{Name: "hello.txt", Mode: 0o644, Size: int64(len(content)), ModTime: time.Unix(0, 0), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(content); err != nil {
+			t.Fatal(err)
+		}
+		if err := tw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		ld, ls := blob(layer.Bytes())
+		cd, cs := blob([]byte(fmt.Sprintf(`{"architecture":%q,"os":"linux","rootfs":{"type":"layers","diff_ids":[%q]},"config":{"Cmd":["/hello"]}}`, scriptArch(t), ld)))
+		md, ms := blob([]byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",`+
+			`"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":%q,"size":%d},`+
+			`"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":%q,"size":%d}]}`, cd, cs, ld, ls)))
+		digests[im.full] = md
+		tag := im.full[strings.LastIndex(im.full, ":")+1:]
+		lines = append(lines, fmt.Sprintf(`{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":%q,"size":%d,`+
+			`"annotations":{"io.containerd.image.name":%q,"org.opencontainers.image.ref.name":%q}}`, md, ms, im.full, tag))
+	}
+	index := "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\",\"manifests\":[\n" + strings.Join(lines, ",\n") + "\n]}\n"
+	if err := os.WriteFile(filepath.Join(lay, "index.json"), []byte(index), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(lay, "oci-layout"), []byte("{\"imageLayoutVersion\":\"1.0.0\"}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tarPath := filepath.Join(dir, "images.tar")
+	if out, err := exec.Command("tar", "-C", lay, "-cf", tarPath, "oci-layout", "index.json", "blobs").CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v: %s", err, out)
+	}
+	b, err := os.ReadFile(tarPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, digests
 }
 
 // Stand-ins. Each records its calls in /out/calls (outside the overlay).
@@ -99,8 +162,22 @@ is-enabled) [ -L "$wants/$u.service" ] ;;
 start | restart)
 	[ -f "/etc/systemd/system/$u.service" ] || { echo "Unit $u.service not found." >&2; exit 5; }
 	mkdir -p /out/active && touch "/out/active/$u"
-	if [ "$u" = containerd ]; then mkdir -p /var/lib/containerd /run/containerd; fi ;;
-stop) rm -f "/out/active/$u" ;;
+	if [ "$u" = containerd ] && [ -e /sealflow-test/real-containerd ]; then
+		# The package's real containerd, as its unit says.
+		[ ! -s /out/active/containerd.pid ] || kill "$(cat /out/active/containerd.pid)" 2>/dev/null || :
+		setsid /usr/local/bin/containerd </dev/null >>/out/containerd.log 2>&1 &
+		echo $! >/out/active/containerd.pid
+		for _ in $(seq 100); do [ -S /run/containerd/containerd.sock ] && break; sleep 0.1; done
+	elif [ "$u" = containerd ]; then
+		mkdir -p /var/lib/containerd /run/containerd
+	fi ;;
+stop)
+	if [ -s "/out/active/$u.pid" ]; then
+		pid=$(cat "/out/active/$u.pid")
+		kill "$pid" 2>/dev/null
+		for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	fi
+	rm -f "/out/active/$u" "/out/active/$u.pid" ;;
 is-active) [ -e "/out/active/$u" ] ;;
 *) echo "systemctl stand-in: not supported: $*" >&2; exit 1 ;;
 esac
@@ -132,6 +209,8 @@ type scriptScenario struct {
 	files     map[string]string // extra fixture files (path → content; mode 0755 under */bin/)
 	setup     string            // shell run in the host before the first snapshot
 	steps     []scriptStep
+	real      string            // a directory with real containerd and ctr binaries for the package
+	digests   map[string]string // filled in: each image's manifest digest
 }
 
 type scriptStep struct {
@@ -142,6 +221,7 @@ type scriptStep struct {
 }
 
 type scriptRun struct {
+	digests map[string]string
 	dir     string // test dir
 	fixture string // the fixture layer (over the machine's /)
 	steps   map[string]scriptResult
@@ -171,7 +251,7 @@ func scriptRequire(t *testing.T) {
 // machine has (so the copy is a host without one), an /etc/fstab with a swap line,
 // an older /etc/containerd/config.toml and /usr/bin/kubectl (init.sh replaces
 // them, clean.sh puts them back).
-func scriptFixture(t *testing.T, dir string, sc scriptScenario) string {
+func scriptFixture(t *testing.T, dir string, sc *scriptScenario) string {
 	t.Helper()
 	fx := filepath.Join(dir, "fixture")
 	write := func(p, content string, mode os.FileMode) {
@@ -195,11 +275,23 @@ func scriptFixture(t *testing.T, dir string, sc scriptScenario) string {
 		sum := sha256.Sum256([]byte(content))
 		files = append(files, map[string]any{"path": rel, "size": len(content), "sha256": hex.EncodeToString(sum[:]), "mode": fmt.Sprintf("%04o", mode)})
 	}
+	bins := map[string]string{"ctr": standinCtr, "crictl": standinCrictl}
 	for _, b := range []string{"kubeadm", "kubelet", "kubectl", "runc", "containerd", "containerd-shim-runc-v2"} {
-		add("bin/"+b, fmt.Sprintf("#!/bin/sh\n# stand-in for %s (scripts_test.go)\necho \"%s stand-in\"\n", b, b), 0o755)
+		bins[b] = fmt.Sprintf("#!/bin/sh\n# stand-in for %s (scripts_test.go)\necho \"%s stand-in\"\n", b, b)
 	}
-	add("bin/ctr", standinCtr, 0o755)
-	add("bin/crictl", standinCrictl, 0o755)
+	if sc.real != "" {
+		for _, b := range []string{"containerd", "ctr"} {
+			c, err := os.ReadFile(filepath.Join(sc.real, b))
+			if err != nil {
+				t.Fatal(err)
+			}
+			bins[b] = string(c)
+		}
+		write("sealflow-test/real-containerd", "", 0o644)
+	}
+	for _, b := range []string{"kubeadm", "kubelet", "kubectl", "crictl", "runc", "containerd", "containerd-shim-runc-v2", "ctr"} {
+		add("bin/"+b, bins[b], 0o755)
+	}
 	for _, b := range []string{"bridge", "host-local", "loopback", "portmap", "flannel"} {
 		add("cni/bin/"+b, fmt.Sprintf("#!/bin/sh\n# stand-in for the CNI plugin %s (scripts_test.go)\n", b), 0o755)
 	}
@@ -221,40 +313,14 @@ func scriptFixture(t *testing.T, dir string, sc scriptScenario) string {
 			add(sub+"/"+e.Name(), string(b), mode)
 		}
 	}
-	// images.tar: an OCI layout's index.json naming the images (no blobs: the stand-in
-	// ctr reads only the index).
-	var idx bytes.Buffer
-	idx.WriteString("{\"schemaVersion\":2,\"manifests\":[\n")
-	for i, im := range scriptImages {
-		sep := ","
-		if i == len(scriptImages)-1 {
-			sep = ""
-		}
-		fmt.Fprintf(&idx, "{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"%s\",\"size\":1,\"annotations\":{\"io.containerd.image.name\":\"%s\"}}%s\n", im.digest, im.full, sep)
-	}
-	idx.WriteString("]}\n")
-	lay := filepath.Join(dir, "layout")
-	if err := os.MkdirAll(lay, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(lay, "index.json"), idx.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(lay, "oci-layout"), []byte("{\"imageLayoutVersion\":\"1.0.0\"}\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	tarPath := filepath.Join(dir, "images.tar")
-	if out, err := exec.Command("tar", "-C", lay, "-cf", tarPath, "oci-layout", "index.json").CombinedOutput(); err != nil {
-		t.Fatalf("tar: %v: %s", err, out)
-	}
-	tb, err := os.ReadFile(tarPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// images.tar: an OCI layout of small real images (one file each), one index entry a
+	// line (the stand-in ctr reads the index with sed).
+	tb, digests := scriptLayout(t, dir)
+	sc.digests = digests
 	add("images/images.tar", string(tb), 0o644)
 	var imgs []map[string]string
 	for _, im := range scriptImages {
-		imgs = append(imgs, map[string]string{"ref": im.ref, "digest": im.digest, "from": "kubeadm"})
+		imgs = append(imgs, map[string]string{"ref": im.ref, "digest": digests[im.full], "from": "kubeadm"})
 	}
 	m := map[string]any{
 		"format": 1, "kubernetes": "v1.34.4", "arch": scriptArch(t),
@@ -359,7 +425,8 @@ func scriptArch(t *testing.T) string {
 func runScripts(t *testing.T, sc scriptScenario) *scriptRun {
 	t.Helper()
 	dir := t.TempDir()
-	r := &scriptRun{dir: dir, fixture: scriptFixture(t, dir, sc), steps: map[string]scriptResult{}}
+	r := &scriptRun{dir: dir, fixture: scriptFixture(t, dir, &sc), steps: map[string]scriptResult{}}
+	r.digests = sc.digests
 	for _, d := range []string{"m", "root", "snap", "out"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			t.Fatal(err)
@@ -583,13 +650,24 @@ func scriptPaths(t *testing.T, upper string, into map[string]bool) {
 
 // diffHost compares the host after two steps over every path either changed; it
 // returns one line per difference.
-func (r *scriptRun) diffHost(t *testing.T, a, b string) []string {
+func (r *scriptRun) diffHost(t *testing.T, a, b string, ignore ...string) []string {
 	t.Helper()
 	paths := map[string]bool{}
 	scriptPaths(t, r.steps[a].upper, paths)
 	scriptPaths(t, r.steps[b].upper, paths)
+	ignored := func(p string) bool {
+		for _, i := range ignore {
+			if p == i || strings.HasPrefix(p, i+"/") {
+				return true
+			}
+		}
+		return false
+	}
 	var diffs []string
 	for p := range paths {
+		if ignored("/" + p) {
+			continue
+		}
 		ea, oka := scriptLookup([]string{r.steps[a].upper, r.fixture, "/"}, p, false)
 		eb, okb := scriptLookup([]string{r.steps[b].upper, r.fixture, "/"}, p, false)
 		switch {
@@ -601,7 +679,18 @@ func (r *scriptRun) diffHost(t *testing.T, a, b string) []string {
 			diffs = append(diffs, fmt.Sprintf("/%s: %s after %s, %s after %s", p, ea.desc, a, eb.desc, b))
 		}
 	}
-	if ra, rb := r.steps[a].run, r.steps[b].run; ra != rb {
+	runLines := func(s string) string {
+		var keep []string
+		for _, l := range strings.Split(s, "\n") {
+			f := strings.Fields(l)
+			if len(f) > 0 && (ignored("/run"+strings.TrimPrefix(f[0], ".")) || len(f) > 1 && ignored("/run"+strings.TrimPrefix(f[1], "."))) {
+				continue
+			}
+			keep = append(keep, l)
+		}
+		return strings.Join(keep, "\n")
+	}
+	if ra, rb := runLines(r.steps[a].run), runLines(r.steps[b].run); ra != rb {
 		diffs = append(diffs, fmt.Sprintf("/run, sysctls, links, mounts or rules differ (- after %s, + after %s):\n%s", a, b, scriptLineDiff(ra, rb)))
 	}
 	sort.Strings(diffs)
@@ -632,9 +721,9 @@ func scriptLineDiff(a, b string) string {
 	return strings.Join(out, "\n")
 }
 
-func (r *scriptRun) sameHost(t *testing.T, a, b string) {
+func (r *scriptRun) sameHost(t *testing.T, a, b string, ignore ...string) {
 	t.Helper()
-	if d := r.diffHost(t, a, b); len(d) > 0 {
+	if d := r.diffHost(t, a, b, ignore...); len(d) > 0 {
 		t.Errorf("the host after %s differs from after %s:\n%s", b, a, strings.Join(d, "\n"))
 	}
 }
@@ -758,7 +847,7 @@ func TestScriptsInitClean(t *testing.T) {
 	scriptContains(t, "/usr/bin/kubectl", r.mustFile(t, "init1", "/usr/bin/kubectl"), "stand-in for kubectl")
 	db := r.mustFile(t, "init1", "/var/lib/containerd/standin-images")
 	for _, im := range scriptImages {
-		scriptContains(t, "the images in containerd", db, im.full+" "+im.digest+" io.cri-containerd.pinned=pinned\n")
+		scriptContains(t, "the images in containerd", db, im.full+" "+r.digests[im.full]+" io.cri-containerd.pinned=pinned\n")
 	}
 	scriptContains(t, "the calls", r.calls(t), "systemctl start containerd", "systemctl enable kubelet",
 		"images import /root/kube/images/images.tar")
@@ -792,7 +881,8 @@ func TestScriptsInitClean(t *testing.T) {
 
 	// With a real containerd 2.x at hand, the written configuration loads and the
 	// drop-in merges into it key by key.
-	if bin := os.Getenv("SEALFLOW_TEST_CONTAINERD"); bin != "" {
+	if d := os.Getenv("SEALFLOW_TEST_CONTAINERD_DIR"); d != "" {
+		bin := filepath.Join(d, "containerd")
 		dir := t.TempDir()
 		if err := os.MkdirAll(filepath.Join(dir, "conf.d"), 0o755); err != nil {
 			t.Fatal(err)
@@ -811,6 +901,59 @@ func TestScriptsInitClean(t *testing.T) {
 		scriptContains(t, "containerd config dump", string(out), "restrict_oom_score_adj = true", "SystemdCgroup = false",
 			"sandbox = '"+scriptPause+"'", "BinaryName = '/usr/local/sbin/runc'")
 	}
+}
+
+// The package's real containerd 2.x (SEALFLOW_TEST_CONTAINERD_DIR: a directory with
+// containerd and ctr) started by the stand-in service manager with the configuration
+// init.sh wrote (plus the lab's drop-in: native snapshotter, as overlayfs cannot stack
+// here): the real ctr imports and pins the images, init.sh's reading of `ctr images ls`
+// holds, and clean.sh removes them, stops containerd and puts the host back.
+func TestScriptsRealContainerd(t *testing.T) {
+	scriptRequire(t)
+	real := os.Getenv("SEALFLOW_TEST_CONTAINERD_DIR")
+	if real == "" {
+		t.Skip("SEALFLOW_TEST_CONTAINERD_DIR (a directory with containerd and ctr 2.x) is not set")
+	}
+	env := []string{
+		"SEALFLOW_CONTAINERD_EXTRA=[plugins.'io.containerd.cri.v1.runtime']\n  restrict_oom_score_adj = true\n" +
+			"[plugins.'io.containerd.cri.v1.images']\n  snapshotter = \"native\"\n" +
+			"[[plugins.'io.containerd.transfer.v1.local'.unpack_config]]\n  platform = \"linux/" + scriptArch(t) + "\"\n  snapshotter = \"native\"",
+		"CONTAINERD_SNAPSHOTTER=native",
+	}
+	r := runScripts(t, scriptScenario{name: "real", systemctl: standinSystemctl, real: real, steps: []scriptStep{
+		{name: "init1", script: "init", env: env},
+		{name: "init2", script: "init", env: env},
+		{name: "images", shell: "/usr/local/bin/ctr -n k8s.io images ls; /usr/local/bin/ctr -n k8s.io snapshots --snapshotter native ls"},
+		{name: "clean1", script: "clean"},
+		{name: "clean2", script: "clean"},
+	}})
+	t.Cleanup(func() {
+		if b, err := os.ReadFile(filepath.Join(r.dir, "out", "containerd.log")); err == nil && t.Failed() {
+			t.Logf("containerd's log (%d bytes), its end:\n%s", len(b), b[max(0, len(b)-4000):])
+		}
+	})
+	r.ok(t, "init1")
+	s := r.ok(t, "init2")
+	scriptContains(t, "the second init.sh's output", s.stdout, "nothing changed")
+	// containerd's own databases change while it runs (its garbage collection).
+	r.sameHost(t, "init1", "init2", "/var/lib/containerd", "/run/containerd")
+	ls := r.ok(t, "images").stdout
+	for _, im := range scriptImages {
+		found := false
+		for _, l := range strings.Split(ls, "\n") {
+			f := strings.Fields(l)
+			if len(f) > 2 && f[0] == im.full && f[2] == r.digests[im.full] && strings.Contains(f[len(f)-1], "io.cri-containerd.pinned=pinned") {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%s %s is not in containerd, pinned:\n%s", im.full, r.digests[im.full], ls)
+		}
+	}
+	r.ok(t, "clean1")
+	r.sameHost(t, "base", "clean1")
+	r.ok(t, "clean2")
+	r.sameHost(t, "base", "clean2")
 }
 
 // No systemd and no working systemctl: init.sh installs everything, starts nothing,
@@ -875,7 +1018,7 @@ func TestScriptsExistingRuntime(t *testing.T) {
 	db := r.mustFile(t, "init1", "/var/lib/containerd/standin-images")
 	scriptContains(t, "the images in containerd", db, foreign)
 	for _, im := range scriptImages {
-		scriptContains(t, "the images in containerd", db, im.full+" "+im.digest+" io.cri-containerd.pinned=pinned\n")
+		scriptContains(t, "the images in containerd", db, im.full+" "+r.digests[im.full]+" io.cri-containerd.pinned=pinned\n")
 	}
 	s = r.ok(t, "init2")
 	scriptContains(t, "the second init.sh's output", s.stdout, "nothing changed")

@@ -167,7 +167,8 @@ fi
 # --- 4. state directories ---
 dirs=(/etc/kubernetes /var/lib/kubelet /var/lib/etcd /etc/cni /var/lib/cni /var/log/pods
 	/var/log/containers /run/flannel /usr/libexec/kubernetes)
-[ "$runtime" = own ] && dirs+=(/var/lib/containerd /run/containerd /opt/containerd)
+# containerd's: its state, its NRI socket (/run/nri), its /opt directory.
+[ "$runtime" = own ] && dirs+=(/var/lib/containerd /run/containerd /run/nri /opt/containerd)
 for d in "${dirs[@]}"; do
 	[ -e "$d" ] || continue
 	if preexisting "$d"; then

@@ -238,7 +238,7 @@ setstate runtime "$runtime"
 # The Kubernetes state directories that were already there (clean.sh keeps those).
 if [ ! -f "$state/preexisting" ]; then
 	for d in /etc/kubernetes /var/lib/kubelet /var/lib/etcd /etc/cni /var/lib/cni /var/log/pods \
-		/var/log/containers /run/flannel /run/netns /usr/libexec/kubernetes /var/lib/containerd /run/containerd /opt/containerd; do
+		/var/log/containers /run/flannel /run/netns /usr/libexec/kubernetes /var/lib/containerd /run/containerd /run/nri /opt/containerd; do
 		if [ -e "$d" ]; then echo "$d"; fi
 	done >"$state/preexisting"
 fi
