@@ -2,6 +2,7 @@ package dag
 
 import (
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -151,6 +152,73 @@ func TestCycle(t *testing.T) {
 				t.Errorf("CycleError.Path (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+func TestCycles(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		nodes []string
+		edges [][2]string
+		want  [][]string
+	}{
+		{name: "acyclic", edges: [][2]string{{"a", "b"}, {"a", "c"}, {"b", "d"}, {"c", "d"}}},
+		{name: "one", edges: [][2]string{{"a", "b"}, {"b", "a"}}, want: [][]string{{"a", "b", "a"}}},
+		{
+			name:  "two apart, in insertion order",
+			nodes: []string{"p", "a"},
+			edges: [][2]string{{"a", "b"}, {"b", "a"}, {"p", "q"}, {"q", "r"}, {"r", "p"}},
+			want:  [][]string{{"p", "q", "r", "p"}, {"a", "b", "a"}},
+		},
+		{
+			name:  "two through one node",
+			edges: [][2]string{{"a", "b"}, {"b", "a"}, {"a", "c"}, {"c", "a"}, {"c", "c"}},
+			want:  [][]string{{"a", "b", "a"}, {"a", "c", "a"}, {"c", "c"}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			g := build(tt.nodes, tt.edges...)
+			got := g.Cycles()
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Fatalf("Cycles (-want +got):\n%s", diff)
+			}
+			var first []string
+			if len(got) > 0 {
+				first = got[0]
+			}
+			if diff := cmp.Diff(first, g.Cycle()); diff != "" {
+				t.Errorf("Cycle is not the first of Cycles (-first +Cycle):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestAncestors(t *testing.T) {
+	t.Parallel()
+	// Insertion order a..f; edges added out of that order.
+	g := build([]string{"a", "b", "c", "d", "e", "f"},
+		[2]string{"c", "e"}, [2]string{"a", "c"}, [2]string{"b", "d"}, [2]string{"d", "e"}, [2]string{"a", "d"}, [2]string{"e", "f"})
+	for k, want := range map[string][]string{
+		"a":       nil,
+		"c":       {"a"},
+		"d":       {"a", "b"},
+		"f":       {"a", "b", "c", "d", "e"},
+		"missing": nil,
+	} {
+		if diff := cmp.Diff(want, g.Ancestors(k)); diff != "" {
+			t.Errorf("Ancestors(%s) (-want +got):\n%s", k, diff)
+		}
+		for _, n := range g.Nodes() {
+			if got, want := g.DependsOn(k, n), slices.Contains(want, n); got != want {
+				t.Errorf("DependsOn(%s, %s) = %v, want %v", k, n, got, want)
+			}
+		}
+	}
+	if g.DependsOn("f", "missing") || g.DependsOn("missing", "a") {
+		t.Error("DependsOn is true for a node not in the graph")
 	}
 }
 

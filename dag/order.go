@@ -2,6 +2,7 @@ package dag
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -31,7 +32,26 @@ func (e *CycleError[K]) Error() string {
 // search finds when it takes nodes and edges in insertion order, so the
 // result does not change from one call to the next.
 func (g *Graph[K]) Cycle() []K {
-	return g.keysOf(g.cycle())
+	var first []int
+	g.cycles(func(path []int) bool {
+		first = path
+		return false
+	})
+	return g.keysOf(first)
+}
+
+// Cycles returns every cycle the search of Cycle closes, in the order it
+// finds them, each as Cycle returns one; Cycles()[0] is Cycle(). The
+// search runs once over the whole graph, so a graph with several cycles
+// reports each of them at least once (it lists the cycles closed by the
+// search's back edges, not every cycle a graph may hold).
+func (g *Graph[K]) Cycles() [][]K {
+	var out [][]K
+	g.cycles(func(path []int) bool {
+		out = append(out, g.keysOf(path))
+		return true
+	})
+	return out
 }
 
 const (
@@ -40,7 +60,9 @@ const (
 	black        // finished
 )
 
-func (g *Graph[K]) cycle() []int {
+// cycles runs the depth-first search and gives each back edge's cycle to
+// found, until found returns false.
+func (g *Graph[K]) cycles(found func(path []int) bool) {
 	type frame struct{ node, next int }
 	n := len(g.keys)
 	color := make([]uint8, n)
@@ -73,11 +95,69 @@ func (g *Graph[K]) cycle() []int {
 				for _, f := range stack[depth[c]:] {
 					path = append(path, f.node)
 				}
-				return append(path, c)
+				if !found(append(path, c)) {
+					return
+				}
 			}
 		}
 	}
-	return nil
+}
+
+// DependsOn reports whether k depends on dep, directly or not. It searches
+// only the part of the graph k depends on, and stops when it finds dep.
+func (g *Graph[K]) DependsOn(k, dep K) bool {
+	i, ok := g.index[k]
+	if !ok {
+		return false
+	}
+	j, ok := g.index[dep]
+	if !ok {
+		return false
+	}
+	seen := map[int]bool{}
+	stack := []int{i}
+	for len(stack) > 0 {
+		n := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		for _, d := range g.deps[n] {
+			if d == j {
+				return true
+			}
+			if !seen[d] {
+				seen[d] = true
+				stack = append(stack, d)
+			}
+		}
+	}
+	return false
+}
+
+// Ancestors returns every node k depends on, directly or not, in insertion
+// order; nil if there is none or k is not in g. It takes time linear in
+// the size of the graph it reaches, so a caller asks only for the nodes it
+// needs: the ancestors of every node of a long chain are quadratic in its
+// length.
+func (g *Graph[K]) Ancestors(k K) []K {
+	i, ok := g.index[k]
+	if !ok {
+		return nil
+	}
+	seen := make([]bool, len(g.keys))
+	var found []int
+	queue := []int{i}
+	for len(queue) > 0 {
+		n := queue[len(queue)-1]
+		queue = queue[:len(queue)-1]
+		for _, d := range g.deps[n] {
+			if !seen[d] {
+				seen[d] = true
+				found = append(found, d)
+				queue = append(queue, d)
+			}
+		}
+	}
+	slices.Sort(found)
+	return g.keysOf(found)
 }
 
 // TopoSort returns every node with each node after all its dependencies.

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	exprast "github.com/expr-lang/expr/ast"
+
+	"github.com/sealflow/sealflow/dag"
 )
 
 // checkGraph checks `needs` (unknown ids, self needs, cycles) and that an
@@ -39,96 +41,70 @@ func (d *decoder) checkGraph(srcs []*stepSrc) {
 	if !edgesOK {
 		return
 	}
-	if !d.checkCycles(srcs, byID) {
+	g := dag.New[string]()
+	for _, id := range ids {
+		g.Add(id)
+	}
+	for _, id := range ids {
+		for _, n := range byID[id].needs {
+			g.Connect(n.id, id)
+		}
+	}
+	if !d.checkCycles(g, byID) {
 		return
 	}
-	d.checkReads(srcs, byID)
+	d.checkReads(srcs, byID, ids, g)
 }
 
-// checkCycles reports each cycle once, deterministically: steps are
-// visited in file order and their needs in the order written; a cycle is
-// reported at the needs entry of its step that comes first in the file.
-func (d *decoder) checkCycles(srcs []*stepSrc, byID map[string]*stepSrc) bool {
+// checkCycles reports each cycle the graph's search finds once (see
+// dag.Graph.Cycles), deterministically: a cycle is written in the
+// direction of needs ("a -> b": a needs b), starts at its step that comes
+// first in the file, and is reported at that step's needs entry.
+func (d *decoder) checkCycles(g *dag.Graph[string], byID map[string]*stepSrc) bool {
 	order := map[string]int{}
-	for i, src := range srcs {
-		if _, seen := order[src.s.ID]; !seen {
-			order[src.s.ID] = i
-		}
+	for i, id := range g.Nodes() {
+		order[id] = i
 	}
-	const (
-		white = iota
-		grey
-		black
-	)
-	color := map[string]int{}
-	var stack []string
-	ok := true
-	var visit func(id string)
-	visit = func(id string) {
-		color[id] = grey
-		stack = append(stack, id)
-		for _, n := range byID[id].needs {
-			switch color[n.id] {
-			case white:
-				visit(n.id)
-			case grey:
-				i := len(stack) - 1
-				for stack[i] != n.id {
-					i--
-				}
-				cycle := append([]string(nil), stack[i:]...)
-				first := 0
-				for k, c := range cycle {
-					if order[c] < order[cycle[first]] {
-						first = k
-					}
-				}
-				cycle = append(cycle[first:], cycle[:first]...)
-				// stack[k] needs stack[k+1], and the last needs the first.
-				path := append(cycle, cycle[0])
-				d.errs.add(byID[cycle[0]].s.needsPos[cycle[1]], "remove one of these needs", "cycle: %s", strings.Join(path, " -> "))
-				ok = false
+	cycles := g.Cycles()
+	for _, c := range cycles {
+		// dag's path runs from a need to the step that needs it and ends
+		// where it starts: turn it around, without the repeated node.
+		cycle := make([]string, 0, len(c))
+		for i := len(c) - 1; i > 0; i-- {
+			cycle = append(cycle, c[i])
+		}
+		first := 0
+		for k, id := range cycle {
+			if order[id] < order[cycle[first]] {
+				first = k
 			}
 		}
-		stack = stack[:len(stack)-1]
-		color[id] = black
+		cycle = append(cycle[first:], cycle[:first]...)
+		// cycle[k] needs cycle[k+1], and the last needs the first.
+		path := append(cycle, cycle[0])
+		d.errs.add(byID[cycle[0]].s.needsPos[cycle[1]], "remove one of these needs", "cycle: %s", strings.Join(path, " -> "))
 	}
-	for _, src := range srcs {
-		if src.s.ID != "" && color[src.s.ID] == white {
-			visit(src.s.ID)
-		}
-	}
-	return ok
+	return len(cycles) == 0
 }
 
-// checkReads reports expressions that read steps.X where X is not a need.
-func (d *decoder) checkReads(srcs []*stepSrc, byID map[string]*stepSrc) {
-	memo := map[string]map[string]bool{}
-	var upstream func(id string) map[string]bool
-	upstream = func(id string) map[string]bool {
-		if m, ok := memo[id]; ok {
-			return m
-		}
-		m := map[string]bool{}
-		memo[id] = m
-		for _, n := range byID[id].needs {
-			m[n.id] = true
-			for k := range upstream(n.id) {
-				m[k] = true
-			}
-		}
-		return m
-	}
-	ids := make([]string, 0, len(byID))
-	for id := range byID {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
+// checkReads reports expressions that read steps.X where X is not a need,
+// and gives a step that reads `steps` dynamically its Upstream. A read of
+// a step that is not a direct need is one search of the graph; the
+// transitive needs are listed only for a dynamic reader: for every step
+// of a long chain they would be quadratic in its length.
+func (d *decoder) checkReads(srcs []*stepSrc, byID map[string]*stepSrc, ids []string, g *dag.Graph[string]) {
+	sorted := append([]string(nil), ids...)
+	sort.Strings(sorted)
 	for _, src := range srcs {
 		if src.s.ID == "" {
 			continue
 		}
-		up := upstream(src.s.ID)
+		id := src.s.ID
+		direct := map[string]bool{}
+		for _, n := range byID[id].needs {
+			direct[n.id] = true
+		}
+		needed := func(r string) bool { return direct[r] || g.DependsOn(id, r) }
 		reported := map[string]bool{}
 		read := map[string]bool{}
 		for _, e := range src.exprs {
@@ -136,8 +112,8 @@ func (d *decoder) checkReads(srcs []*stepSrc, byID map[string]*stepSrc) {
 			if dynamic {
 				src.s.ReadsAny = true
 			}
-			for _, id := range hostsReads(e) {
-				src.s.ReadsHosts = appendOnce(src.s.ReadsHosts, id)
+			for _, h := range hostsReads(e) {
+				src.s.ReadsHosts = appendOnce(src.s.ReadsHosts, h)
 			}
 			for _, r := range reads {
 				if !read[r.id] {
@@ -149,17 +125,20 @@ func (d *decoder) checkReads(srcs []*stepSrc, byID map[string]*stepSrc) {
 				}
 				pos := d.offsetPos(e.node, e.off+r.off)
 				switch {
-				case r.id == src.s.ID:
+				case r.id == id:
 					d.errs.add(pos, "a step sees only the outputs of the steps it needs", "step %s reads its own outputs", r.id)
 				case byID[r.id] == nil:
-					d.errs.add(pos, didYouMean(r.id, ids, "steps"), "step %s reads outputs of unknown step %q", src.s.ID, r.id)
-				case !up[r.id]:
-					d.errs.add(pos, "", "step %s reads outputs of %s but does not need it; add %s to needs", src.s.ID, r.id, r.id)
+					d.errs.add(pos, didYouMean(r.id, sorted, "steps"), "step %s reads outputs of unknown step %q", id, r.id)
+				case !needed(r.id):
+					d.errs.add(pos, "", "step %s reads outputs of %s but does not need it; add %s to needs", id, r.id, r.id)
 				default:
 					continue
 				}
 				reported[r.id] = true
 			}
+		}
+		if src.s.ReadsAny {
+			src.s.Upstream = g.Ancestors(id)
 		}
 	}
 }

@@ -133,6 +133,11 @@ type Step struct {
 	// otherwise, so any needed step may be read.
 	Reads    []string
 	ReadsAny bool
+	// Upstream lists, for a step with ReadsAny, every step it needs,
+	// directly or not, in plan order: the steps whose outputs it may read.
+	// It is nil for other steps (computing it for every step of a long
+	// chain would be quadratic in its length).
+	Upstream []string
 	// ReadsHosts lists the steps whose per-host outputs (steps.X.hosts)
 	// the step reads ("*": chosen dynamically). A task of such a step
 	// waits for every host of X, not only its own.

@@ -66,7 +66,7 @@ func newCopy(p Params, sums *sumCache) (Step, error) {
 
 // Run uploads the file (nothing is sent when the host has it already).
 func (s *copyStep) Run(ctx context.Context, t *Target) (Outputs, error) {
-	f, st, err := s.open()
+	f, st, err := openRegular("src", s.src)
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +90,7 @@ func (s *copyStep) Run(ctx context.Context, t *Target) (Outputs, error) {
 
 // Done reports the task done when dest has the source's content and mode.
 func (s *copyStep) Done(ctx context.Context, t *Target) (bool, Outputs, error) {
-	f, st, err := s.open()
+	f, st, err := openRegular("src", s.src)
 	if err != nil {
 		return false, nil, err
 	}
@@ -129,23 +129,6 @@ func (s *copyStep) Describe(t *Target) []string {
 		mode = fmt.Sprintf("mode %04o", s.mode)
 	}
 	return []string{fmt.Sprintf("copy %s to %s (%s)", s.src, s.dest, mode)}
-}
-
-func (s *copyStep) open() (*os.File, fs.FileInfo, error) {
-	f, err := os.Open(s.src)
-	if err != nil {
-		return nil, nil, fmt.Errorf("src: %w", err)
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, nil, fmt.Errorf("src: %w", err)
-	}
-	if !st.Mode().IsRegular() {
-		f.Close()
-		return nil, nil, fmt.Errorf("src: %s is not a regular file", s.src)
-	}
-	return f, st, nil
 }
 
 func (s *copyStep) fileMode(st fs.FileInfo) fs.FileMode {

@@ -1,18 +1,12 @@
 package steps
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/url"
-	"os"
-	"path"
 	"regexp"
 	"strings"
-
-	"github.com/sealflow/sealflow/internal/transport"
 )
 
 // distributeKind puts a (large) file on every host: uploaded from the
@@ -182,103 +176,4 @@ func (s *distribute) Describe(t *Target) []string {
 		return []string{fmt.Sprintf("download %s to %s", s.url, s.dest)}
 	}
 	return []string{fmt.Sprintf("upload %s to %s (skipped when the host has it)", s.src, s.dest)}
-}
-
-// ---- helpers shared by the kinds of this package's Kubernetes steps ----
-
-// env merges the target's environment with the step's.
-func mergeEnv(t *Target, env map[string]string) map[string]string {
-	out := make(map[string]string, len(t.Env)+len(env))
-	for k, v := range t.Env {
-		out[k] = v
-	}
-	for k, v := range env {
-		out[k] = v
-	}
-	return out
-}
-
-// run runs script on the host (as root when the target says so) with
-// stdout and stderr going to the task log; a non-zero exit is an error
-// naming what was being done.
-func run(ctx context.Context, t *Target, what, script string, env map[string]string) error {
-	return runTo(ctx, t, what, script, env, t.Log, t.Log)
-}
-
-func runTo(ctx context.Context, t *Target, what, script string, env map[string]string, stdout, stderr io.Writer) error {
-	res, err := t.Conn.Exec(ctx, transport.Command{
-		Script: script,
-		Env:    mergeEnv(t, env),
-		Stdout: stdout,
-		Stderr: stderr,
-		Become: t.Become,
-	})
-	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	if res.ExitCode != 0 {
-		return fmt.Errorf("%s: %w", what, &transport.ExitError{Code: res.ExitCode})
-	}
-	return nil
-}
-
-// output runs script and returns what it printed on stdout.
-func output(ctx context.Context, t *Target, what, script string, env map[string]string) (string, error) {
-	var out bytes.Buffer
-	err := runTo(ctx, t, what, script, env, &out, t.Log)
-	return out.String(), err
-}
-
-// remoteSum returns the hex sha256 of a file on the host, or "" when it
-// is not a regular file.
-func remoteSum(ctx context.Context, t *Target, file string) (string, error) {
-	out, err := output(ctx, t, "sha256 of "+file, `[ -f "$SF_FILE" ] || exit 0
-s=$(sha256sum <"$SF_FILE")
-echo "${s%% *}"`, map[string]string{"SF_FILE": file})
-	if err != nil {
-		return "", err
-	}
-	return strings.TrimSpace(out), nil
-}
-
-func logf(t *Target, format string, args ...any) {
-	if t.Log != nil {
-		fmt.Fprintf(t.Log, format, args...)
-	}
-}
-
-// checkRemotePath accepts a clean absolute path that is not the root and
-// holds no line break or NUL byte.
-func checkRemotePath(param, p string) error {
-	if p == "" {
-		return fmt.Errorf("%s: empty; give an absolute path on the host", param)
-	}
-	if strings.ContainsAny(p, "\n\r\x00") {
-		return fmt.Errorf("%s: %q holds a line break or NUL byte", param, p)
-	}
-	if !path.IsAbs(p) {
-		return fmt.Errorf("%s: %q is not an absolute path on the host", param, p)
-	}
-	if path.Clean(p) == "/" {
-		return fmt.Errorf("%s: %q is the root directory", param, p)
-	}
-	return nil
-}
-
-// openRegular opens a local regular file.
-func openRegular(param, name string) (*os.File, fs.FileInfo, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", param, err)
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, nil, fmt.Errorf("%s: %w", param, err)
-	}
-	if !st.Mode().IsRegular() {
-		f.Close()
-		return nil, nil, fmt.Errorf("%s: %s is not a regular file", param, name)
-	}
-	return f, st, nil
 }

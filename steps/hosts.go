@@ -9,30 +9,6 @@ import (
 	"strings"
 )
 
-// sysPaths are the places on a host the Kubernetes kinds read and write.
-// Tests point them into a temporary directory.
-type sysPaths struct {
-	Hosts   string // /etc/hosts
-	Kube    string // /etc/kubernetes
-	State   string // sealflow's markers and private files
-	Bin     string // where the lvscare step puts the sealflow binary
-	Unit    string // the lvscare systemd unit
-	Etcd    string
-	Kubelet string
-}
-
-func defaultPaths() sysPaths {
-	return sysPaths{
-		Hosts:   "/etc/hosts",
-		Kube:    "/etc/kubernetes",
-		State:   "/var/lib/sealflow",
-		Bin:     "/usr/local/bin/sealflow",
-		Unit:    "/etc/systemd/system/lvscare.service",
-		Etcd:    "/var/lib/etcd",
-		Kubelet: "/var/lib/kubelet",
-	}
-}
-
 // apiserverBlock is the /etc/hosts block of the join and kubeadm-init
 // steps: apiserver.cluster.local → a master or the VIP.
 const apiserverBlock = "sealflow-apiserver"

@@ -6,9 +6,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"path"
-	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/sealflow/sealflow/internal/transport"
 )
 
 // initScriptKind runs the package's install script (kube/shell/init.sh)
@@ -32,8 +33,6 @@ type initScript struct {
 	paths       sysPaths
 }
 
-var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-
 func newInitScript(p Params, paths sysPaths) (*initScript, error) {
 	s := &initScript{paths: paths}
 	s.dir, _ = p["dir"].(string)
@@ -54,7 +53,7 @@ func newInitScript(p Params, paths sysPaths) (*initScript, error) {
 	s.script = path.Clean(script)
 	s.env, _ = p["env"].(map[string]string)
 	for k := range s.env {
-		if !envName.MatchString(k) || strings.HasPrefix(k, "SF_") {
+		if !transport.ValidEnvName(k) || strings.HasPrefix(k, "SF_") {
 			return nil, fmt.Errorf("env: %q is not a usable variable name (letters, digits, '_'; not starting with SF_)", k)
 		}
 	}
@@ -82,16 +81,13 @@ func (s *initScript) envSum() string {
 }
 
 func (s *initScript) scriptEnv() map[string]string {
-	env := make(map[string]string, len(s.env)+5)
-	for k, v := range s.env {
-		env[k] = v
-	}
-	env["SF_DIR"] = s.dir
-	env["SF_SCRIPT"] = s.script
-	env["SF_MARKER"] = s.marker()
-	env["SF_ENVSUM"] = s.envSum()
-	env["SF_UNTAR"] = untarMarker
-	return env
+	return mergeEnv(s.env, map[string]string{
+		"SF_DIR":    s.dir,
+		"SF_SCRIPT": s.script,
+		"SF_MARKER": s.marker(),
+		"SF_ENVSUM": s.envSum(),
+		"SF_UNTAR":  untarMarker,
+	})
 }
 
 // initStamp prints what the marker holds: the script's sha256, the

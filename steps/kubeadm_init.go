@@ -1,11 +1,8 @@
 package steps
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net/netip"
@@ -219,7 +216,7 @@ func (s *kubeadmInit) Run(ctx context.Context, t *Target) (Outputs, error) {
 			if err := upload(ctx, t, user, userPath); err != nil {
 				return nil, err
 			}
-			initEnv = mergeMaps(env, map[string]string{"SF_CONFIG": userPath})
+			initEnv = mergeEnv(env, map[string]string{"SF_CONFIG": userPath})
 		}
 		script := flagsScript + "kubeadm init --config \"$SF_CONFIG\" " + s.version.uploadCertsFlags() + " \"$@\"\n"
 		if err := run(ctx, t, "kubeadm init", script, initEnv); err != nil {
@@ -267,7 +264,7 @@ func (s *kubeadmInit) refresh(ctx context.Context, t *Target, env map[string]str
 func removeFiles(ctx context.Context, t *Target, env map[string]string, files ...string) {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	e := mergeMaps(env, map[string]string{"SF_FILES": strings.Join(files, "\n")})
+	e := mergeEnv(env, map[string]string{"SF_FILES": strings.Join(files, "\n")})
 	if err := run(cctx, t, "remove the kubeadm configuration files", `printf '%s\n' "$SF_FILES" | while IFS= read -r f; do rm -f -- "$f"; done`, e); err != nil {
 		logf(t, "warning: %v\n", err)
 	}
@@ -279,15 +276,6 @@ func (s *kubeadmInit) Describe(t *Target) []string {
 		what = "kubeadm init --config " + s.userConfig
 	}
 	return []string{what + " with a generated bootstrap token and certificate key; copy admin.conf to ~/.kube/config"}
-}
-
-// upload writes data to a 0600 file on the host.
-func upload(ctx context.Context, t *Target, data []byte, dst string) error {
-	sum := sha256.Sum256(data)
-	if err := t.Conn.Upload(ctx, bytes.NewReader(data), dst, 0o600, hex.EncodeToString(sum[:])); err != nil {
-		return fmt.Errorf("upload %s: %w", dst, err)
-	}
-	return nil
 }
 
 // readCAHash reads the cluster CA back from the host and hashes it.
@@ -302,15 +290,4 @@ func readCAHash(ctx context.Context, t *Target, kubeDir string) (string, error) 
 		return "", fmt.Errorf("%s: %w", ca, err)
 	}
 	return h, nil
-}
-
-func mergeMaps(a, b map[string]string) map[string]string {
-	out := make(map[string]string, len(a)+len(b))
-	for k, v := range a {
-		out[k] = v
-	}
-	for k, v := range b {
-		out[k] = v
-	}
-	return out
 }

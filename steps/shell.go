@@ -50,14 +50,7 @@ func newShell(p Params) (Step, error) {
 // Run runs the script and reads back its outputs. The output file is
 // created and removed by the same command, so nothing is left on the host.
 func (s *shell) Run(ctx context.Context, t *Target) (Outputs, error) {
-	env := make(map[string]string, len(t.Env)+len(s.env))
-	for k, v := range t.Env {
-		env[k] = v
-	}
-	for k, v := range s.env {
-		env[k] = v
-	}
-	env["SEALFLOW_SCRIPT"] = s.run
+	env := mergeEnv(t.Env, s.env, map[string]string{"SEALFLOW_SCRIPT": s.run})
 	// The user's script runs in a child `sh -e` so that its exit status,
 	// not the wrapper's, decides; the outputs are printed on fd 3, which
 	// the wrapper sends to its own stdout after the log has been written.
@@ -194,27 +187,12 @@ func parseOutputs(b []byte) (Outputs, error) {
 			continue
 		}
 		k, v, ok := strings.Cut(line, "=")
-		if !ok || !validOutputKey(k) {
+		if !ok || !transport.ValidEnvName(k) {
 			return nil, fmt.Errorf("$SEALFLOW_OUTPUT line %d: want key=value with a key of letters, digits and '_', got %q", n, firstLine(line))
 		}
 		out[k] = v
 	}
 	return out, sc.Err()
-}
-
-func validOutputKey(k string) bool {
-	if k == "" {
-		return false
-	}
-	for i, r := range k {
-		switch {
-		case r == '_', r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z':
-		case r >= '0' && r <= '9' && i > 0:
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 func firstLine(s string) string {

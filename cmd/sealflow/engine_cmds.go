@@ -10,7 +10,7 @@ import (
 )
 
 func stateFlag() cli.Flag {
-	return &cli.StringFlag{Name: "state", Value: ".sealflow", Usage: "state `DIR` of the run (journal, logs, saved plan)"}
+	return &cli.StringFlag{Name: "state", Value: app.DefaultStateDir, Usage: "state `DIR` of the run (journal, logs, saved plan)"}
 }
 
 func execFlags() []cli.Flag {

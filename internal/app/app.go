@@ -6,7 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/sealflow/sealflow/internal/journal"
 )
+
+// DefaultStateDir is the state directory of a verb given none (the
+// journal's default).
+const DefaultStateDir = journal.DefaultDir
 
 // Exit codes.
 const (

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/sealflow/sealflow/internal/engine"
@@ -38,14 +37,6 @@ type RunOptions struct {
 	// Fresh discards the state directory's journal of an earlier run.
 	Fresh bool
 }
-
-// runFiles are the names of the run's inputs saved in the state dir.
-const (
-	savedPlan      = "plan.yaml"
-	savedInventory = "inventory.yaml"
-	savedVars      = "vars.json"
-	savedMeta      = "run.json"
-)
 
 type runMeta struct {
 	Name          string `json:"name"`
@@ -93,7 +84,7 @@ func Run(ctx context.Context, o RunOptions, io IO) error {
 	varsJSON, _ := json.Marshal(set)
 	meta, _ := json.Marshal(runMeta{Name: plan.Name, PlanFile: o.PlanFile, InventoryFile: o.InventoryFile})
 	// An empty inventory file means the plan's own hosts.
-	files := map[string][]byte{savedPlan: planData, savedVars: varsJSON, savedMeta: meta, savedInventory: invData}
+	files := map[string][]byte{journal.PlanFile: planData, journal.VarsFile: varsJSON, journal.MetaFile: meta, journal.InventoryFile: invData}
 	if err := st.SaveRun(files); err != nil {
 		return err
 	}
@@ -125,7 +116,7 @@ type savedReader interface {
 }
 
 func loadSaved(st savedReader, reg *steps.Registry) (*plans.Plan, error) {
-	planData, err := st.ReadRunFile(savedPlan)
+	planData, err := st.ReadRunFile(journal.PlanFile)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, Invalidf("nothing to resume: the state directory holds no run (start one with `sealflow run PLAN`)")
 	}
@@ -133,12 +124,12 @@ func loadSaved(st savedReader, reg *steps.Registry) (*plans.Plan, error) {
 		return nil, err
 	}
 	var set map[string]string
-	if b, err := st.ReadRunFile(savedVars); err == nil && len(b) > 0 {
+	if b, err := st.ReadRunFile(journal.VarsFile); err == nil && len(b) > 0 {
 		if err := json.Unmarshal(b, &set); err != nil {
 			return nil, fmt.Errorf("read saved vars: %w", err)
 		}
 	}
-	inv, err := st.ReadRunFile(savedInventory)
+	inv, err := st.ReadRunFile(journal.InventoryFile)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
@@ -146,12 +137,12 @@ func loadSaved(st savedReader, reg *steps.Registry) (*plans.Plan, error) {
 		inv = nil
 	}
 	var meta runMeta
-	if b, err := st.ReadRunFile(savedMeta); err == nil {
+	if b, err := st.ReadRunFile(journal.MetaFile); err == nil {
 		json.Unmarshal(b, &meta)
 	}
 	name := meta.PlanFile
 	if name == "" {
-		name = savedPlan
+		name = journal.PlanFile
 	}
 	plan, err := plans.Load(name, planData, plans.LoadOptions{Kinds: reg, Set: set, Inventory: inv, InventoryFile: meta.InventoryFile})
 	if err != nil {
@@ -162,7 +153,7 @@ func loadSaved(st savedReader, reg *steps.Registry) (*plans.Plan, error) {
 
 func readMeta(st savedReader) (runMeta, error) {
 	var m runMeta
-	b, err := st.ReadRunFile(savedMeta)
+	b, err := st.ReadRunFile(journal.MetaFile)
 	if err != nil {
 		return m, err
 	}
@@ -213,7 +204,7 @@ func execute(ctx context.Context, plan *plans.Plan, st *journal.State, o ExecOpt
 
 func openState(dir string, io IO) (*journal.State, error) {
 	if dir == "" {
-		dir = ".sealflow"
+		dir = journal.DefaultDir
 	}
 	opts := journal.Options{Log: func(msg string) { fmt.Fprintln(io.Stderr, msg) }}
 	if k := os.Getenv("SEALFLOW_STATE_KEY"); k != "" {
@@ -246,19 +237,13 @@ func readPlan(name string) ([]byte, error) {
 	return data, nil
 }
 
-// discard removes the journal, saved run files and logs of an earlier run
-// while holding its lock, then opens the state directory afresh. The key
-// stays: it may be given by SEALFLOW_STATE_KEY for later runs too.
+// discard forgets the earlier run of the state directory (journal.State.Discard).
 func discard(st *journal.State, io IO) (*journal.State, error) {
-	dir := st.Dir()
-	for _, name := range []string{"journal", savedPlan, savedInventory, savedVars, savedMeta, "logs"} {
-		if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
-			return nil, fmt.Errorf("--fresh: %w", err)
-		}
+	if err := st.Discard(); err != nil {
+		return nil, fmt.Errorf("--fresh: %w", err)
 	}
-	st.Close()
-	fmt.Fprintf(io.Stderr, "discarded the earlier run in %s\n", dir)
-	return openState(dir, io)
+	fmt.Fprintf(io.Stderr, "discarded the earlier run in %s\n", st.Dir())
+	return st, nil
 }
 
 func parseSet(kvs []string) (map[string]string, error) {

@@ -224,7 +224,7 @@ func yamlQuote(s string) string {
 
 func stateRoot(dir string) string {
 	if dir == "" {
-		return ".sealflow"
+		return DefaultStateDir
 	}
 	return dir
 }

@@ -29,7 +29,7 @@ type taskState struct {
 func Status(o StatusOptions, io IO) error {
 	dir := o.StateDir
 	if dir == "" {
-		dir = ".sealflow"
+		dir = journal.DefaultDir
 	}
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
 		return Invalidf("no state directory %s: nothing has run here (use --state DIR)", dir)

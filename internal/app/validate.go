@@ -70,7 +70,7 @@ func Plan(o PlanOptions, io IO) error {
 	}
 	dir := o.StateDir
 	if dir == "" {
-		dir = ".sealflow"
+		dir = journal.DefaultDir
 	}
 	states := map[taskKey]*taskState{}
 	if _, err := os.Stat(dir); err == nil {

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 
 	"github.com/sealflow/sealflow/dag"
@@ -131,40 +130,6 @@ func (r *runner) limitHosts() (map[string]bool, error) {
 		return nil, &InputError{Msg: fmt.Sprintf("--limit %s: no such host or group (groups: %s)", name, strings.Join(known, ", "))}
 	}
 	return in, nil
-}
-
-// transitiveNeeds maps each step to every step it needs, directly or not,
-// in plan order. Its outputs are what the step's expressions may read.
-func transitiveNeeds(p *plans.Plan) map[string][]string {
-	pos := map[string]int{}
-	for i, s := range p.Steps {
-		pos[s.ID] = i
-	}
-	out := make(map[string][]string, len(p.Steps))
-	var visit func(id string, seen map[string]bool)
-	visit = func(id string, seen map[string]bool) {
-		s := p.Step(id)
-		if s == nil {
-			return
-		}
-		for _, n := range s.Needs {
-			if !seen[n] {
-				seen[n] = true
-				visit(n, seen)
-			}
-		}
-	}
-	for _, s := range p.Steps {
-		seen := map[string]bool{}
-		visit(s.ID, seen)
-		ids := make([]string, 0, len(seen))
-		for id := range seen {
-			ids = append(ids, id)
-		}
-		sort.Slice(ids, func(i, j int) bool { return pos[ids[i]] < pos[ids[j]] })
-		out[s.ID] = ids
-	}
-	return out
 }
 
 // checkInterrupted stops the run before it starts when a task was left

@@ -110,8 +110,6 @@ type runner struct {
 	graph *dag.Graph[TaskID]
 	tasks map[TaskID]*task
 	order []TaskID // plan order: steps, then hosts
-	// needs holds each step's transitive needs, in plan order.
-	needs map[string][]string
 	// on holds each step's hosts.
 	on    map[string]map[string]bool
 	prior map[TaskID]*prior
@@ -152,7 +150,6 @@ func newRunner(opts Options) (*runner, error) {
 		plan:    opts.Plan,
 		now:     opts.Now,
 		tasks:   map[TaskID]*task{},
-		needs:   transitiveNeeds(opts.Plan),
 		rerun:   map[TaskID]bool{},
 		skip:    map[TaskID]bool{},
 		results: map[TaskID]*TaskResult{},

@@ -28,7 +28,7 @@ func (r *runner) envWith(t *task, lookup func(TaskID) *doneTask, hosts func(stri
 	}
 	reads := t.step.Reads
 	if t.step.ReadsAny {
-		reads = r.needs[t.step.ID]
+		reads = t.step.Upstream
 	}
 	for _, n := range reads {
 		need := r.plan.Step(n)

@@ -40,6 +40,10 @@ func (s *State) Queue(r Record) error {
 }
 
 func (s *State) enqueue(r Record) (*appendReq, error) {
+	// closeMu is held from the first check to the queueing: Close and
+	// Discard change what the checks read.
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
 	if s.corrupt != nil {
 		return nil, fmt.Errorf("append to journal: %w", s.corrupt)
 	}
@@ -64,8 +68,6 @@ func (s *State) enqueue(r Record) (*appendReq, error) {
 		return nil, fmt.Errorf("append %s record of step %q host %q: %w", r.Event, r.Step, r.Host, err)
 	}
 	req := &appendReq{line: line, done: make(chan error, 1)}
-	s.closeMu.RLock()
-	defer s.closeMu.RUnlock()
 	if s.closed {
 		return nil, fmt.Errorf("append %s record of step %q host %q to %s: state is closed", r.Event, r.Step, r.Host, s.path)
 	}

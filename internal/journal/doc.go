@@ -4,15 +4,18 @@
 //
 // # Layout
 //
-// A state directory (default .sealflow/) holds:
+// A state directory (default DefaultDir, .sealflow/) holds:
 //
-//	plan.yaml, inventory.yaml, vars.json   the run's inputs (SaveRun / ReadRunFile)
-//	journal                                append-only records, one per line
-//	lock                                   pid and start time of the run holding it
-//	key                                    secret key, mode 0600 (absent when the key is passed in)
-//	logs/STEP/HOST.log                     task output, written by the engine (LogPath)
+//	plan.yaml, inventory.yaml, vars.json, run.json   the run's inputs (SaveRun / ReadRunFile)
+//	journal                                          append-only records, one per line
+//	lock                                             pid and start time of the run holding it
+//	key                                              secret key, mode 0600 (absent when the key is passed in)
+//	logs/STEP/HOST.log                               task output, written by the engine (LogPath)
 //
 // The directory and every file in it are created private (0700 / 0600).
+// Discard forgets a run (journal, run files, logs) under the lock; the key
+// stays. Other packages name no file of the directory but through this
+// package.
 //
 // # Journal format
 //

@@ -10,12 +10,16 @@ import (
 	"strings"
 )
 
+// DefaultDir is the state directory used when none is given.
+const DefaultDir = ".sealflow"
+
 // Names of the run files `sealflow run` saves so that `resume` needs no
-// arguments.
+// arguments. Discard removes these.
 const (
 	PlanFile      = "plan.yaml"
 	InventoryFile = "inventory.yaml"
 	VarsFile      = "vars.json"
+	MetaFile      = "run.json" // the plan's name and where it was read from
 )
 
 const logsDir = "logs"

@@ -151,11 +151,11 @@ func (s *State) Dir() string { return s.dir }
 // decrypted. A torn or corrupt last record left by a crash is not returned;
 // a bad record anywhere else is a *CorruptError naming its byte offset.
 func (s *State) Replay() ([]Record, error) {
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
 	if s.corrupt != nil {
 		return nil, s.corrupt
 	}
-	s.closeMu.RLock()
-	defer s.closeMu.RUnlock()
 	if s.closed {
 		return nil, fmt.Errorf("replay journal %s: state is closed", s.path)
 	}
@@ -190,6 +190,43 @@ func (s *State) Close() error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// Discard forgets the earlier run of the state directory while holding its
+// lock: it empties the journal and removes the run files (PlanFile,
+// InventoryFile, VarsFile, MetaFile) and the task logs. The key stays: it
+// may be given by SEALFLOW_STATE_KEY for later runs too. Records queued
+// before Discard are written first and discarded with the rest; s stays
+// open, on an empty journal.
+func (s *State) Discard() error {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	if s.closed {
+		return fmt.Errorf("discard the run in %s: state is closed", s.dir)
+	}
+	// Nothing can be queued while closeMu is held: once the writer has
+	// answered this empty request it has written everything before it and
+	// waits.
+	idle := &appendReq{done: make(chan error, 1)}
+	s.reqs <- idle
+	<-idle.done
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.f.Truncate(0); err != nil {
+		return fmt.Errorf("discard the run in %s: empty the journal: %w", s.dir, err)
+	}
+	if err := s.syncFn(s.f); err != nil {
+		return fmt.Errorf("discard the run in %s: empty the journal: fsync: %w", s.dir, err)
+	}
+	// The journal is empty and its end known again: a torn tail, a corrupt
+	// record or a failed write of the earlier run are gone with it.
+	s.synced, s.truncateTo, s.corrupt, s.werr = 0, -1, nil, nil
+	for _, name := range []string{PlanFile, InventoryFile, VarsFile, MetaFile, logsDir} {
+		if err := os.RemoveAll(filepath.Join(s.dir, name)); err != nil {
+			return fmt.Errorf("discard the run in %s: %w", s.dir, err)
+		}
+	}
+	return syncDir(s.dir)
 }
 
 func syncDir(dir string) error {

@@ -66,3 +66,21 @@ func Run(ctx context.Context, c Conn, cmd Command) error {
 	}
 	return nil
 }
+
+// ValidEnvName reports whether k can name an environment variable a POSIX
+// shell exports: letters, digits and '_', not starting with a digit.
+// Every name a command's Env or a step's outputs use follows it.
+func ValidEnvName(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i, r := range k {
+		switch {
+		case r == '_', r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z':
+		case r >= '0' && r <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}

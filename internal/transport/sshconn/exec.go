@@ -133,7 +133,7 @@ func (c *Conn) stop(stdout *markerWriter, done <-chan error) {
 func (c *Conn) header(cmd transport.Command, become bool) ([]byte, error) {
 	names := make([]string, 0, len(cmd.Env))
 	for k := range cmd.Env {
-		if !validEnvName(k) {
+		if !transport.ValidEnvName(k) {
 			return nil, fmt.Errorf("host %s: environment variable name %q: want letters, digits and '_', not starting with a digit", c.cfg.HostName, k)
 		}
 		names = append(names, k)
@@ -169,21 +169,6 @@ func (c *Conn) header(cmd transport.Command, become bool) ([]byte, error) {
 		b.WriteString("0\n")
 	}
 	return b.Bytes(), nil
-}
-
-func validEnvName(k string) bool {
-	if k == "" {
-		return false
-	}
-	for i, r := range k {
-		switch {
-		case r == '_', r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z':
-		case r >= '0' && r <= '9' && i > 0:
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 type writerFunc func([]byte) (int, error)
