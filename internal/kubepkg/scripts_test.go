@@ -905,8 +905,8 @@ func TestScriptsInitClean(t *testing.T) {
 
 // The package's real containerd 2.x (SEALFLOW_TEST_CONTAINERD_DIR: a directory with
 // containerd and ctr) started by the stand-in service manager with the configuration
-// init.sh wrote (plus the lab's drop-in: native snapshotter, as overlayfs cannot stack
-// here): the real ctr imports and pins the images, init.sh's reading of `ctr images ls`
+// init.sh wrote (plus the lab's drop-in: the native snapshotter for CRI and for the
+// transfer service's unpacking, as overlayfs cannot stack here): the real ctr imports and pins the images, init.sh's reading of `ctr images ls`
 // holds, and clean.sh removes them, stops containerd and puts the host back.
 func TestScriptsRealContainerd(t *testing.T) {
 	scriptRequire(t)
@@ -918,7 +918,6 @@ func TestScriptsRealContainerd(t *testing.T) {
 		"SEALFLOW_CONTAINERD_EXTRA=[plugins.'io.containerd.cri.v1.runtime']\n  restrict_oom_score_adj = true\n" +
 			"[plugins.'io.containerd.cri.v1.images']\n  snapshotter = \"native\"\n" +
 			"[[plugins.'io.containerd.transfer.v1.local'.unpack_config]]\n  platform = \"linux/" + scriptArch(t) + "\"\n  snapshotter = \"native\"",
-		"CONTAINERD_SNAPSHOTTER=native",
 	}
 	r := runScripts(t, scriptScenario{name: "real", systemctl: standinSystemctl, real: real, steps: []scriptStep{
 		{name: "init1", script: "init", env: env},
@@ -1028,6 +1027,31 @@ func TestScriptsExistingRuntime(t *testing.T) {
 	if db := r.mustFile(t, "clean1", "/var/lib/containerd/standin-images"); db != foreign {
 		t.Errorf("the existing containerd's images after clean.sh:\n%s", db)
 	}
+}
+
+// A host with a distribution's containerd (a binary in /usr/bin and its unit): init.sh
+// stops naming both and changes nothing.
+func TestScriptsForeignContainerd(t *testing.T) {
+	scriptRequire(t)
+	r := runScripts(t, scriptScenario{
+		name:      "foreign",
+		systemctl: standinSystemctl,
+		files: map[string]string{
+			"usr/bin/containerd":                        "#!/bin/sh\n# stand-in for a distribution's containerd (scripts_test.go)\n",
+			"usr/lib/systemd/system/containerd.service": "[Service]\nExecStart=/usr/bin/containerd\n",
+		},
+		steps: []scriptStep{{name: "refused", script: "init"}},
+	})
+	s := r.steps["refused"]
+	if s.rc == 0 {
+		t.Fatalf("init.sh accepted a host with another containerd:\n%s%s", s.stdout, s.stderr)
+	}
+	scriptContains(t, "the refusal", s.stderr, "containerd (/usr/bin/containerd, not installed by this package)",
+		"containerd (/usr/lib/systemd/system/containerd.service, not installed by this package)")
+	if strings.Contains(s.stderr, "docker") {
+		t.Errorf("docker named on a host without it:\n%s", s.stderr)
+	}
+	r.sameHost(t, "base", "refused")
 }
 
 // bash -n and, where installed, shellcheck.

@@ -179,7 +179,14 @@ pids_named() {
 	return 0
 }
 
-unitdirs=(/etc/systemd/system /run/systemd/system /usr/local/lib/systemd/system /lib/systemd/system /usr/lib/systemd/system)
+# systemd's unit directories, each once (/lib is /usr/lib on merged-/usr hosts).
+unitdirs=()
+for d in /etc/systemd/system /run/systemd/system /usr/local/lib/systemd/system /lib/systemd/system /usr/lib/systemd/system; do
+	[ -d "$d" ] || continue
+	real=$(readlink -f "$d")
+	case " ${unitdirs[*]-} " in *" $real "*) continue ;; esac
+	unitdirs+=("$real")
+done
 
 # --- 1. the host's container runtime ---
 runtime=own
@@ -195,7 +202,7 @@ if [ "$runtime" = own ]; then
 	for b in docker dockerd; do
 		p=$(command -v "$b" 2>/dev/null) && found+=("docker ($p)")
 	done
-	for d in "${unitdirs[@]}"; do
+	for d in ${unitdirs[@]+"${unitdirs[@]}"}; do
 		for u in docker.service docker.socket; do
 			[ -e "$d/$u" ] && found+=("docker ($d/$u)")
 		done
