@@ -496,12 +496,12 @@ else
 	done <<<"$images_list"
 fi
 
-# Tools kubeadm's preflight looks for that the package does not ship.
+# Host tools kubeadm's preflight (v1.32 and later) requires, which the package does not ship.
 absent=()
-for t in iptables ip mount nsenter conntrack socat ethtool tc; do
+for t in losetup mount cp; do
 	command -v "$t" >/dev/null || absent+=("$t")
 done
-[ ${#absent[@]} -eq 0 ] || warn "not found on this host (kubeadm's preflight checks for them): ${absent[*]}"
+[ ${#absent[@]} -eq 0 ] || warn "not found on this host, and kubeadm's preflight requires them: ${absent[*]} (util-linux, coreutils)"
 
 if [ "$changed" -eq 0 ]; then
 	say "nothing changed: the host was already prepared (Kubernetes $kube_version, runtime $runtime)"
