@@ -55,13 +55,13 @@ if [ "$runtime" = own ]; then
 else
 	sock=$(sed -n 's|^runtime-endpoint: unix://||p' /etc/crictl.yaml 2>/dev/null)
 	sock=${sock:-/run/containerd/containerd.sock}
-	ctr=$(command -v ctr 2>/dev/null) || ctr=/usr/local/bin/ctr
+	# As init.sh: the host's ctr, else the package's (clean.sh is in kube/shell).
+	ctr=$(command -v ctr 2>/dev/null) || ctr=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/bin/ctr
 fi
 crictl=$(command -v crictl 2>/dev/null) || crictl=/usr/local/bin/crictl
 k8s() { "$ctr" --address "$sock" -n k8s.io "$@"; }
 if [ -x "$ctr" ] && k8s version >/dev/null 2>&1; then
 	if [ -x "$crictl" ]; then
-		"$crictl" --runtime-endpoint "unix://$sock" stopp -a >/dev/null 2>&1 || :
 		"$crictl" --runtime-endpoint "unix://$sock" rmp -af >/dev/null 2>&1 || :
 	fi
 	for t in $(k8s tasks ls -q 2>/dev/null); do k8s tasks kill -s SIGKILL "$t" >/dev/null 2>&1 || :; done
