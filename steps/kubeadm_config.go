@@ -90,7 +90,17 @@ type KubeadmParams struct {
 	ExtraSANs        []string
 	Token            string // bootstrap token [a-z0-9]{6}.[a-z0-9]{16}
 	CertificateKey   string // 64 hex digits
+	// ProxyMode is kube-proxy's mode: ipvs (default; the VIP is excluded),
+	// nftables or iptables (for kernels without IPVS).
+	ProxyMode string
+	// KubeletConfig is a YAML mapping of KubeletConfiguration fields
+	// (failCgroupV1: false, cgroupRoot: /, ...), rendered as that document:
+	// kubeadm stores it for every node of the cluster.
+	KubeletConfig string
 }
+
+// ProxyModes are kube-proxy's modes sealflow configures.
+var ProxyModes = []string{"ipvs", "nftables", "iptables"}
 
 type (
 	kcBootstrapToken struct {
@@ -135,10 +145,10 @@ type (
 		ExcludeCIDRs []string `yaml:"excludeCIDRs"`
 	}
 	kcProxy struct {
-		APIVersion string `yaml:"apiVersion"`
-		Kind       string `yaml:"kind"`
-		Mode       string `yaml:"mode"`
-		IPVS       kcIPVS `yaml:"ipvs"`
+		APIVersion string  `yaml:"apiVersion"`
+		Kind       string  `yaml:"kind"`
+		Mode       string  `yaml:"mode"`
+		IPVS       *kcIPVS `yaml:"ipvs,omitempty"`
 	}
 )
 
@@ -230,11 +240,48 @@ func RenderKubeadmConfig(p KubeadmParams) ([]byte, error) {
 		Networking:           kcNetworking{PodSubnet: pod.String(), ServiceSubnet: svc.String()},
 		APIServer:            kcAPIServer{CertSANs: sans},
 	}
-	proxy := kcProxy{
-		APIVersion: "kubeproxy.config.k8s.io/v1alpha1", Kind: "KubeProxyConfiguration",
-		Mode: "ipvs", IPVS: kcIPVS{ExcludeCIDRs: []string{vip.String() + "/32"}},
+	proxy := kcProxy{APIVersion: "kubeproxy.config.k8s.io/v1alpha1", Kind: "KubeProxyConfiguration", Mode: orDefault(p.ProxyMode, "ipvs")}
+	switch proxy.Mode {
+	case "ipvs":
+		// Without the exclusion kube-proxy deletes lvscare's virtual server.
+		proxy.IPVS = &kcIPVS{ExcludeCIDRs: []string{vip.String() + "/32"}}
+	case "nftables", "iptables":
+	default:
+		return nil, fmt.Errorf("proxy_mode: %q: want %s", p.ProxyMode, strings.Join(ProxyModes, ", "))
 	}
-	return marshalDocs(init, cluster, proxy)
+	docs := []any{init, cluster, proxy}
+	if strings.TrimSpace(p.KubeletConfig) != "" {
+		kc, err := kubeletConfigDoc(p.KubeletConfig)
+		if err != nil {
+			return nil, err
+		}
+		docs = append(docs, kc)
+	}
+	return marshalDocs(docs...)
+}
+
+// kubeletConfigDoc makes a KubeletConfiguration document of a YAML mapping
+// of its fields.
+func kubeletConfigDoc(text string) (yaml.MapSlice, error) {
+	var fields yaml.MapSlice
+	if err := yaml.UnmarshalWithOptions([]byte(text), &fields, yaml.UseOrderedMap()); err != nil {
+		return nil, fmt.Errorf("kubelet_config: not a YAML mapping of KubeletConfiguration fields: %v", err)
+	}
+	doc := yaml.MapSlice{
+		{Key: "apiVersion", Value: "kubelet.config.k8s.io/v1beta1"},
+		{Key: "kind", Value: "KubeletConfiguration"},
+	}
+	for _, f := range fields {
+		k, ok := f.Key.(string)
+		if !ok || k == "" {
+			return nil, fmt.Errorf("kubelet_config: key %v is not a field name", f.Key)
+		}
+		if k == "apiVersion" || k == "kind" {
+			return nil, fmt.Errorf("kubelet_config: %s is set by sealflow (give only the fields)", k)
+		}
+		doc = append(doc, f)
+	}
+	return doc, nil
 }
 
 var (

@@ -303,3 +303,42 @@ func TestCACertHash(t *testing.T) {
 		}
 	}
 }
+
+func TestRenderProxyModeAndKubeletConfig(t *testing.T) {
+	p := goldenParams("v1.34.4")
+	for _, c := range []struct {
+		mode, kubelet string
+		want, absent  []string
+		err           string
+	}{
+		{mode: "", want: []string{"mode: ipvs", "excludeCIDRs:\n    - 10.103.97.2/32"}},
+		{mode: "nftables", want: []string{"mode: nftables"}, absent: []string{"excludeCIDRs", "KubeletConfiguration"}},
+		{mode: "iptables", kubelet: "{failCgroupV1: false, cgroupRoot: /}", want: []string{"mode: iptables",
+			"---\napiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nfailCgroupV1: false\ncgroupRoot: /\n"}},
+		{mode: "userspace", err: `proxy_mode: "userspace": want ipvs, nftables, iptables`},
+		{kubelet: "kind: X", err: "kubelet_config: kind is set by sealflow"},
+		{kubelet: "[a, b]", err: "kubelet_config: not a YAML mapping"},
+	} {
+		p.ProxyMode, p.KubeletConfig = c.mode, c.kubelet
+		out, err := RenderKubeadmConfig(p)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("mode %q kubelet %q: error %v, want %q", c.mode, c.kubelet, err, c.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(string(out), w) {
+				t.Errorf("mode %q kubelet %q: no %q in\n%s", c.mode, c.kubelet, w, out)
+			}
+		}
+		for _, a := range c.absent {
+			if strings.Contains(string(out), a) {
+				t.Errorf("mode %q: %q in\n%s", c.mode, a, out)
+			}
+		}
+	}
+}

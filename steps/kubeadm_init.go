@@ -36,6 +36,8 @@ func kubeadmInitKind() *Kind {
 			{Name: "svc_cidr", Type: String, Doc: "the service network (default " + DefaultSvcCIDR + ")"},
 			{Name: "advertise_address", Type: String, Doc: "the address the API server advertises (default the host's address)"},
 			{Name: "node_name", Type: String, Doc: "the node's name (default the host's name)"},
+			{Name: "proxy_mode", Type: String, Doc: "kube-proxy's mode: ipvs (default, the VIP excluded), nftables or iptables"},
+			{Name: "kubelet_config", Type: String, Doc: "KubeletConfiguration fields as a YAML mapping, for every node (e.g. {failCgroupV1: false})"},
 		},
 		Rerunnable: true,
 		Secret:     []string{"token", "certificate_key"},
@@ -73,6 +75,8 @@ func newKubeadmInit(p Params, paths sysPaths, r io.Reader) (*kubeadmInit, error)
 	c.SvcCIDR, _ = p["svc_cidr"].(string)
 	c.AdvertiseAddress, _ = p["advertise_address"].(string)
 	c.NodeName, _ = p["node_name"].(string)
+	c.ProxyMode, _ = p["proxy_mode"].(string)
+	c.KubeletConfig, _ = p["kubelet_config"].(string)
 	s.userConfig, _ = p["kubeadm_config"].(string)
 	var err error
 	if s.version, err = parseKubeVersion(c.Version); err != nil {

@@ -60,6 +60,14 @@ func TestKubeadmConfigValidate(t *testing.T) {
 			t.Fatalf("the %s config has no kubernetesVersion line to raise:\n%s", tc.version, init)
 		}
 		validate("init-"+v.APIVersion(), raise(init))
+		// kube-proxy without IPVS and the kubelet's own fields, as the lab sets them.
+		lab := goldenParams(tc.version)
+		lab.ProxyMode, lab.KubeletConfig = "nftables", "{failCgroupV1: false, cgroupRoot: /, cgroupDriver: systemd}"
+		labInit, err := RenderKubeadmConfig(lab)
+		if err != nil {
+			t.Fatal(err)
+		}
+		validate("init-nftables-kubelet-"+v.APIVersion(), raise(labInit))
 		for _, master := range []bool{true, false} {
 			p := joinParams{Version: v, Endpoint: ControlPlaneAddress, Token: testToken, CACertHash: testHash, NodeName: "n"}
 			name := "join-node-" + v.APIVersion()
