@@ -40,6 +40,12 @@ type Config struct {
 	// Password enables password authentication (root and User) with a
 	// generated password.
 	Password bool
+	// NodeStack gives every host what containerd, runc and the kubelet
+	// need, kept off the machine (see nodestack.go): its own cgroup
+	// subtrees and cgroup namespace, real-disk /var/lib/containerd,
+	// /var/lib/kubelet and /var/log, its own /dev, machine id and product
+	// uuid, read-only machine-wide sysctls and a shared-propagation root.
+	NodeStack bool
 	// Log receives progress lines; may be nil.
 	Log func(format string, args ...any)
 }

@@ -1,0 +1,308 @@
+package lab
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// kubeletEnv names the kubelet binary TestNodeStack runs.
+const kubeletEnv = "SEALFLOW_LAB_KUBELET"
+
+// defaultKubelet is where the node stack's kubelet is built (see the skip
+// message of TestNodeStack).
+const defaultKubelet = "/var/cache/sealflow/nodestack/kubelet"
+
+// machineSysctls are the sysctls the kubelet would set machine-wide.
+func machineSysctls(t *testing.T) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, s := range nodeSysctls() {
+		b, err := os.ReadFile("/proc/sys/" + s[0])
+		must(t, err)
+		out[s[0]] = strings.TrimSpace(string(b))
+	}
+	return out
+}
+
+// nodeStackTools returns the paths of containerd, ctr and the kubelet, or
+// skips the test saying how to get them.
+func nodeStackTools(t *testing.T) (containerd, ctr, kubelet string) {
+	t.Helper()
+	const how = "apt-get install containerd runc; build the kubelet: cd /var/cache/sealflow/kube/v1.34.4/mod && " +
+		`CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=v1.34.4 ` +
+		`-X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=34" -o ` + defaultKubelet +
+		" k8s.io/kubernetes/cmd/kubelet (or set " + kubeletEnv + ")"
+	var paths []string
+	for _, n := range []string{"containerd", "ctr", "runc", "containerd-shim-runc-v2"} {
+		p, err := lookTool(n)
+		if err != nil {
+			t.Skipf("no %s here (%v): %s", n, err, how)
+		}
+		paths = append(paths, p)
+	}
+	kubelet = os.Getenv(kubeletEnv)
+	if kubelet == "" {
+		kubelet = defaultKubelet
+	}
+	if _, err := os.Stat(kubelet); err != nil {
+		t.Skipf("no kubelet here (%v): %s", err, how)
+	}
+	if _, err := os.Stat("/bin/busybox"); err != nil {
+		t.Skipf("no /bin/busybox for the test's image: apt-get install busybox-static")
+	}
+	return paths[0], paths[1], kubelet
+}
+
+// TestNodeStack runs containerd and the real kubelet in a NodeStack host,
+// with a static pod from an image built here, and checks that the machine
+// is left as it was: no cgroups, mounts or processes, the same sysctls.
+func TestNodeStack(t *testing.T) {
+	t.Parallel()
+	containerd, ctr, kubelet := nodeStackTools(t)
+	sysBefore := machineSysctls(t)
+	l := ForTest(t, Config{Name: "ns", Masters: 1, NodeStack: true})
+	h := mustHost(t, l, "m1")
+	l.mu.Lock()
+	cgroups := slices.Clone(l.st.Hosts[0].Cgroups)
+	l.mu.Unlock()
+	if len(cgroups) == 0 {
+		t.Fatal("a NodeStack host has no cgroups in the state")
+	}
+
+	t.Run("host", func(t *testing.T) {
+		// Its own cgroup namespace, rooted at its subtree, in every hierarchy.
+		for line := range strings.SplitSeq(mustExec(t, l, "m1", "cat", "/proc/self/cgroup"), "\n") {
+			if !strings.HasSuffix(line, ":/") {
+				t.Errorf("cgroup of a process in the host: %q, want /", line)
+			}
+		}
+		for _, c := range cgroups {
+			if _, err := os.Stat(filepath.Join(c, "cgroup.procs")); err != nil {
+				t.Errorf("host cgroup: %v", err)
+			}
+		}
+		if got := mustExec(t, l, "m1", "cat", "/sys/fs/cgroup/cpuset/cpuset.cpus"); got == "" {
+			t.Error("the host's cpuset has no cpus")
+		}
+		for _, d := range nodeDisks() {
+			if fs := mustExec(t, l, "m1", "stat", "-f", "-c", "%T", "/"+d); fs == "overlayfs" {
+				t.Errorf("/%s is on overlayfs", d)
+			}
+		}
+		if got := mustExec(t, l, "m1", "findmnt", "-n", "-o", "PROPAGATION", "/"); got != "shared" {
+			t.Errorf("propagation of / in the host: %q", got)
+		}
+		if _, err := l.Exec(testCtx(t), "m1", "sh", "-c", "echo 5 > /proc/sys/kernel/panic"); err == nil {
+			t.Error("kernel.panic is writable in the host")
+		}
+		mid := mustExec(t, l, "m1", "cat", "/etc/machine-id")
+		machine, _ := os.ReadFile("/etc/machine-id")
+		if len(mid) != 32 || mid == strings.TrimSpace(string(machine)) {
+			t.Errorf("machine-id of the host: %q (machine's %q)", mid, machine)
+		}
+		if uuid := mustExec(t, l, "m1", "cat", "/sys/class/dmi/id/product_uuid"); len(uuid) != 36 {
+			t.Errorf("product_uuid of the host: %q", uuid)
+		}
+		mustExec(t, l, "m1", "test", "-c", "/dev/kmsg")
+		mustExec(t, l, "m1", "test", "-d", "/sys/class/net/eth0")
+	})
+
+	t.Run("kubelet", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		dir := filepath.Join(l.Dir, "nodestack-test") // seen by the host at the same path
+		must(t, os.MkdirAll(dir, 0o755))
+		busybox, err := os.ReadFile("/bin/busybox")
+		must(t, err)
+		const image = "lab.local/busybox:1"
+		writeOCIImage(t, filepath.Join(dir, "busybox.tar"), image, []string{"/bin/sleep", "3600"}, []ociFile{
+			{Name: "bin/busybox", Body: busybox, Mode: 0o755},
+			{Name: "bin/sh", Link: "busybox"},
+			{Name: "bin/sleep", Link: "busybox"},
+		})
+		must(t, os.WriteFile(filepath.Join(dir, "containerd.toml"), []byte(`version = 2
+root = "/var/lib/containerd"
+state = "/run/containerd"
+[grpc]
+  address = "/run/containerd/containerd.sock"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "`+image+`"
+  # No CAP_SYS_RESOURCE here: runc cannot lower an oom_score_adj.
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+`), 0o644))
+		// The host's cgroupRoot comes from the lab's inventory.
+		inv, err := os.ReadFile(l.Inventory)
+		must(t, err)
+		if !strings.Contains(string(inv), CgroupRootLabel+": /") {
+			t.Fatalf("inventory without %s:\n%s", CgroupRootLabel, inv)
+		}
+		must(t, os.WriteFile(filepath.Join(dir, "kubelet.yaml"), []byte(`apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+staticPodPath: /etc/kubernetes/manifests
+cgroupRoot: /
+cgroupDriver: cgroupfs
+failCgroupV1: false
+failSwapOn: false
+containerRuntimeEndpoint: unix:///run/containerd/containerd.sock
+address: `+h.Address+`
+readOnlyPort: 10255
+healthzBindAddress: 127.0.0.1
+fileCheckFrequency: 1s
+authentication:
+  anonymous: {enabled: true}
+  webhook: {enabled: false}
+authorization: {mode: AlwaysAllow}
+`), 0o644))
+		must(t, os.WriteFile(filepath.Join(dir, "sleeper.yaml"), []byte(`apiVersion: v1
+kind: Pod
+metadata: {name: sleeper, namespace: default}
+spec:
+  hostNetwork: true
+  containers:
+  - name: sleep
+    image: `+image+`
+    imagePullPolicy: Never
+    command: ["/bin/sleep", "3600"]
+`), 0o644))
+
+		start := time.Now()
+		mustExecCtx(t, ctx, l, "sh", "-c", fmt.Sprintf("setsid -f %s --config %s </dev/null >/var/log/containerd.log 2>&1", containerd, filepath.Join(dir, "containerd.toml")))
+		for {
+			if _, err := l.Exec(ctx, "m1", ctr, "version"); err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("containerd does not answer:%s", hostLog(ctx, l, "/var/log/containerd.log"))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Logf("containerd up in %s", time.Since(start).Round(time.Millisecond))
+		mustExecCtx(t, ctx, l, ctr, "-n", "k8s.io", "images", "import", filepath.Join(dir, "busybox.tar"))
+		mustExecCtx(t, ctx, l, "sh", "-c", "mkdir -p /etc/kubernetes/manifests && cp "+filepath.Join(dir, "sleeper.yaml")+" /etc/kubernetes/manifests/")
+
+		start = time.Now()
+		mustExecCtx(t, ctx, l, "sh", "-c", fmt.Sprintf("setsid -f %s --config %s </dev/null >/var/log/kubelet.log 2>&1", kubelet, filepath.Join(dir, "kubelet.yaml")))
+		if err := waitPodRunning(ctx, h.Address, "sleeper-m1"); err != nil {
+			t.Fatalf("%v%s", err, hostLog(ctx, l, "/var/log/kubelet.log"))
+		}
+		t.Logf("kubelet: static pod Running %s after the kubelet started", time.Since(start).Round(time.Millisecond))
+
+		// The pod's cgroups are in the host's subtree on the machine.
+		var mem string
+		for _, c := range cgroups {
+			if strings.Contains(c, "/memory/") {
+				mem = c
+			}
+		}
+		pods, _ := filepath.Glob(filepath.Join(mem, "kubepods", "besteffort", "pod*"))
+		if len(pods) == 0 {
+			t.Errorf("no pod cgroup under %s/kubepods/besteffort", mem)
+		}
+		if got := machineSysctls(t); fmt.Sprint(got) != fmt.Sprint(sysBefore) {
+			t.Errorf("machine sysctls with the kubelet running: %v, before %v", got, sysBefore)
+		}
+	})
+
+	t.Run("down", func(t *testing.T) {
+		ctx := testCtx(t)
+		var tree []string
+		for _, c := range cgroups {
+			tree = append(tree, cgroupTree(c)...)
+		}
+		procs := map[int]string{}
+		for _, pid := range cgroupPIDs(tree) {
+			procs[pid] = strings.Join(cmdline(pid), " ")
+		}
+		before := snapshot(l)
+		if err := Down(ctx, l.Name); err != nil {
+			t.Fatal(err)
+		}
+		checkGone(t, l.Name, l.Dir, before)
+		for pid, args := range procs {
+			if alive(pid) && strings.Join(cmdline(pid), " ") == args {
+				t.Errorf("process %d left: %s", pid, args)
+			}
+		}
+		for _, c := range cgroups {
+			if _, err := os.Stat(c); err == nil {
+				t.Errorf("cgroup %s left", c)
+			}
+		}
+		if left := labCgroups(l.Name); len(left) > 0 {
+			t.Errorf("cgroups left: %v", left)
+		}
+		if got := machineSysctls(t); fmt.Sprint(got) != fmt.Sprint(sysBefore) {
+			t.Errorf("machine sysctls after down: %v, before %v", got, sysBefore)
+		}
+	})
+}
+
+func mustExecCtx(t *testing.T, ctx context.Context, l *Lab, argv ...string) string {
+	t.Helper()
+	out, err := l.Exec(ctx, "m1", argv...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// hostLog returns the end of a log file in host m1, for an error message.
+func hostLog(ctx context.Context, l *Lab, path string) string {
+	out, _ := l.Exec(context.WithoutCancel(ctx), "m1", "tail", "-n", "40", path)
+	return "\n" + path + ":\n" + out
+}
+
+// waitPodRunning polls the kubelet's read-only /pods on addr until the pod
+// called name is Running with its containers running.
+func waitPodRunning(ctx context.Context, addr, name string) error {
+	url := "http://" + net.JoinHostPort(addr, "10255") + "/pods"
+	last := "no answer"
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			var list struct {
+				Items []struct {
+					Metadata struct{ Name string }
+					Status   struct {
+						Phase             string
+						ContainerStatuses []struct {
+							State struct {
+								Running *struct{} `json:"running"`
+							}
+						}
+					}
+				}
+			}
+			err = json.NewDecoder(resp.Body).Decode(&list)
+			resp.Body.Close()
+			if err == nil {
+				last = fmt.Sprintf("%+v", list.Items)
+				for _, p := range list.Items {
+					if p.Metadata.Name == name && p.Status.Phase == "Running" && len(p.Status.ContainerStatuses) > 0 && p.Status.ContainerStatuses[0].State.Running != nil {
+						return nil
+					}
+				}
+			}
+		}
+		if err != nil {
+			last = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("pod %s not running (last: %s): %w", name, last, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
