@@ -44,6 +44,7 @@ func labUpCommand() *cli.Command {
 			&cli.StringFlag{Name: "user", Usage: "also create this non-root user, with the client key and sudo by password"},
 			&cli.BoolFlag{Name: "password", Usage: "enable password login (root and --user) with a generated password (in DIR/password)"},
 			&cli.BoolFlag{Name: "node-stack", Usage: "give every host what containerd, runc and the kubelet need (own cgroups, real-disk /var/lib/containerd, /var/lib/kubelet, /var/log, own /dev; machine-wide sysctls read-only)"},
+			&cli.BoolFlag{Name: "systemd", Usage: "run systemd as every host's PID 1 (implies --node-stack)"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the inventory path"},
 		},
 		Action: func(c *cli.Context) error {
@@ -59,6 +60,7 @@ func labUpCommand() *cli.Command {
 				User:      c.String("user"),
 				Password:  c.Bool("password"),
 				NodeStack: c.Bool("node-stack"),
+				Systemd:   c.Bool("systemd"),
 			}
 			if !c.Bool("quiet") {
 				cfg.Log = func(format string, args ...any) {

@@ -103,7 +103,7 @@ func (l *Lab) hostLocked(name string) (Host, bool) {
 func (l *Lab) dropHost(name string, cause error) error {
 	ctx := context.Background()
 	for _, pid := range labInits(l.Name) {
-		if args := cmdline(pid); len(args) == 5 && args[4] == name {
+		if _, h, ok := initOf(cmdline(pid)); ok && h == name {
 			killWait(ctx, pid)
 		}
 	}

@@ -159,6 +159,13 @@ func (l *Lab) initScript(h hostState, prefix netip.Prefix) string {
 		}
 		w("unset pw")
 	}
+	if l.st.NodeStack {
+		nodeLockdown(w, hd)
+	}
+	if l.st.Systemd {
+		systemdScript(w, hd, initArgs(l.Dir, l.Name, h.Name)[1:])
+		return b.String()
+	}
 	w("%s -D -f %s -E %s &", sshdPath, quote(filepath.Join(hd, "sshd_config")), quote(filepath.Join(hd, "sshd.log")))
 	w("set +e")
 	w("while :; do sleep infinity & wait; done")

@@ -46,6 +46,11 @@ type Config struct {
 	// /var/lib/kubelet and /var/log, its own /dev, machine id and product
 	// uuid, read-only machine-wide sysctls and a shared-propagation root.
 	NodeStack bool
+	// Systemd runs systemd as every host's PID 1 (after the lab's own
+	// init has made the host; it implies NodeStack): the lab's sshd is a
+	// unit, `systemctl start` works. Units that would change the machine
+	// are masked (nodestack.go).
+	Systemd bool
 	// Log receives progress lines; may be nil.
 	Log func(format string, args ...any)
 }

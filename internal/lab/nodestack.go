@@ -23,8 +23,9 @@ import (
 //   - its own /dev (tmpfs with the usual device nodes, /dev/kmsg for the
 //     kubelet's OOM watcher, its own devpts and /dev/shm);
 //   - its own /etc/machine-id and /sys/class/dmi/id/product_uuid;
-//   - read-only files over the machine-wide sysctls the kubelet sets at
-//     start (nodeSysctls), holding the values it wants, so it writes none;
+//   - /proc/sys read-only but for net, and read-only files over the
+//     machine-wide sysctls the kubelet sets at start (nodeSysctls),
+//     holding the values it wants, so that it writes none;
 //   - a root with shared propagation (pod volume mounts need it), private
 //     to the host's mount namespace.
 
@@ -123,6 +124,10 @@ func nodeScript(w func(format string, args ...any), hd string, hs []hierarchy) {
 	for _, n := range devNodes() {
 		w("mknod -m %s /dev/%s c %d %d", n.mode, n.name, n.major, n.minor)
 	}
+	// The kubelet reads /dev/kmsg; nothing in a host writes the
+	// machine's kernel log.
+	w("mount --bind /dev/kmsg /dev/kmsg")
+	w("mount -o remount,bind,ro /dev/kmsg")
 	w("mkdir -p /dev/pts /dev/shm")
 	w("mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5 devpts /dev/pts")
 	w("ln -s pts/ptmx /dev/ptmx")
@@ -143,12 +148,27 @@ func nodeScript(w func(format string, args ...any), hd string, hs []hierarchy) {
 	w("  mkdir -p /sys/class/dmi/id && : > /sys/class/dmi/id/product_uuid")
 	w("  mount --bind %s /sys/class/dmi/id/product_uuid", uuid)
 	w("fi")
+	w("mount --make-rshared /")
+}
+
+// nodeLockdown is the part of a NodeStack host's init that makes /sys and
+// /proc/sys read-only (most of them is the machine's: kernel, vm, fs), but
+// for /proc/sys/net (the host's own network namespace), with nodeSysctls
+// on top. It comes last:
+// the init still writes kernel/hostname before.
+func nodeLockdown(w func(format string, args ...any), hd string) {
+	// /sys too (its own mounts, cgroups and /sys/class, stay writable):
+	// a kube-proxy would set nf_conntrack's hashsize there, machine-wide.
+	w("mount -o remount,bind,ro /sys")
+	w("mount --bind /proc/sys /proc/sys")
+	w("mount -o remount,bind,ro /proc/sys")
+	w("mount --bind /proc/sys/net /proc/sys/net")
+	w("mount -o remount,bind,rw /proc/sys/net")
 	for _, s := range nodeSysctls() {
 		p := "/proc/sys/" + s[0]
 		w("mount --bind %s %s", quote(filepath.Join(hd, "sysctl", strings.ReplaceAll(s[0], "/", "."))), p)
 		w("mount -o remount,bind,ro %s", p)
 	}
-	w("mount --make-rshared /")
 }
 
 // cgroupJoinScript is a shell script that moves itself into the cgroups
@@ -159,4 +179,61 @@ func cgroupJoinScript(dirs []string) string {
 		q = append(q, quote(filepath.Join(d, "cgroup.procs")))
 	}
 	return fmt.Sprintf(`for f in %s; do echo $$ > "$f" || exit 125; done; exec "$@"`, strings.Join(q, " "))
+}
+
+// systemdPath is the systemd that a Systemd host runs as its PID 1.
+const systemdPath = "/lib/systemd/systemd"
+
+// systemdTarget is what a Systemd host boots: sysinit.target and the lab's
+// sshd, not the machine's default target (its enabled services: a
+// database, containerd with its default config, apt timers ...).
+const systemdTarget = "sealflow-lab.target"
+
+// systemdMasked are units that would change the machine (sysctls from
+// /etc/sysctl.d, binfmt_misc, kernel modules, a remount of the shared
+// root, udev, audit) or clash with the lab (the machine's own sshd on port
+// 22, gettys on a console the host does not have).
+func systemdMasked() []string {
+	return []string{
+		"systemd-sysctl.service", "systemd-binfmt.service", "proc-sys-fs-binfmt_misc.automount",
+		"proc-sys-fs-binfmt_misc.mount", "systemd-modules-load.service", "kmod-static-nodes.service",
+		"systemd-remount-fs.service", "systemd-udevd.service", "systemd-udevd-control.socket",
+		"systemd-udevd-kernel.socket", "systemd-udev-trigger.service", "systemd-udev-settle.service",
+		"systemd-hwdb-update.service", "systemd-journald-audit.socket", "systemd-firstboot.service",
+		"systemd-machine-id-commit.service", "sys-kernel-debug.mount", "sys-kernel-tracing.mount",
+		"sys-kernel-config.mount", "sys-fs-fuse-connections.mount", "ssh.service", "ssh.socket",
+		"getty@tty1.service", "console-getty.service", "serial-getty@ttyS0.service",
+	}
+}
+
+// systemdScript ends the init of a Systemd host: units for the lab's sshd
+// and target, masks, then systemd in place of the script (same PID 1),
+// with the init's marks (args) on its command line.
+func systemdScript(w func(format string, args ...any), hd string, args []string) {
+	w("mkdir -p /etc/systemd/system/%s.wants", systemdTarget)
+	w("cat > /etc/systemd/system/sealflow-lab-sshd.service <<'EOF'")
+	w("[Unit]")
+	w("Description=OpenSSH server of the sealflow lab host")
+	w("[Service]")
+	w("ExecStartPre=/bin/mkdir -p /run/sshd")
+	w("ExecStart=%s -D -f %s -E %s", sshdPath, filepath.Join(hd, "sshd_config"), filepath.Join(hd, "sshd.log"))
+	w("KillMode=process")
+	w("EOF")
+	w("cat > /etc/systemd/system/%s <<'EOF'", systemdTarget)
+	w("[Unit]")
+	w("Description=sealflow lab host")
+	w("Requires=sysinit.target")
+	w("After=sysinit.target")
+	w("Wants=sealflow-lab-sshd.service")
+	w("AllowIsolate=yes")
+	w("EOF")
+	for _, u := range systemdMasked() {
+		w("ln -sf /dev/null %s", quote("/etc/systemd/system/"+u))
+	}
+	var q []string
+	for _, a := range args {
+		q = append(q, quote(a))
+	}
+	w("export container=sealflow-lab") // systemd's sign that it runs in a container
+	w("exec %s --unit=%s %s", systemdPath, systemdTarget, strings.Join(q, " "))
 }

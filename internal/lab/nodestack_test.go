@@ -21,14 +21,21 @@ const kubeletEnv = "SEALFLOW_LAB_KUBELET"
 // message of TestNodeStack).
 const defaultKubelet = "/var/cache/sealflow/nodestack/kubelet"
 
-// machineSysctls are the sysctls the kubelet would set machine-wide.
+// machineSysctls returns machine-wide sysctls that the kubelet, systemd
+// or its units would set.
 func machineSysctls(t *testing.T) map[string]string {
 	t.Helper()
-	out := map[string]string{}
+	names := []string{"fs/protected_fifos", "fs/protected_hardlinks", "fs/protected_regular", "fs/protected_symlinks",
+		"fs/nr_open", "fs/file-max", "fs/inotify/max_user_instances", "fs/inotify/max_user_watches",
+		"kernel/printk", "kernel/core_pattern", "net/ipv4/ip_forward"}
 	for _, s := range nodeSysctls() {
-		b, err := os.ReadFile("/proc/sys/" + s[0])
+		names = append(names, s[0])
+	}
+	out := map[string]string{}
+	for _, n := range names {
+		b, err := os.ReadFile("/proc/sys/" + n)
 		must(t, err)
-		out[s[0]] = strings.TrimSpace(string(b))
+		out[n] = strings.TrimSpace(string(b))
 	}
 	return out
 }
@@ -67,7 +74,6 @@ func nodeStackTools(t *testing.T) (containerd, ctr, kubelet string) {
 // is left as it was: no cgroups, mounts or processes, the same sysctls.
 func TestNodeStack(t *testing.T) {
 	t.Parallel()
-	containerd, ctr, kubelet := nodeStackTools(t)
 	sysBefore := machineSysctls(t)
 	l := ForTest(t, Config{Name: "ns", Masters: 1, NodeStack: true})
 	h := mustHost(t, l, "m1")
@@ -117,6 +123,7 @@ func TestNodeStack(t *testing.T) {
 	})
 
 	t.Run("kubelet", func(t *testing.T) {
+		containerd, ctr, kubelet := nodeStackTools(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
 		dir := filepath.Join(l.Dir, "nodestack-test") // seen by the host at the same path
@@ -304,5 +311,58 @@ func waitPodRunning(ctx context.Context, addr, name string) error {
 			return fmt.Errorf("pod %s not running (last: %s): %w", name, last, ctx.Err())
 		case <-time.After(100 * time.Millisecond):
 		}
+	}
+}
+
+// TestSystemdHost boots systemd as the PID 1 of a host, starts a unit in
+// it, and checks that down leaves the machine as it was.
+func TestSystemdHost(t *testing.T) {
+	t.Parallel()
+	if _, err := os.Stat(systemdPath); err != nil {
+		t.Skipf("no systemd here (%v): apt-get install systemd", err)
+	}
+	sysBefore := machineSysctls(t)
+	l := ForTest(t, Config{Name: "sd", Masters: 1, Systemd: true})
+	h := mustHost(t, l, "m1")
+	l.mu.Lock()
+	cgroups := slices.Clone(l.st.Hosts[0].Cgroups)
+	l.mu.Unlock()
+
+	if got := mustExec(t, l, "m1", "cat", "/proc/1/comm"); got != "systemd" {
+		t.Fatalf("PID 1 of the host is %q", got)
+	}
+	if got, err := l.Exec(testCtx(t), "m1", "systemctl", "is-system-running", "--wait"); strings.TrimSpace(got) != "running" {
+		failed, _ := l.Exec(testCtx(t), "m1", "systemctl", "--failed", "--no-pager")
+		t.Errorf("systemctl is-system-running: %q (%v)\n%s", got, err, failed)
+	}
+	if out, err := sshBinary(t, l, "root", h, "", "systemctl", "is-active", "sealflow-lab-sshd"); err != nil || out != "active" {
+		t.Errorf("over ssh, the lab's sshd unit: %q, %v", out, err)
+	}
+	mustExec(t, l, "m1", "sh", "-c", `printf '[Service]\nExecStart=/bin/sleep 600\n' > /etc/systemd/system/labtest.service && systemctl daemon-reload && systemctl start labtest`)
+	if got := mustExec(t, l, "m1", "systemctl", "is-active", "labtest"); got != "active" {
+		t.Errorf("labtest.service: %q", got)
+	}
+	var sd string
+	for _, c := range cgroups {
+		if strings.Contains(c, "/systemd/") {
+			sd = c
+		}
+	}
+	if _, err := os.Stat(filepath.Join(sd, "system.slice", "labtest.service")); err != nil {
+		t.Errorf("the unit's cgroup is not in the host's subtree: %v", err)
+	}
+
+	before := snapshot(l)
+	if err := Down(testCtx(t), l.Name); err != nil {
+		t.Fatal(err)
+	}
+	checkGone(t, l.Name, l.Dir, before)
+	for _, c := range cgroups {
+		if _, err := os.Stat(c); err == nil {
+			t.Errorf("cgroup %s left", c)
+		}
+	}
+	if got := machineSysctls(t); fmt.Sprint(got) != fmt.Sprint(sysBefore) {
+		t.Errorf("machine sysctls after down: %v, before %v", got, sysBefore)
 	}
 }

@@ -32,6 +32,7 @@ type state struct {
 	// NodeStack hosts (Config.NodeStack) have cgroup subtrees in the
 	// Cgroups hierarchies.
 	NodeStack bool        `json:"node_stack,omitempty"`
+	Systemd   bool        `json:"systemd,omitempty"`
 	Cgroups   []hierarchy `json:"cgroups,omitempty"`
 }
 

@@ -70,7 +70,12 @@ func CheckMachine(cfg Config) error {
 	if os.Geteuid() != 0 {
 		return NeedError{What: "root", Fix: "run as root (e.g. sudo sealflow lab up ...): a lab makes network and mount namespaces"}
 	}
-	if cfg.NodeStack {
+	if cfg.Systemd {
+		if _, err := os.Stat(systemdPath); err != nil {
+			return NeedError{What: "systemd (" + systemdPath + ") for --systemd", Fix: "apt-get install systemd"}
+		}
+	}
+	if cfg.NodeStack || cfg.Systemd {
 		hs, err := hierarchies()
 		if err != nil {
 			return err
@@ -202,9 +207,10 @@ func reserve(ctx context.Context, cfg Config) (*Lab, error) {
 		Password:  cfg.Password,
 		HasPass:   cfg.Password || cfg.User != "",
 		NodeStart: nodeStart(cfg.Masters),
-		NodeStack: cfg.NodeStack,
+		NodeStack: cfg.NodeStack || cfg.Systemd,
+		Systemd:   cfg.Systemd,
 	}
-	if cfg.NodeStack {
+	if st.NodeStack {
 		hs, err := hierarchies()
 		if err != nil {
 			return nil, fmt.Errorf("lab %s: %w", name, err)
