@@ -114,6 +114,7 @@ func (l *Lab) dropHost(name string, cause error) error {
 	for _, h := range l.st.Hosts {
 		if h.Name == name {
 			idx = h.Index
+			removeCgroups(ctx, h.Cgroups)
 			continue
 		}
 		kept = append(kept, h)

@@ -152,6 +152,9 @@ func hostCgroups(hs []hierarchy, lab, host string) []string {
 // nodes, which no process may join: each level gets its parent's.
 func makeCgroups(dirs []string) error {
 	for _, d := range dirs {
+		if _, err := os.Stat(d); err == nil {
+			return fmt.Errorf("cgroup %s exists: left from an earlier lab of that name? run `sealflow lab down` for it", d)
+		}
 		if err := makeCgroup(d); err != nil {
 			return err
 		}
@@ -159,10 +162,9 @@ func makeCgroups(dirs []string) error {
 	return nil
 }
 
+// makeCgroup makes dir and its parents. Hosts start in parallel: a parent
+// made by another host's start may not have its cpuset yet.
 func makeCgroup(dir string) error {
-	if _, err := os.Stat(dir); err == nil {
-		return fmt.Errorf("cgroup %s exists: left from an earlier lab of that name? run `sealflow lab down` for it", dir)
-	}
 	parent := filepath.Dir(dir)
 	if _, err := os.Stat(filepath.Join(parent, "cgroup.procs")); errors.Is(err, fs.ErrNotExist) {
 		if err := makeCgroup(parent); err != nil {
@@ -172,17 +174,35 @@ func makeCgroup(dir string) error {
 	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("create cgroup: %w", err)
 	}
+	return fillCpuset(dir)
+}
+
+// fillCpuset gives an empty cpuset cgroup its parent's CPUs and memory
+// nodes (filling the parent first when it is empty too).
+func fillCpuset(dir string) error {
+	parent := filepath.Dir(dir)
 	for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
-		b, err := os.ReadFile(filepath.Join(parent, f))
+		cur, err := os.ReadFile(filepath.Join(dir, f))
 		if errors.Is(err, fs.ErrNotExist) {
-			continue // not a cpuset hierarchy
+			return nil // not a cpuset hierarchy
 		}
 		if err != nil {
 			return fmt.Errorf("cgroup %s: %w", dir, err)
 		}
-		cur, _ := os.ReadFile(filepath.Join(dir, f))
 		if strings.TrimSpace(string(cur)) != "" {
 			continue
+		}
+		b, err := os.ReadFile(filepath.Join(parent, f))
+		if err != nil {
+			return fmt.Errorf("cgroup %s: %w", parent, err)
+		}
+		if strings.TrimSpace(string(b)) == "" {
+			if err := fillCpuset(parent); err != nil {
+				return err
+			}
+			if b, err = os.ReadFile(filepath.Join(parent, f)); err != nil {
+				return fmt.Errorf("cgroup %s: %w", parent, err)
+			}
 		}
 		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
 			return fmt.Errorf("cgroup %s: set %s: %w", dir, f, err)

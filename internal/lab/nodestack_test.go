@@ -1,12 +1,14 @@
 package lab
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -58,9 +60,14 @@ func nodeStackTools(t *testing.T) (containerd, ctr, kubelet string) {
 	}
 	kubelet = os.Getenv(kubeletEnv)
 	if kubelet == "" {
-		kubelet = defaultKubelet
+		for _, k := range []string{defaultKubelet, "/var/cache/sealflow/upstream/bin/kubelet"} {
+			if _, err := os.Stat(k); err == nil {
+				kubelet = k
+				break
+			}
+		}
 	}
-	if _, err := os.Stat(kubelet); err != nil {
+	if _, err := os.Stat(kubelet); err != nil || kubelet == "" {
 		t.Skipf("no kubelet here (%v): %s", err, how)
 	}
 	if _, err := os.Stat("/bin/busybox"); err != nil {
@@ -364,5 +371,58 @@ func TestSystemdHost(t *testing.T) {
 	}
 	if got := machineSysctls(t); fmt.Sprint(got) != fmt.Sprint(sysBefore) {
 		t.Errorf("machine sysctls after down: %v, before %v", got, sysBefore)
+	}
+}
+
+// TestNodeStackDownAfterCrash starts a NodeStack lab in a process that
+// exits without removing it, loses the state file, and checks that Down
+// still finds and removes the hosts' cgroups (killing what runs in them).
+func TestNodeStackDownAfterCrash(t *testing.T) {
+	t.Parallel()
+	if err := CheckMachine(Config{NodeStack: true}); err != nil {
+		t.Skipf("no lab here: %v", err)
+	}
+	name := "nscrash-" + randomSuffix()
+	t.Cleanup(func() { Down(context.Background(), name) })
+	cmd := exec.CommandContext(testCtx(t), os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), helperEnv+"="+name, helperNodeStackEnv+"=1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if out, err := cmd.Output(); err != nil {
+		t.Fatalf("up in a child process: %v\n%s%s", err, out, stderr.String())
+	}
+	l, err := Open(name)
+	must(t, err)
+	var cgroups []string
+	for _, h := range l.st.Hosts {
+		cgroups = append(cgroups, h.Cgroups...)
+	}
+	if len(cgroups) == 0 {
+		t.Fatal("no cgroups in the state of a NodeStack lab")
+	}
+	// A process in a host's cgroups but outside its namespaces.
+	stray := exec.Command("bash", "-c", cgroupJoinScript(l.st.Hosts[0].Cgroups), "bash", "sleep", "600")
+	must(t, stray.Start())
+	t.Cleanup(func() { stray.Process.Kill(); stray.Wait() })
+	time.Sleep(100 * time.Millisecond)
+	if pids := cgroupPIDs(cgroups[:1]); !slices.Contains(pids, stray.Process.Pid) {
+		t.Fatalf("the stray process %d is not in %s (%v)", stray.Process.Pid, cgroups[0], pids)
+	}
+	before := snapshot(l)
+	must(t, os.Remove(statePath(name)))
+	if err := Down(testCtx(t), name); err != nil {
+		t.Fatal(err)
+	}
+	checkGone(t, name, defaultDir(name), before)
+	if err := stray.Wait(); err == nil {
+		t.Error("the stray process in the host's cgroups was not killed")
+	}
+	for _, c := range cgroups {
+		if _, err := os.Stat(c); err == nil {
+			t.Errorf("cgroup %s left", c)
+		}
+	}
+	if left := labCgroups(name); len(left) > 0 {
+		t.Errorf("cgroups left: %v", left)
 	}
 }
