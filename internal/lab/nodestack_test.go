@@ -83,7 +83,6 @@ func TestNodeStack(t *testing.T) {
 	t.Parallel()
 	sysBefore := machineSysctls(t)
 	l := ForTest(t, Config{Name: "ns", Masters: 1, NodeStack: true})
-	h := mustHost(t, l, "m1")
 	l.mu.Lock()
 	cgroups := slices.Clone(l.st.Hosts[0].Cgroups)
 	l.mu.Unlock()
@@ -130,99 +129,7 @@ func TestNodeStack(t *testing.T) {
 	})
 
 	t.Run("kubelet", func(t *testing.T) {
-		containerd, ctr, kubelet := nodeStackTools(t)
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		dir := filepath.Join(l.Dir, "nodestack-test") // seen by the host at the same path
-		must(t, os.MkdirAll(dir, 0o755))
-		busybox, err := os.ReadFile("/bin/busybox")
-		must(t, err)
-		const image = "lab.local/busybox:1"
-		writeOCIImage(t, filepath.Join(dir, "busybox.tar"), image, []string{"/bin/sleep", "3600"}, []ociFile{
-			{Name: "bin/busybox", Body: busybox, Mode: 0o755},
-			{Name: "bin/sh", Link: "busybox"},
-			{Name: "bin/sleep", Link: "busybox"},
-		})
-		must(t, os.WriteFile(filepath.Join(dir, "containerd.toml"), []byte(`version = 2
-root = "/var/lib/containerd"
-state = "/run/containerd"
-[grpc]
-  address = "/run/containerd/containerd.sock"
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "`+image+`"
-  # No CAP_SYS_RESOURCE here: runc cannot lower an oom_score_adj.
-  restrict_oom_score_adj = true
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
-`), 0o644))
-		// The host's cgroupRoot comes from the lab's inventory.
-		inv, err := os.ReadFile(l.Inventory)
-		must(t, err)
-		if !strings.Contains(string(inv), CgroupRootLabel+": /") {
-			t.Fatalf("inventory without %s:\n%s", CgroupRootLabel, inv)
-		}
-		must(t, os.WriteFile(filepath.Join(dir, "kubelet.yaml"), []byte(`apiVersion: kubelet.config.k8s.io/v1beta1
-kind: KubeletConfiguration
-staticPodPath: /etc/kubernetes/manifests
-cgroupRoot: /
-cgroupDriver: cgroupfs
-failCgroupV1: false
-failSwapOn: false
-containerRuntimeEndpoint: unix:///run/containerd/containerd.sock
-address: `+h.Address+`
-readOnlyPort: 10255
-healthzBindAddress: 127.0.0.1
-fileCheckFrequency: 1s
-authentication:
-  anonymous: {enabled: true}
-  webhook: {enabled: false}
-authorization: {mode: AlwaysAllow}
-`), 0o644))
-		must(t, os.WriteFile(filepath.Join(dir, "sleeper.yaml"), []byte(`apiVersion: v1
-kind: Pod
-metadata: {name: sleeper, namespace: default}
-spec:
-  hostNetwork: true
-  containers:
-  - name: sleep
-    image: `+image+`
-    imagePullPolicy: Never
-    command: ["/bin/sleep", "3600"]
-`), 0o644))
-
-		start := time.Now()
-		mustExecCtx(t, ctx, l, "sh", "-c", fmt.Sprintf("setsid -f %s --config %s </dev/null >/var/log/containerd.log 2>&1", containerd, filepath.Join(dir, "containerd.toml")))
-		for {
-			if _, err := l.Exec(ctx, "m1", ctr, "version"); err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				t.Fatalf("containerd does not answer:%s", hostLog(ctx, l, "/var/log/containerd.log"))
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		t.Logf("containerd up in %s", time.Since(start).Round(time.Millisecond))
-		mustExecCtx(t, ctx, l, ctr, "-n", "k8s.io", "images", "import", filepath.Join(dir, "busybox.tar"))
-		mustExecCtx(t, ctx, l, "sh", "-c", "mkdir -p /etc/kubernetes/manifests && cp "+filepath.Join(dir, "sleeper.yaml")+" /etc/kubernetes/manifests/")
-
-		start = time.Now()
-		mustExecCtx(t, ctx, l, "sh", "-c", fmt.Sprintf("setsid -f %s --config %s </dev/null >/var/log/kubelet.log 2>&1", kubelet, filepath.Join(dir, "kubelet.yaml")))
-		if err := waitPodRunning(ctx, h.Address, "sleeper-m1"); err != nil {
-			t.Fatalf("%v%s", err, hostLog(ctx, l, "/var/log/kubelet.log"))
-		}
-		t.Logf("kubelet: static pod Running %s after the kubelet started", time.Since(start).Round(time.Millisecond))
-
-		// The pod's cgroups are in the host's subtree on the machine.
-		var mem string
-		for _, c := range cgroups {
-			if strings.Contains(c, "/memory/") {
-				mem = c
-			}
-		}
-		pods, _ := filepath.Glob(filepath.Join(mem, "kubepods", "besteffort", "pod*"))
-		if len(pods) == 0 {
-			t.Errorf("no pod cgroup under %s/kubepods/besteffort", mem)
-		}
+		runNodeStack(t, l, "m1", false)
 		if got := machineSysctls(t); fmt.Sprint(got) != fmt.Sprint(sysBefore) {
 			t.Errorf("machine sysctls with the kubelet running: %v, before %v", got, sysBefore)
 		}
@@ -262,18 +169,18 @@ spec:
 	})
 }
 
-func mustExecCtx(t *testing.T, ctx context.Context, l *Lab, argv ...string) string {
+func mustExecCtx(t *testing.T, ctx context.Context, l *Lab, host string, argv ...string) string {
 	t.Helper()
-	out, err := l.Exec(ctx, "m1", argv...)
+	out, err := l.Exec(ctx, host, argv...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return out
 }
 
-// hostLog returns the end of a log file in host m1, for an error message.
-func hostLog(ctx context.Context, l *Lab, path string) string {
-	out, _ := l.Exec(context.WithoutCancel(ctx), "m1", "tail", "-n", "40", path)
+// hostLog returns the end of a log file in host, for an error message.
+func hostLog(ctx context.Context, l *Lab, host, path string) string {
+	out, _ := l.Exec(context.WithoutCancel(ctx), host, "tail", "-n", "40", path)
 	return "\n" + path + ":\n" + out
 }
 
@@ -358,6 +265,7 @@ func TestSystemdHost(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(sd, "system.slice", "labtest.service")); err != nil {
 		t.Errorf("the unit's cgroup is not in the host's subtree: %v", err)
 	}
+	t.Run("kubelet", func(t *testing.T) { runNodeStack(t, l, "m1", true) })
 
 	before := snapshot(l)
 	if err := Down(testCtx(t), l.Name); err != nil {
@@ -424,5 +332,125 @@ func TestNodeStackDownAfterCrash(t *testing.T) {
 	}
 	if left := labCgroups(name); len(left) > 0 {
 		t.Errorf("cgroups left: %v", left)
+	}
+}
+
+// runNodeStack starts containerd and the kubelet in host (as systemd units
+// when withSystemd) with a static pod of an image built here, and waits
+// until the pod runs, its cgroups in the host's subtree. It skips the test
+// when the binaries are missing.
+func runNodeStack(t *testing.T, l *Lab, host string, withSystemd bool) {
+	t.Helper()
+	containerd, ctr, kubelet := nodeStackTools(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	h := mustHost(t, l, host)
+	dir := filepath.Join(l.Dir, "nodestack-test", host) // seen by the host at the same path
+	must(t, os.MkdirAll(dir, 0o755))
+	busybox, err := os.ReadFile("/bin/busybox")
+	must(t, err)
+	const image = "lab.local/busybox:1"
+	writeOCIImage(t, filepath.Join(dir, "busybox.tar"), image, []string{"/bin/sleep", "3600"}, []ociFile{
+		{Name: "bin/busybox", Body: busybox, Mode: 0o755},
+		{Name: "bin/sh", Link: "busybox"},
+		{Name: "bin/sleep", Link: "busybox"},
+	})
+	must(t, os.WriteFile(filepath.Join(dir, "containerd.toml"), []byte(`version = 2
+root = "/var/lib/containerd"
+state = "/run/containerd"
+[grpc]
+  address = "/run/containerd/containerd.sock"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "`+image+`"
+  # No CAP_SYS_RESOURCE here: runc cannot lower an oom_score_adj.
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+`), 0o644))
+	// The host's cgroupRoot comes from the lab's inventory.
+	inv, err := os.ReadFile(l.Inventory)
+	must(t, err)
+	if !strings.Contains(string(inv), CgroupRootLabel+": /") {
+		t.Fatalf("inventory without %s:\n%s", CgroupRootLabel, inv)
+	}
+	must(t, os.WriteFile(filepath.Join(dir, "kubelet.yaml"), []byte(`apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+staticPodPath: /etc/kubernetes/manifests
+cgroupRoot: /
+cgroupDriver: cgroupfs
+failCgroupV1: false
+failSwapOn: false
+containerRuntimeEndpoint: unix:///run/containerd/containerd.sock
+address: `+h.Address+`
+readOnlyPort: 10255
+healthzBindAddress: 127.0.0.1
+fileCheckFrequency: 1s
+authentication:
+  anonymous: {enabled: true}
+  webhook: {enabled: false}
+authorization: {mode: AlwaysAllow}
+`), 0o644))
+	must(t, os.WriteFile(filepath.Join(dir, "sleeper.yaml"), []byte(`apiVersion: v1
+kind: Pod
+metadata: {name: sleeper, namespace: default}
+spec:
+  hostNetwork: true
+  containers:
+  - name: sleep
+    image: `+image+`
+    imagePullPolicy: Never
+    command: ["/bin/sleep", "3600"]
+`), 0o644))
+
+	// start runs a daemon in host: a systemd unit, or a process of its own
+	// session.
+	start := func(name, cmd string) {
+		if withSystemd {
+			unit := fmt.Sprintf("[Service]\nExecStart=%s\nDelegate=yes\nKillMode=process\n", cmd)
+			mustExecCtx(t, ctx, l, host, "sh", "-c", fmt.Sprintf("printf %s > /etc/systemd/system/lab-%s.service && systemctl daemon-reload && systemctl start lab-%s",
+				quote(unit), name, name))
+			return
+		}
+		mustExecCtx(t, ctx, l, host, "sh", "-c", fmt.Sprintf("setsid -f %s </dev/null >/var/log/%s.log 2>&1", cmd, name))
+	}
+	logOf := func(name string) string {
+		if withSystemd {
+			out, _ := l.Exec(context.WithoutCancel(ctx), host, "journalctl", "--no-pager", "-n", "40", "-u", "lab-"+name)
+			return "\n" + out
+		}
+		return hostLog(ctx, l, host, "/var/log/"+name+".log")
+	}
+
+	t0 := time.Now()
+	start("containerd", containerd+" --config "+filepath.Join(dir, "containerd.toml"))
+	for {
+		if _, err := l.Exec(ctx, host, ctr, "version"); err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("containerd does not answer:%s", logOf("containerd"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("containerd up in %s", time.Since(t0).Round(time.Millisecond))
+	mustExecCtx(t, ctx, l, host, ctr, "-n", "k8s.io", "images", "import", filepath.Join(dir, "busybox.tar"))
+	mustExecCtx(t, ctx, l, host, "sh", "-c", "mkdir -p /etc/kubernetes/manifests && cp "+filepath.Join(dir, "sleeper.yaml")+" /etc/kubernetes/manifests/")
+
+	t0 = time.Now()
+	start("kubelet", kubelet+" --config "+filepath.Join(dir, "kubelet.yaml"))
+	if err := waitPodRunning(ctx, h.Address, "sleeper-"+host); err != nil {
+		t.Fatalf("%v%s", err, logOf("kubelet"))
+	}
+	t.Logf("kubelet: static pod Running %s after the kubelet started", time.Since(t0).Round(time.Millisecond))
+
+	// The pod's cgroups are in the host's subtree on the machine.
+	var mem string
+	for _, c := range l.hostCgroups(host) {
+		if strings.Contains(c, "/memory/") {
+			mem = c
+		}
+	}
+	if pods, _ := filepath.Glob(filepath.Join(mem, "kubepods", "besteffort", "pod*")); len(pods) == 0 {
+		t.Errorf("no pod cgroup under %s/kubepods/besteffort", mem)
 	}
 }

@@ -80,8 +80,12 @@ func CheckMachine(cfg Config) error {
 		if err != nil {
 			return err
 		}
-		if len(hs) == 0 {
-			return NeedError{What: "cgroup hierarchies mounted under /sys/fs/cgroup (for --node-stack)", Fix: "mount them (e.g. as systemd does at boot)"}
+		if !slices.ContainsFunc(hs, func(h hierarchy) bool { return !h.V2 }) {
+			// With cgroup v2 alone, a host's subtree would hold the host's
+			// own processes and the kubelet's children with controllers,
+			// which v2 forbids; not done yet.
+			return NeedError{What: "cgroup v1 hierarchies under /sys/fs/cgroup (for --node-stack; cgroup v2 alone is not supported yet)",
+				Fix: "boot with systemd.unified_cgroup_hierarchy=0, or mount the v1 hierarchies"}
 		}
 	}
 	if _, err := os.Stat(sshdPath); err != nil {
