@@ -158,6 +158,14 @@ func makeCgroups(dirs []string) error {
 		if err := makeCgroup(d); err != nil {
 			return err
 		}
+		// The kubelet reads /dev/kmsg; nothing in a host writes the
+		// machine's kernel log (a read-only mount would not stop writes
+		// to a device node; the devices cgroup does).
+		if _, err := os.Stat(filepath.Join(d, "devices.deny")); err == nil {
+			if err := os.WriteFile(filepath.Join(d, "devices.deny"), []byte("c 1:11 w"), 0o644); err != nil {
+				return fmt.Errorf("cgroup %s: deny writes to /dev/kmsg: %w", d, err)
+			}
+		}
 	}
 	return nil
 }

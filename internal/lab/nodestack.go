@@ -21,7 +21,8 @@ import (
 //   - real-disk directories at /var/lib/containerd (overlayfs refuses an
 //     upper dir on overlayfs), /var/lib/kubelet and /var/log;
 //   - its own /dev (tmpfs with the usual device nodes, /dev/kmsg for the
-//     kubelet's OOM watcher, its own devpts and /dev/shm);
+//     kubelet's OOM watcher, read-only through the host's devices cgroup,
+//     its own devpts and /dev/shm);
 //   - its own /etc/machine-id and /sys/class/dmi/id/product_uuid;
 //   - /proc/sys read-only but for net, and read-only files over the
 //     machine-wide sysctls the kubelet sets at start (nodeSysctls),
@@ -124,10 +125,6 @@ func nodeScript(w func(format string, args ...any), hd string, hs []hierarchy) {
 	for _, n := range devNodes() {
 		w("mknod -m %s /dev/%s c %d %d", n.mode, n.name, n.major, n.minor)
 	}
-	// The kubelet reads /dev/kmsg; nothing in a host writes the
-	// machine's kernel log.
-	w("mount --bind /dev/kmsg /dev/kmsg")
-	w("mount -o remount,bind,ro /dev/kmsg")
 	w("mkdir -p /dev/pts /dev/shm")
 	w("mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5 devpts /dev/pts")
 	w("ln -s pts/ptmx /dev/ptmx")

@@ -14,6 +14,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sealflow/sealflow/plans"
+	"github.com/sealflow/sealflow/steps"
 )
 
 // kubeletEnv names the kubelet binary TestNodeStack runs.
@@ -124,6 +127,20 @@ func TestNodeStack(t *testing.T) {
 		if uuid := mustExec(t, l, "m1", "cat", "/sys/class/dmi/id/product_uuid"); len(uuid) != 36 {
 			t.Errorf("product_uuid of the host: %q", uuid)
 		}
+		// What a plan run on the lab sees.
+		inv, err := os.ReadFile(l.Inventory)
+		must(t, err)
+		p, err := plans.Load("t.yaml", []byte("name: t\nsteps:\n  - {id: a, kind: shell, with: {run: 'true'}}\n"),
+			plans.LoadOptions{Kinds: steps.Builtin(), Inventory: inv, InventoryFile: l.Inventory})
+		if err != nil {
+			t.Fatalf("the lab's inventory: %v\n%s", err, inv)
+		}
+		if len(p.Hosts) != 1 || p.Hosts[0].Labels[CgroupRootLabel] != "/" {
+			t.Errorf("inventory labels: %+v\n%s", p.Hosts[0].Labels, inv)
+		}
+		if _, err := l.Exec(testCtx(t), "m1", "sh", "-c", "echo 'sealflow lab test: this line means /dev/kmsg was writable in a lab host' > /dev/kmsg"); err == nil {
+			t.Error("/dev/kmsg is writable in the host")
+		}
 		mustExec(t, l, "m1", "test", "-c", "/dev/kmsg")
 		mustExec(t, l, "m1", "test", "-d", "/sys/class/net/eth0")
 	})
@@ -132,6 +149,24 @@ func TestNodeStack(t *testing.T) {
 		runNodeStack(t, l, "m1", false)
 		if got := machineSysctls(t); fmt.Sprint(got) != fmt.Sprint(sysBefore) {
 			t.Errorf("machine sysctls with the kubelet running: %v, before %v", got, sysBefore)
+		}
+	})
+
+	t.Run("add host", func(t *testing.T) {
+		if _, err := l.AddHost(testCtx(t), "n9", "nodes"); err != nil {
+			t.Fatal(err)
+		}
+		cg := l.hostCgroups("n9")
+		if len(cg) != len(cgroups) {
+			t.Fatalf("n9 cgroups %v", cg)
+		}
+		for _, c := range cg {
+			if _, err := os.Stat(c); err != nil {
+				t.Error(err)
+			}
+		}
+		if got := mustExec(t, l, "n9", "sh", "-c", "grep -vc ':/$' /proc/self/cgroup || :"); got != "0" {
+			t.Errorf("n9: %s processes outside the cgroup namespace root", got)
 		}
 	})
 
