@@ -127,7 +127,7 @@ func (l *Lab) initScript(h hostState, prefix netip.Prefix) string {
 	w("mount -t tmpfs -o mode=0755 tmpfs /run")
 	w("mkdir -p /run/sshd /run/lock")
 	if l.st.NodeStack {
-		nodeScript(w, hd, l.st.Cgroups)
+		nodeScript(w, hd, l.st.Hierarchies)
 	}
 	w("echo %s > /proc/sys/kernel/hostname", quote(h.Name))
 	w("echo %s > /etc/hostname", quote(h.Name))

@@ -30,10 +30,10 @@ type state struct {
 	NextIndex int         `json:"next_index"`
 	Hosts     []hostState `json:"hosts"`
 	// NodeStack hosts (Config.NodeStack) have cgroup subtrees in the
-	// Cgroups hierarchies.
-	NodeStack bool        `json:"node_stack,omitempty"`
-	Systemd   bool        `json:"systemd,omitempty"`
-	Cgroups   []hierarchy `json:"cgroups,omitempty"`
+	// Hierarchies.
+	NodeStack   bool        `json:"node_stack,omitempty"`
+	Systemd     bool        `json:"systemd,omitempty"`
+	Hierarchies []hierarchy `json:"cgroup_hierarchies,omitempty"`
 }
 
 type hostState struct {

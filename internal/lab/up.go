@@ -219,7 +219,7 @@ func reserve(ctx context.Context, cfg Config) (*Lab, error) {
 		if err != nil {
 			return nil, fmt.Errorf("lab %s: %w", name, err)
 		}
-		st.Cgroups = hs
+		st.Hierarchies = hs
 	}
 	for i := range cfg.Masters {
 		st.addHost("m"+strconv.Itoa(i+1), "masters", offsetAddr(subnet, firstMaster+i))
@@ -249,7 +249,7 @@ func (st *state) addHost(name, group string, addr netip.Addr) hostState {
 	st.NextIndex++
 	h := hostState{Name: name, Address: addr.String(), Group: group, Index: st.NextIndex}
 	if st.NodeStack {
-		h.Cgroups = hostCgroups(st.Cgroups, st.Name, name)
+		h.Cgroups = hostCgroups(st.Hierarchies, st.Name, name)
 	}
 	st.Hosts = append(st.Hosts, h)
 	return h
