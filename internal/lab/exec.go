@@ -35,14 +35,19 @@ func (l *Lab) Command(ctx context.Context, host string, argv ...string) (*exec.C
 	if err != nil {
 		return nil, err
 	}
-	args := append([]string{nsenter, "-t", strconv.Itoa(h.PID), "-n", "-m", "-u", "-p", "-r", "-w", "--"}, argv...)
-	if cg := l.hostCgroups(host); len(cg) > 0 {
-		// A NodeStack host: into its cgroups, then its cgroup namespace.
+	args := []string{nsenter, "-t", strconv.Itoa(h.PID), "-n", "-m", "-u", "-p"}
+	cg := l.hostCgroups(host)
+	if len(cg) > 0 {
+		args = append(args, "-C")
+	}
+	args = append(append(args, "-r", "-w", "--"), argv...)
+	if len(cg) > 0 {
+		// A NodeStack host: into its cgroups, then (nsenter -C) its cgroup
+		// namespace.
 		bash, err := lookTool("bash")
 		if err != nil {
 			return nil, err
 		}
-		args = slices.Insert(args, 3, "-C")
 		args = append([]string{bash, "-c", cgroupJoinScript(cg), "bash"}, args...)
 	}
 	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
@@ -84,7 +89,7 @@ func (l *Lab) hostCgroups(host string) []string {
 	defer l.mu.Unlock()
 	for _, h := range l.st.Hosts {
 		if h.Name == host {
-			return h.Cgroups
+			return slices.Clone(h.Cgroups)
 		}
 	}
 	return nil

@@ -11,6 +11,11 @@
 // it reaches the other hosts of its lab and the machine (the gateway, .1),
 // nothing else. Its resolver is 127.0.0.1, so no name leaves the host.
 //
+// With Config.NodeStack a host can run containerd, runc and the kubelet
+// without touching the machine (its own cgroups and cgroup namespace,
+// real-disk dirs for the runtime, its own /dev, read-only machine-wide
+// sysctls: see nodestack.go); with Config.Systemd its PID 1 is systemd.
+//
 // A lab is described by a state file in /run/sealflow-lab; Open, Down and
 // Lab.Exec work from it even after the process that ran Up is gone.
 package lab

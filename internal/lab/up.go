@@ -359,8 +359,11 @@ func (l *Lab) startHost(ctx context.Context, h hostState, prefix netip.Prefix) (
 	// ip netns exec enters the network namespace; unshare makes the mount,
 	// UTS and PID namespaces and forks bash as their PID 1. A session of
 	// its own keeps the host alive when this process exits.
-	argv := append([]string{ip, "netns", "exec", ns,
-		"unshare", "--mount", "--uts", "--pid", "--fork", "--mount-proc", "--propagation", "private"}, args...)
+	argv := []string{ip, "netns", "exec", ns, "unshare", "--mount", "--uts", "--pid"}
+	if l.st.NodeStack {
+		argv = append(argv, "--cgroup")
+	}
+	argv = append(append(argv, "--fork", "--mount-proc", "--propagation", "private"), args...)
 	if l.st.NodeStack {
 		// Into the host's cgroups first: the cgroup namespace that unshare
 		// makes is rooted where the process is.
@@ -369,7 +372,6 @@ func (l *Lab) startHost(ctx context.Context, h hostState, prefix netip.Prefix) (
 			logf.Close()
 			return fail(err)
 		}
-		argv = slices.Insert(argv, 5, "--cgroup")
 		argv = append([]string{bash, "-c", cgroupJoinScript(h.Cgroups), "bash"}, argv...)
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
