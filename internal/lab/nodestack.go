@@ -140,10 +140,11 @@ func nodeScript(w func(format string, args ...any), hd string, hs []hierarchy) {
 	w("else")
 	w("  mkdir -p /run/lab-sysclass && mount --bind /sys/class /run/lab-sysclass")
 	w("  mount -t tmpfs -o mode=755,nosuid,nodev,noexec sysclass /sys/class")
-	w(`  for d in /run/lab-sysclass/*; do mkdir "/sys/class/${d##*/}" && mount --bind "$d" "/sys/class/${d##*/}"; done`)
+	w(`  for d in /run/lab-sysclass/*; do mkdir "/sys/class/${d##*/}" && mount --bind -o ro "$d" "/sys/class/${d##*/}"; done`)
 	w("  umount /run/lab-sysclass && rmdir /run/lab-sysclass")
 	w("  mkdir -p /sys/class/dmi/id && : > /sys/class/dmi/id/product_uuid")
 	w("  mount --bind %s /sys/class/dmi/id/product_uuid", uuid)
+	w("  mount -o remount,ro /sys/class")
 	w("fi")
 	w("mount --make-rshared /")
 }
@@ -151,8 +152,7 @@ func nodeScript(w func(format string, args ...any), hd string, hs []hierarchy) {
 // nodeLockdown is the part of a NodeStack host's init that makes /sys and
 // /proc/sys read-only (most of them is the machine's: kernel, vm, fs), but
 // for /proc/sys/net (the host's own network namespace), with nodeSysctls
-// on top. It comes last:
-// the init still writes kernel/hostname before.
+// on top. It comes last: the init still writes kernel/hostname before.
 func nodeLockdown(w func(format string, args ...any), hd string) {
 	// /sys too (its own mounts, cgroups and /sys/class, stay writable):
 	// a kube-proxy would set nf_conntrack's hashsize there, machine-wide.
