@@ -43,6 +43,8 @@ func labUpCommand() *cli.Command {
 			&cli.StringFlag{Name: "dir", Usage: "where the lab's files go (default /var/tmp/sealflow-lab/NAME)"},
 			&cli.StringFlag{Name: "user", Usage: "also create this non-root user, with the client key and sudo by password"},
 			&cli.BoolFlag{Name: "password", Usage: "enable password login (root and --user) with a generated password (in DIR/password)"},
+			&cli.BoolFlag{Name: "node-stack", Usage: "give every host what containerd, runc and the kubelet need (own cgroups, real-disk /var/lib/containerd, /var/lib/kubelet, /var/log, own /dev; machine-wide sysctls read-only)"},
+			&cli.BoolFlag{Name: "systemd", Usage: "run systemd as every host's PID 1 (implies --node-stack)"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the inventory path"},
 		},
 		Action: func(c *cli.Context) error {
@@ -50,13 +52,15 @@ func labUpCommand() *cli.Command {
 				return exitWith(2, fmt.Errorf("lab up: unexpected argument %q (flags only; see `sealflow lab up --help`)", c.Args().First()))
 			}
 			cfg := lab.Config{
-				Name:     c.String("name"),
-				Masters:  c.Int("masters"),
-				Nodes:    c.Int("nodes"),
-				Subnet:   c.String("subnet"),
-				Dir:      c.String("dir"),
-				User:     c.String("user"),
-				Password: c.Bool("password"),
+				Name:      c.String("name"),
+				Masters:   c.Int("masters"),
+				Nodes:     c.Int("nodes"),
+				Subnet:    c.String("subnet"),
+				Dir:       c.String("dir"),
+				User:      c.String("user"),
+				Password:  c.Bool("password"),
+				NodeStack: c.Bool("node-stack"),
+				Systemd:   c.Bool("systemd"),
 			}
 			if !c.Bool("quiet") {
 				cfg.Log = func(format string, args ...any) {

@@ -103,7 +103,7 @@ func (l *Lab) hostLocked(name string) (Host, bool) {
 func (l *Lab) dropHost(name string, cause error) error {
 	ctx := context.Background()
 	for _, pid := range labInits(l.Name) {
-		if args := cmdline(pid); len(args) == 5 && args[4] == name {
+		if _, h, ok := initOf(cmdline(pid)); ok && h == name {
 			killWait(ctx, pid)
 		}
 	}
@@ -114,6 +114,7 @@ func (l *Lab) dropHost(name string, cause error) error {
 	for _, h := range l.st.Hosts {
 		if h.Name == name {
 			idx = h.Index
+			removeCgroups(ctx, h.Cgroups)
 			continue
 		}
 		kept = append(kept, h)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -54,6 +55,21 @@ func Down(ctx context.Context, name string) error {
 		}
 	}
 	if err := waitGone(ctx, victims); err != nil {
+		errs = append(errs, err)
+	}
+
+	// Cgroups (NodeStack): whatever is left in them is killed first.
+	roots := labCgroups(name)
+	if haveState {
+		for _, h := range st.Hosts {
+			for _, c := range h.Cgroups {
+				if strings.HasPrefix(c, "/sys/fs/cgroup/") && strings.Contains(c, "/"+cgroupBase+"/"+name+"/") && !slices.Contains(roots, c) {
+					roots = append(roots, c)
+				}
+			}
+		}
+	}
+	if err := removeCgroups(ctx, roots); err != nil {
 		errs = append(errs, err)
 	}
 

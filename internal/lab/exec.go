@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -34,8 +35,22 @@ func (l *Lab) Command(ctx context.Context, host string, argv ...string) (*exec.C
 	if err != nil {
 		return nil, err
 	}
-	args := append([]string{"-t", strconv.Itoa(h.PID), "-n", "-m", "-u", "-p", "-r", "-w", "--"}, argv...)
-	cmd := exec.CommandContext(ctx, nsenter, args...)
+	args := []string{nsenter, "-t", strconv.Itoa(h.PID), "-n", "-m", "-u", "-p"}
+	cg := l.hostCgroups(host)
+	if len(cg) > 0 {
+		args = append(args, "-C")
+	}
+	args = append(append(args, "-r", "-w", "--"), argv...)
+	if len(cg) > 0 {
+		// A NodeStack host: into its cgroups, then (nsenter -C) its cgroup
+		// namespace.
+		bash, err := lookTool("bash")
+		if err != nil {
+			return nil, err
+		}
+		args = append([]string{bash, "-c", cgroupJoinScript(cg), "bash"}, args...)
+	}
+	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 	cmd.Env = append(toolEnv(), "USER=root", "LOGNAME=root")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error {
@@ -66,6 +81,18 @@ func (l *Lab) Exec(ctx context.Context, host string, argv ...string) (string, er
 		return string(out), fmt.Errorf("lab %s host %s: %s: %w\n%s", l.Name, host, strings.Join(argv, " "), err, strings.TrimRight(string(out), "\n"))
 	}
 	return string(out), nil
+}
+
+// hostCgroups returns the cgroup subtrees of host (nil unless NodeStack).
+func (l *Lab) hostCgroups(host string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, h := range l.st.Hosts {
+		if h.Name == host {
+			return slices.Clone(h.Cgroups)
+		}
+	}
+	return nil
 }
 
 func (l *Lab) hostNames() []string {

@@ -89,6 +89,12 @@ func (l *Lab) writeInventory() error {
 		}
 		b.WriteString("\n")
 		for _, h := range byGroup[g] {
+			if l.st.NodeStack {
+				// The host's cgroup namespace is rooted at its own subtree:
+				// its kubelet takes cgroupRoot "/", as on a real machine.
+				fmt.Fprintf(&b, "    - {name: %s, address: %s, labels: {%s: /}}\n", h.Name, h.Address, CgroupRootLabel)
+				continue
+			}
 			fmt.Fprintf(&b, "    - {name: %s, address: %s}\n", h.Name, h.Address)
 		}
 	}

@@ -112,6 +112,9 @@ func (l *Lab) initScript(h hostState, prefix netip.Prefix) string {
 	// namespaces for as long as this host lives.
 	w("umount -l /run/netns 2>/dev/null || :")
 	for _, d := range overlayDirs() {
+		if l.st.NodeStack && d == "var/log" {
+			continue // a real-disk dir, below
+		}
 		lower := "/" + d
 		if freshDir(d) {
 			lower = filepath.Join(l.Dir, "base", d)
@@ -123,6 +126,9 @@ func (l *Lab) initScript(h hostState, prefix netip.Prefix) string {
 	w("mount -t tmpfs -o mode=1777 tmpfs /tmp")
 	w("mount -t tmpfs -o mode=0755 tmpfs /run")
 	w("mkdir -p /run/sshd /run/lock")
+	if l.st.NodeStack {
+		nodeScript(w, hd, l.st.Hierarchies)
+	}
 	w("echo %s > /proc/sys/kernel/hostname", quote(h.Name))
 	w("echo %s > /etc/hostname", quote(h.Name))
 	w(`printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%%s\t%%s\n' %s %s > /etc/hosts`, quote(h.Address), quote(h.Name))
@@ -152,6 +158,13 @@ func (l *Lab) initScript(h hostState, prefix netip.Prefix) string {
 			w(`printf '%%s:%%s\n' %s "$pw" | chpasswd`, quote(u))
 		}
 		w("unset pw")
+	}
+	if l.st.NodeStack {
+		nodeLockdown(w, hd)
+	}
+	if l.st.Systemd {
+		systemdScript(w, hd, initArgs(l.Dir, l.Name, h.Name)[1:])
+		return b.String()
 	}
 	w("%s -D -f %s -E %s &", sshdPath, quote(filepath.Join(hd, "sshd_config")), quote(filepath.Join(hd, "sshd.log")))
 	w("set +e")

@@ -11,6 +11,11 @@
 // it reaches the other hosts of its lab and the machine (the gateway, .1),
 // nothing else. Its resolver is 127.0.0.1, so no name leaves the host.
 //
+// With Config.NodeStack a host can run containerd, runc and the kubelet
+// without touching the machine (its own cgroups and cgroup namespace,
+// real-disk dirs for the runtime, its own /dev, read-only machine-wide
+// sysctls: see nodestack.go); with Config.Systemd its PID 1 is systemd.
+//
 // A lab is described by a state file in /run/sealflow-lab; Open, Down and
 // Lab.Exec work from it even after the process that ran Up is gone.
 package lab
@@ -40,6 +45,17 @@ type Config struct {
 	// Password enables password authentication (root and User) with a
 	// generated password.
 	Password bool
+	// NodeStack gives every host what containerd, runc and the kubelet
+	// need, kept off the machine (see nodestack.go): its own cgroup
+	// subtrees and cgroup namespace, real-disk /var/lib/containerd,
+	// /var/lib/kubelet and /var/log, its own /dev, machine id and product
+	// uuid, read-only machine-wide sysctls and a shared-propagation root.
+	NodeStack bool
+	// Systemd runs systemd as every host's PID 1 (after the lab's own
+	// init has made the host; it implies NodeStack): the lab's sshd is a
+	// unit, `systemctl start` works. Units that would change the machine
+	// are masked (nodestack.go).
+	Systemd bool
 	// Log receives progress lines; may be nil.
 	Log func(format string, args ...any)
 }

@@ -26,10 +26,13 @@ import (
 // (a crashed `sealflow lab up`); see TestMain.
 const helperEnv = "SEALFLOW_LAB_TEST_UP"
 
+// helperNodeStackEnv makes that lab a NodeStack one.
+const helperNodeStackEnv = "SEALFLOW_LAB_TEST_UP_NODESTACK"
+
 func TestMain(m *testing.M) {
 	if name := os.Getenv(helperEnv); name != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		l, err := Up(ctx, Config{Name: name, Masters: 1, Nodes: 1})
+		l, err := Up(ctx, Config{Name: name, Masters: 1, Nodes: 1, NodeStack: os.Getenv(helperNodeStackEnv) != ""})
 		cancel()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)

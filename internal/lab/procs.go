@@ -9,11 +9,26 @@ import (
 )
 
 // initMark marks a host's init on its command line:
-// bash DIR/hosts/HOST/init.sh sealflow-lab LAB HOST.
+// bash DIR/hosts/HOST/init.sh sealflow-lab LAB HOST, or, once the script
+// has made the host and execs systemd (Config.Systemd),
+// /lib/systemd/systemd --unit=... DIR/hosts/HOST/init.sh sealflow-lab LAB HOST.
 const initMark = "sealflow-lab"
 
 func initArgs(dir, name, host string) []string {
 	return []string{"bash", filepath.Join(hostDir(dir, host), "init.sh"), initMark, name, host}
+}
+
+// initOf returns the lab and host named by the command line of a host's
+// init.
+func initOf(args []string) (lab, host string, ok bool) {
+	n := len(args)
+	if n < 5 || (args[0] != "bash" && args[0] != systemdPath) || args[n-3] != initMark {
+		return "", "", false
+	}
+	if args[0] == "bash" && n != 5 {
+		return "", "", false
+	}
+	return args[n-2], args[n-1], true
 }
 
 // cmdline returns the arguments of process pid (nil if it is gone).
@@ -48,8 +63,7 @@ func alive(pid int) bool {
 // isInit reports whether pid is the init of host of lab name: PID 1 of its
 // own PID namespace, with the init command line.
 func isInit(pid int, name, host string) bool {
-	args := cmdline(pid)
-	if len(args) != 5 || args[0] != "bash" || args[2] != initMark || args[3] != name || args[4] != host {
+	if l, h, ok := initOf(cmdline(pid)); !ok || l != name || h != host {
 		return false
 	}
 	nspid, ok := procStatus(pid, "NSpid")
@@ -76,8 +90,7 @@ func pids() []int {
 func labInits(name string) []int {
 	var out []int
 	for _, pid := range pids() {
-		args := cmdline(pid)
-		if len(args) == 5 && args[0] == "bash" && args[2] == initMark && args[3] == name && isInit(pid, name, args[4]) {
+		if l, h, ok := initOf(cmdline(pid)); ok && l == name && isInit(pid, name, h) {
 			out = append(out, pid)
 		}
 	}

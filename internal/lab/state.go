@@ -29,6 +29,11 @@ type state struct {
 	NodeStart int         `json:"node_start"`
 	NextIndex int         `json:"next_index"`
 	Hosts     []hostState `json:"hosts"`
+	// NodeStack hosts (Config.NodeStack) have cgroup subtrees in the
+	// Hierarchies.
+	NodeStack   bool        `json:"node_stack,omitempty"`
+	Systemd     bool        `json:"systemd,omitempty"`
+	Hierarchies []hierarchy `json:"cgroup_hierarchies,omitempty"`
 }
 
 type hostState struct {
@@ -37,6 +42,8 @@ type hostState struct {
 	Group   string `json:"group"`
 	Index   int    `json:"index"`
 	PID     int    `json:"pid"`
+	// Cgroups are the host's cgroup subtrees (NodeStack), on the machine.
+	Cgroups []string `json:"cgroups,omitempty"`
 }
 
 // lockRegistry takes the machine-wide lab lock.

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -68,6 +69,24 @@ func run(ctx context.Context, name string, args ...string) error {
 func CheckMachine(cfg Config) error {
 	if os.Geteuid() != 0 {
 		return NeedError{What: "root", Fix: "run as root (e.g. sudo sealflow lab up ...): a lab makes network and mount namespaces"}
+	}
+	if cfg.Systemd {
+		if _, err := os.Stat(systemdPath); err != nil {
+			return NeedError{What: "systemd (" + systemdPath + ") for --systemd", Fix: "apt-get install systemd"}
+		}
+	}
+	if cfg.NodeStack || cfg.Systemd {
+		hs, err := hierarchies()
+		if err != nil {
+			return err
+		}
+		if !slices.ContainsFunc(hs, func(h hierarchy) bool { return !h.V2 }) {
+			// With cgroup v2 alone, a host's subtree would hold the host's
+			// own processes and the kubelet's children with controllers,
+			// which v2 forbids; not done yet.
+			return NeedError{What: "cgroup v1 hierarchies under /sys/fs/cgroup (for --node-stack; cgroup v2 alone is not supported yet)",
+				Fix: "boot with systemd.unified_cgroup_hierarchy=0, or mount the v1 hierarchies"}
+		}
 	}
 	if _, err := os.Stat(sshdPath); err != nil {
 		return NeedError{What: "an OpenSSH server (" + sshdPath + ")", Fix: "apt-get install openssh-server"}
@@ -192,6 +211,15 @@ func reserve(ctx context.Context, cfg Config) (*Lab, error) {
 		Password:  cfg.Password,
 		HasPass:   cfg.Password || cfg.User != "",
 		NodeStart: nodeStart(cfg.Masters),
+		NodeStack: cfg.NodeStack || cfg.Systemd,
+		Systemd:   cfg.Systemd,
+	}
+	if st.NodeStack {
+		hs, err := hierarchies()
+		if err != nil {
+			return nil, fmt.Errorf("lab %s: %w", name, err)
+		}
+		st.Hierarchies = hs
 	}
 	for i := range cfg.Masters {
 		st.addHost("m"+strconv.Itoa(i+1), "masters", offsetAddr(subnet, firstMaster+i))
@@ -220,6 +248,9 @@ func reserve(ctx context.Context, cfg Config) (*Lab, error) {
 func (st *state) addHost(name, group string, addr netip.Addr) hostState {
 	st.NextIndex++
 	h := hostState{Name: name, Address: addr.String(), Group: group, Index: st.NextIndex}
+	if st.NodeStack {
+		h.Cgroups = hostCgroups(st.Hierarchies, st.Name, name)
+	}
 	st.Hosts = append(st.Hosts, h)
 	return h
 }
@@ -302,6 +333,14 @@ func (l *Lab) startHost(ctx context.Context, h hostState, prefix netip.Prefix) (
 	if err := os.WriteFile(args[1], []byte(l.initScript(h, prefix)), 0o700); err != nil {
 		return fail(err)
 	}
+	if l.st.NodeStack {
+		if err := writeNodeFiles(hd); err != nil {
+			return fail(err)
+		}
+		if err := makeCgroups(h.Cgroups); err != nil {
+			return fail(err)
+		}
+	}
 	ns := netnsName(l.Name, h.Name)
 	if err := run(ctx, "ip", "link", "add", vethName(l.Name, h.Index), "master", l.st.Bridge, "up",
 		"type", "veth", "peer", "name", "eth0", "netns", ns); err != nil {
@@ -320,8 +359,22 @@ func (l *Lab) startHost(ctx context.Context, h hostState, prefix netip.Prefix) (
 	// ip netns exec enters the network namespace; unshare makes the mount,
 	// UTS and PID namespaces and forks bash as their PID 1. A session of
 	// its own keeps the host alive when this process exits.
-	cmd := exec.Command(ip, append([]string{"netns", "exec", ns,
-		"unshare", "--mount", "--uts", "--pid", "--fork", "--mount-proc", "--propagation", "private"}, args...)...)
+	argv := []string{ip, "netns", "exec", ns, "unshare", "--mount", "--uts", "--pid"}
+	if l.st.NodeStack {
+		argv = append(argv, "--cgroup")
+	}
+	argv = append(append(argv, "--fork", "--mount-proc", "--propagation", "private"), args...)
+	if l.st.NodeStack {
+		// Into the host's cgroups first: the cgroup namespace that unshare
+		// makes is rooted where the process is.
+		bash, err := lookTool("bash")
+		if err != nil {
+			logf.Close()
+			return fail(err)
+		}
+		argv = append([]string{bash, "-c", cgroupJoinScript(h.Cgroups), "bash"}, argv...)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = toolEnv()
 	cmd.Dir = "/"
 	cmd.Stdout, cmd.Stderr = logf, logf

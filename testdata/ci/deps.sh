@@ -10,6 +10,7 @@ pkgs=(
 	busybox-static qemu-system-x86 cpio # IPVS tests in a VM
 	iptables gcc libc6-dev        # upstream.sh: iptables/nft in the kube-proxy and flannel images; static runc and pause
 	shellcheck                    # internal/kubepkg: lints the package's init.sh and clean.sh
+	containerd runc               # the node stack in lab hosts (internal/lab TestNodeStack)
 )
 missing=()
 for p in "${pkgs[@]}"; do
