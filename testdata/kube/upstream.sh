@@ -12,7 +12,8 @@
 # Each artifact has a stamp in stamp/ recording its recipe (versions, Go version,
 # flags and the shell function that builds it); it is rebuilt when that changes.
 # A warm run takes seconds. Safe to run concurrently (flock). CGO_ENABLED=0
-# except runc (cgo for nsenter, static, no seccomp) and pause (C).
+# except runc (cgo for nsenter, static, no seccomp), flanneld (cgo for its UDP backend,
+# static) and pause (C).
 # Needs build.sh's binaries (kubeadm, kubectl, control plane): run it first.
 # The last line printed is $CACHE/upstream.
 set -euo pipefail
@@ -100,7 +101,11 @@ source_of() {
 
 # release_time MODULE VERSION: the version's time on the proxy (tarballs' fixed mtime).
 release_time() {
-	(cd "$src" && GOFLAGS= go mod download -json "$1@$2" | sed -n 's/^[[:space:]]*"Time": "\(.*\)",*$/\1/p')
+	local info t
+	info=$(cd "$src" && GOFLAGS= go mod download -json "$1@$2" | sed -n 's/^[[:space:]]*"Info": "\(.*\)",*$/\1/p')
+	t=$(sed -n 's/.*"Time":"\([^"]*\)".*/\1/p' "$info" 2>/dev/null)
+	[ -n "$t" ] || die "no release time for $1@$2"
+	echo "$t"
 }
 
 # --- Kubernetes: kubelet and kube-proxy (the others come from build.sh) -----------------
@@ -156,7 +161,7 @@ build_etcd() {
 build_containerd() {
 	local s p=github.com/containerd/containerd/v2
 	s=$(source_of containerd $p "$CONTAINERD_VERSION") || return 1
-	local ld="-s -w -X $p/version.Version=$CONTAINERD_VERSION -X $p/version.Package=github.com/containerd/containerd"
+	local ld="-s -w -X $p/version.Version=$CONTAINERD_VERSION -X $p/version.Package=$p"
 	(cd "$s" && go build -trimpath -tags "no_btrfs no_devmapper no_zfs no_aufs urfave_cli_no_docs" -ldflags "$ld" \
 		-o "$bin/" ./cmd/containerd ./cmd/containerd-shim-runc-v2 ./cmd/ctr) || return 1
 	"$bin/containerd" --version | grep -q " $CONTAINERD_VERSION"
@@ -226,14 +231,15 @@ build_coredns() {
 	"$bin/coredns" -version | grep -q "CoreDNS-${COREDNS_VERSION#v}"
 }
 
-# --- flanneld (CGO_ENABLED=0: no UDP backend, which upstream builds with cgo) ------------
+# --- flanneld: cgo on amd64 (its UDP backend is C), static, as upstream builds it ----------
 
 build_flanneld() {
 	local s
 	s=$(source_of flannel github.com/flannel-io/flannel "$FLANNEL_VERSION") || return 1
-	(cd "$s" && go build -trimpath -ldflags "-s -w -X github.com/flannel-io/flannel/pkg/version.Version=$FLANNEL_VERSION" \
+	(cd "$s" && CGO_ENABLED=1 go build -trimpath -tags "netgo osusergo" \
+		-ldflags "-s -w -X github.com/flannel-io/flannel/pkg/version.Version=$FLANNEL_VERSION -extldflags -static" \
 		-o "$bin/flanneld" .) || return 1
-	"$bin/flanneld" --version 2>&1 | grep -q "$FLANNEL_VERSION"
+	! ldd "$bin/flanneld" >/dev/null 2>&1 && "$bin/flanneld" --version 2>&1 | grep -q "$FLANNEL_VERSION"
 }
 
 # --- pause: C, from k8s.io/kubernetes' build/pause/linux/pause.c, static ------------------
@@ -273,6 +279,7 @@ hex() { sha256sum "$1" | cut -d' ' -f1; }
 tgz() {
 	local out=$1 dir=$2 mtime=$3
 	shift 3
+	[ -n "$mtime" ] || return 1
 	tar -C "$dir" --sort=name --mtime="@$(date -d "$mtime" +%s)" --owner=0 --group=0 --numeric-owner \
 		--mode='u+rwX,go+rX,go-w' --format=gnu -cf - "$@" | gzip -n >"$out.new" && mv -f "$out.new" "$out"
 }
@@ -292,11 +299,13 @@ layout_kube() {
 }
 
 layout_containerd() {
+	local t
+	t=$(release_time github.com/containerd/containerd/v2 "$CONTAINERD_VERSION") || return 1
 	local v=${CONTAINERD_VERSION#v} d=$gh/containerd/containerd/releases/download/$CONTAINERD_VERSION c
 	local f=containerd-$v-linux-amd64.tar.gz
 	rm -rf "$stage" && mkdir -p "$stage/bin" "$d"
 	for c in containerd containerd-shim-runc-v2 ctr; do cp "$bin/$c" "$stage/bin/"; done
-	tgz "$d/$f" "$stage" "$(release_time github.com/containerd/containerd/v2 "$CONTAINERD_VERSION")" bin
+	tgz "$d/$f" "$stage" "$t" bin
 	echo "$(hex "$d/$f")  $f" >"$d/$f.sha256sum"
 	rm -rf "$stage"
 }
@@ -308,21 +317,25 @@ layout_runc() {
 }
 
 layout_cni() {
+	local t
+	t=$(release_time github.com/containernetworking/plugins "$CNI_PLUGINS_VERSION") || return 1
 	local d=$gh/containernetworking/plugins/releases/download/$CNI_PLUGINS_VERSION
 	local f=cni-plugins-linux-amd64-$CNI_PLUGINS_VERSION.tgz
 	rm -rf "$stage" && mkdir -p "$stage" "$d"
 	cp "$bin"/cni/* "$src/cni-plugins/LICENSE" "$src/cni-plugins/README.md" "$stage/"
-	tgz "$d/$f" "$stage" "$(release_time github.com/containernetworking/plugins "$CNI_PLUGINS_VERSION")" .
+	tgz "$d/$f" "$stage" "$t" .
 	echo "$(hex "$d/$f")  $f" >"$d/$f.sha256"
 	rm -rf "$stage"
 }
 
 layout_crictl() {
+	local t
+	t=$(release_time sigs.k8s.io/cri-tools "$CRICTL_VERSION") || return 1
 	local d=$gh/kubernetes-sigs/cri-tools/releases/download/$CRICTL_VERSION
 	local f=crictl-$CRICTL_VERSION-linux-amd64.tar.gz
 	rm -rf "$stage" && mkdir -p "$stage" "$d"
 	cp "$bin/crictl" "$stage/"
-	tgz "$d/$f" "$stage" "$(release_time sigs.k8s.io/cri-tools "$CRICTL_VERSION")" crictl
+	tgz "$d/$f" "$stage" "$t" crictl
 	printf '%s' "$(hex "$d/$f")" >"$d/$f.sha256"
 	rm -rf "$stage"
 }
