@@ -280,8 +280,11 @@ func scriptFixture(t *testing.T, dir string, sc *scriptScenario) string {
 		bins[b] = fmt.Sprintf("#!/bin/sh\n# stand-in for %s (scripts_test.go)\necho \"%s stand-in\"\n", b, b)
 	}
 	if sc.real != "" {
-		for _, b := range []string{"containerd", "ctr"} {
+		for _, b := range []string{"containerd", "ctr", "crictl"} {
 			c, err := os.ReadFile(filepath.Join(sc.real, b))
+			if errors.Is(err, fs.ErrNotExist) && b == "crictl" {
+				continue // optional: the stand-in then
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -904,7 +907,7 @@ func TestScriptsInitClean(t *testing.T) {
 }
 
 // The package's real containerd 2.x (SEALFLOW_TEST_CONTAINERD_DIR: a directory with
-// containerd and ctr) started by the stand-in service manager with the configuration
+// containerd and ctr, and optionally crictl) started by the stand-in service manager with the configuration
 // init.sh wrote (plus the lab's drop-in: the native snapshotter for CRI and for the
 // transfer service's unpacking, as overlayfs cannot stack here): the real ctr imports and pins the images, init.sh's reading of `ctr images ls`
 // holds, and clean.sh removes them, stops containerd and puts the host back.
@@ -923,6 +926,7 @@ func TestScriptsRealContainerd(t *testing.T) {
 		{name: "init1", script: "init", env: env},
 		{name: "init2", script: "init", env: env},
 		{name: "images", shell: "/usr/local/bin/ctr -n k8s.io images ls; /usr/local/bin/ctr -n k8s.io snapshots --snapshotter native ls"},
+		{name: "cri", shell: "crictl info; crictl images --pinned -o json"},
 		{name: "clean1", script: "clean"},
 		{name: "clean2", script: "clean"},
 	}})
@@ -947,6 +951,16 @@ func TestScriptsRealContainerd(t *testing.T) {
 		}
 		if !found {
 			t.Errorf("%s %s is not in containerd, pinned:\n%s", im.full, r.digests[im.full], ls)
+		}
+	}
+	// With a real crictl, CRI's view through /etc/crictl.yaml: the configuration
+	// init.sh wrote with the drop-in merged, and every image pinned.
+	if _, err := os.Stat(filepath.Join(real, "crictl")); err == nil {
+		cri := r.ok(t, "cri").stdout
+		scriptContains(t, "crictl info; crictl images", cri, `"BinaryName": "/usr/local/sbin/runc"`, `"SystemdCgroup": false`,
+			`"restrictOOMScoreAdj": true`, `"confDir": "/etc/cni/net.d"`, `"type": "RuntimeReady"`)
+		if n := strings.Count(cri, `"pinned": true`); n != len(scriptImages) {
+			t.Errorf("%d images pinned in CRI, want %d:\n%s", n, len(scriptImages), cri)
 		}
 	}
 	r.ok(t, "clean1")
