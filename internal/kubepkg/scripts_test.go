@@ -884,7 +884,7 @@ func TestScriptsInitClean(t *testing.T) {
 
 	// With a real containerd 2.x at hand, the written configuration loads and the
 	// drop-in merges into it key by key.
-	if d := os.Getenv("SEALFLOW_TEST_CONTAINERD_DIR"); d != "" {
+	if d := scriptRealContainerd(); d != "" {
 		bin := filepath.Join(d, "containerd")
 		dir := t.TempDir()
 		if err := os.MkdirAll(filepath.Join(dir, "conf.d"), 0o755); err != nil {
@@ -913,9 +913,9 @@ func TestScriptsInitClean(t *testing.T) {
 // holds, and clean.sh removes them, stops containerd and puts the host back.
 func TestScriptsRealContainerd(t *testing.T) {
 	scriptRequire(t)
-	real := os.Getenv("SEALFLOW_TEST_CONTAINERD_DIR")
+	real := scriptRealContainerd()
 	if real == "" {
-		t.Skip("SEALFLOW_TEST_CONTAINERD_DIR (a directory with containerd and ctr 2.x) is not set")
+		t.Skip("no containerd 2.x: set SEALFLOW_TEST_CONTAINERD_DIR (a directory with containerd and ctr), or run testdata/kube/upstream.sh")
 	}
 	env := []string{
 		"SEALFLOW_CONTAINERD_EXTRA=[plugins.'io.containerd.cri.v1.runtime']\n  restrict_oom_score_adj = true\n" +
@@ -967,6 +967,26 @@ func TestScriptsRealContainerd(t *testing.T) {
 	r.sameHost(t, "base", "clean1")
 	r.ok(t, "clean2")
 	r.sameHost(t, "base", "clean2")
+}
+
+// scriptRealContainerd is a directory with real containerd and ctr 2.x binaries:
+// SEALFLOW_TEST_CONTAINERD_DIR, else testdata/kube/upstream.sh's cache when it built
+// them; "" when neither.
+func scriptRealContainerd() string {
+	if d := os.Getenv("SEALFLOW_TEST_CONTAINERD_DIR"); d != "" {
+		return d
+	}
+	cache := os.Getenv("SEALFLOW_CACHE")
+	if cache == "" {
+		cache = "/var/cache/sealflow"
+	}
+	d := filepath.Join(cache, "upstream", "bin")
+	for _, b := range []string{"containerd", "ctr"} {
+		if _, err := os.Stat(filepath.Join(d, b)); err != nil {
+			return ""
+		}
+	}
+	return d
 }
 
 // No systemd and no working systemctl: init.sh installs everything, starts nothing,
