@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/sealflow/sealflow/internal/transport"
+	"github.com/sealflow/sealflow/internal/version"
 	"github.com/sealflow/sealflow/lvscare/podspec"
 )
 
@@ -32,7 +33,7 @@ func lvscareKind() *Kind {
 			{Name: "port", Type: Int, Doc: "the API server port (default 6443)"},
 			{Name: "phase", Type: String, Doc: "rules, install or both (default both)"},
 			{Name: "mode", Type: String, Doc: "static-pod (default) or systemd"},
-			{Name: "image", Type: String, Doc: "the static pod's image (default " + podspec.DefaultImage + ")"},
+			{Name: "image", Type: String, Doc: "the static pod's image (default " + version.Repository + ":SEALFLOW_VERSION, which the package carries)"},
 			{Name: "binary", Type: String, Doc: "the local sealflow binary copied to the host (default the running one)"},
 			{Name: "health_path", Type: String, Doc: "the path probed on each master (default " + podspec.DefaultHealthPath + ")"},
 			{Name: "health_schem", Type: String, Doc: "https (default), http or tcp"},
