@@ -449,7 +449,7 @@ mount -t sysfs -o ro sysfs "$R/sys"
 mount -t tmpfs -o mode=0755 tmpfs "$R/run"
 mount --bind "$T/out" "$R/out"
 ip link set lo up 2>/dev/null || :
-hostname sealflow-test
+hostname sealflow-test 2>/dev/null || :
 snap() {
 	cp -a "$T/m/upper" "$T/snap/$1"
 	(cd "$R/run" && find . -printf '%%p %%y %%m %%U:%%G %%s %%l\n' | sort && find . -type f -exec sha256sum {} + | sort) >"$T/out/$1.run"
