@@ -12,7 +12,7 @@
 # Each artifact has a stamp in stamp/ recording its recipe (versions, Go version,
 # flags and the shell function that builds it); it is rebuilt when that changes.
 # A warm run takes seconds. Safe to run concurrently (flock). CGO_ENABLED=0
-# except runc (cgo for nsenter, static, no seccomp), flanneld (cgo for its UDP backend,
+# except runc (cgo for nsenter and seccomp, static), flanneld (cgo for its UDP backend,
 # static) and pause (C).
 # Needs build.sh's binaries (kubeadm, kubectl, control plane): run it first.
 # The last line printed is $CACHE/upstream.
@@ -175,7 +175,9 @@ build_containerd() {
 	says " $CONTAINERD_VERSION" "$bin/containerd" --version
 }
 
-# --- runc: cgo (libcontainer/nsenter), static, without seccomp --------------------------
+# --- runc: cgo (libcontainer/nsenter), static, with seccomp (libseccomp.a) ---------------
+# kubeadm's static pods ask for the RuntimeDefault seccomp profile: a runc built without
+# seccomp refuses them (ErrSeccompNotEnabled).
 
 build_runc() {
 	local s
@@ -183,9 +185,12 @@ build_runc() {
 	# runc's go.mod replaces go-selinux by ./internal/third_party/selinux (its CVE-2025-52881
 	# patch), a nested module the module zip leaves out: use the release with that fix.
 	(cd "$s" && go mod edit -replace "github.com/opencontainers/selinux=github.com/opencontainers/selinux@$RUNC_SELINUX") || return 1
-	(cd "$s" && CGO_ENABLED=1 go build -trimpath -tags "urfave_cli_no_docs netgo osusergo" \
+	[ -f /usr/lib/x86_64-linux-gnu/libseccomp.a ] && command -v pkg-config >/dev/null ||
+		{ log "runc needs libseccomp.a and pkg-config (Debian packages libseccomp-dev pkgconf: testdata/ci/deps.sh)"; return 1; }
+	(cd "$s" && CGO_ENABLED=1 go build -trimpath -tags "seccomp urfave_cli_no_docs netgo osusergo" \
 		-ldflags "-s -w -X main.version=$(cat VERSION) -extldflags -static" -o "$bin/runc" .) || return 1
-	! ldd "$bin/runc" >/dev/null 2>&1 && says "runc version ${RUNC_VERSION#v}" "$bin/runc" --version
+	! ldd "$bin/runc" >/dev/null 2>&1 && says "runc version ${RUNC_VERSION#v}" "$bin/runc" --version &&
+		says "libseccomp: " "$bin/runc" --version
 }
 
 # --- crictl ----------------------------------------------------------------------------
@@ -539,7 +544,8 @@ make_images() {
 	"$up/mirror" images --bin "$bin" --bin "$KUBE_BIN" --out "$up/images" >"$up/images.txt"
 }
 host_inputs=(/bin/busybox /usr/sbin/xtables-nft-multi /usr/sbin/xtables-legacy-multi /usr/sbin/nft)
-artifact images make_images "$(inputs_id "$up/mirror" "$bin"/* "$KUBE_BIN"/kube-* "${host_inputs[@]}")" "$up/images/index.json"
+image_bins=("$bin"/{kube-proxy,etcd,etcdctl,etcdutl,coredns,pause,flanneld,flannel} "$KUBE_BIN"/kube-{apiserver,controller-manager,scheduler})
+artifact images make_images "$(inputs_id "$up/mirror" "${image_bins[@]}" "${host_inputs[@]}")" "$up/images/index.json"
 
 if [ ${#timings[@]} -gt 0 ]; then log "built: ${timings[*]}"; fi
 echo "$up"
