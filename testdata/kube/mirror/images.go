@@ -69,7 +69,7 @@ var images = []imageSpec{
 	{ref: "registry.k8s.io/kube-proxy:" + kubeVersion, layers: []layerFunc{base, netfilter, bins("/usr/local/bin", "kube-proxy")},
 		entrypoint: []string{"/usr/local/bin/kube-proxy"}},
 	{ref: "registry.k8s.io/etcd:" + etcdTag, layers: []layerFunc{base, bins("/usr/local/bin", "etcd", "etcdctl", "etcdutl")}},
-	{ref: "registry.k8s.io/coredns/coredns:" + corednsTag, layers: []layerFunc{base, bins("/", "coredns")},
+	{ref: "registry.k8s.io/coredns/coredns:" + corednsTag, layers: []layerFunc{base, withCaps(netBindService, bins("/", "coredns"))},
 		entrypoint: []string{"/coredns"}, user: nonroot},
 	{ref: "registry.k8s.io/pause:" + pauseTag, layers: []layerFunc{bins("/", "pause")},
 		entrypoint: []string{"/pause"}, user: pauseUser},
@@ -88,6 +88,7 @@ type entry struct {
 	data []byte
 	link string // symlink target
 	dir  bool
+	caps []byte // file capabilities (security.capability)
 }
 
 // builder finds binaries in its bin directories.
@@ -121,6 +122,22 @@ func bins(dir string, names ...string) layerFunc {
 			es = append(es, entry{name: path.Join(dir, n), mode: 0o755, data: data})
 		}
 		return es, nil
+	}
+}
+
+// netBindService is the security.capability value of cap_net_bind_service=+ep (as setcap
+// writes it: VFS_CAP_REVISION_2 with the effective flag, permitted bit 10).
+var netBindService = []byte{0x01, 0, 0, 0x02, 0x00, 0x04, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+
+// withCaps gives the files of a layer file capabilities: upstream's coredns image binds
+// port 53 as a non-root user thanks to cap_net_bind_service on /coredns.
+func withCaps(caps []byte, lf layerFunc) layerFunc {
+	return func(b *builder) ([]entry, error) {
+		es, err := lf(b)
+		for i := range es {
+			es[i].caps = caps
+		}
+		return es, err
 	}
 }
 
@@ -243,6 +260,9 @@ func layerTar(es []entry) ([]byte, error) {
 			h.Typeflag, h.Linkname, h.Mode = tar.TypeSymlink, e.link, 0o777
 		default:
 			h.Typeflag, h.Size = tar.TypeReg, int64(len(e.data))
+		}
+		if e.caps != nil {
+			h.PAXRecords = map[string]string{"SCHILY.xattr.security.capability": string(e.caps)}
 		}
 		if err := tw.WriteHeader(h); err != nil {
 			return nil, err

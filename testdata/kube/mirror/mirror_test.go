@@ -1,6 +1,7 @@
 package main
 
 import (
+	"archive/tar"
 	"bytes"
 	"io"
 	"net/http"
@@ -98,5 +99,25 @@ func TestFilesServeRanges(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusPartialContent || string(body) != "345" {
 		t.Errorf("Range bytes=3-5: %s %q, want 206 \"345\"", resp.Status, body)
+	}
+}
+
+func TestCapabilitiesInLayer(t *testing.T) {
+	b, _ := testImages(t)
+	es, err := withCaps(netBindService, bins("/", "hello"))(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := layerTar(es)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(bytes.NewReader(data))
+	h, err := tr.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Name != "hello" || h.PAXRecords["SCHILY.xattr.security.capability"] != string(netBindService) {
+		t.Errorf("%s: PAX records %q, want security.capability", h.Name, h.PAXRecords)
 	}
 }
