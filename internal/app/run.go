@@ -58,7 +58,7 @@ func Run(ctx context.Context, o RunOptions, io IO) error {
 	}
 	var invData []byte
 	if o.InventoryFile != "" {
-		if invData, err = os.ReadFile(o.InventoryFile); err != nil {
+		if invData, err = plans.ReadFile(o.InventoryFile); err != nil {
 			return Invalidf("read inventory: %w", err)
 		}
 	}
@@ -224,7 +224,7 @@ func openState(dir string, io IO) (*journal.State, error) {
 // readPlan reads a plan file; a name that is no file but one of the
 // shipped plans (ha, add-node, clean, demo) gives that plan.
 func readPlan(name string) ([]byte, error) {
-	data, err := os.ReadFile(name)
+	data, err := plans.ReadFile(name)
 	if errors.Is(err, os.ErrNotExist) {
 		if b, ok := plans.Shipped(name); ok {
 			return b, nil
