@@ -39,9 +39,13 @@ type expression struct {
 // compileExpr compiles src (found at rune offset off of the YAML string n)
 // against Env; a compile error is reported at its place in the file.
 func (d *decoder) compileExpr(src string, n ast.Node, off int, what string, asBool bool) (*vm.Program, bool) {
-	opts := append([]expr.Option{expr.Env(Env{})}, outputOptions()...)
+	opts := []expr.Option{expr.Env(Env{})}
 	if asBool {
+		// when: a missing output reads as "" (steps.a.outputs.x == "1" is
+		// false), the way a condition tests for it.
 		opts = append(opts, expr.AsBool())
+	} else {
+		opts = append(opts, outputOptions()...)
 	}
 	prog, err := expr.Compile(src, opts...)
 	if err != nil {
