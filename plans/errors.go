@@ -97,7 +97,8 @@ func (c *collector) add(pos Position, hint, format string, args ...any) {
 
 func (c *collector) failed() bool { return len(c.list) > 0 }
 
-// err returns the sorted problems (at most maxErrors), or nil.
+// err returns the sorted problems, or nil: the first maxErrors, then one
+// entry that says how many more there are.
 func (c *collector) err() error {
 	if len(c.list) == 0 {
 		return nil
@@ -105,7 +106,8 @@ func (c *collector) err() error {
 	l := append(ErrorList(nil), c.list...)
 	sort.SliceStable(l, func(i, j int) bool { return l[i].Pos.before(l[j].Pos) })
 	if len(l) > maxErrors {
-		l = l[:maxErrors]
+		more := len(l) - maxErrors
+		l = append(l[:maxErrors:maxErrors], &Error{Msg: fmt.Sprintf("... and %d more problem(s) not shown (fix these and validate again)", more)})
 	}
 	return l
 }

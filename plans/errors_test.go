@@ -41,10 +41,13 @@ func TestErrorListSortedAndCapped(t *testing.T) {
 	if !errors.As(err, &list) {
 		t.Fatalf("error %T %v, want ErrorList", err, err)
 	}
-	if len(list) != maxErrors {
-		t.Errorf("%d errors, want %d", len(list), maxErrors)
+	if len(list) != maxErrors+1 {
+		t.Fatalf("%d errors, want %d and a last line saying how many more", len(list), maxErrors)
 	}
-	for i, e := range list {
+	if got, want := list[maxErrors].Error(), "... and 10 more problem(s) not shown (fix these and validate again)"; got != want {
+		t.Errorf("last entry %q, want %q", got, want)
+	}
+	for i, e := range list[:maxErrors] {
 		if e.Pos.Line != i+3 {
 			t.Errorf("error %d at line %d, want %d (sorted)", i, e.Pos.Line, i+3)
 		}
@@ -134,7 +137,7 @@ func FuzzLoad(f *testing.F) {
 			return
 		}
 		var list ErrorList
-		if errors.As(err, &list) && len(list) > maxErrors {
+		if errors.As(err, &list) && len(list) > maxErrors+1 {
 			t.Fatalf("%d errors", len(list))
 		}
 	})

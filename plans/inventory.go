@@ -89,6 +89,10 @@ func (d *decoder) inventory(n ast.Node) ([]*Host, []*Group) {
 				d.errs.add(spec.pos, "", "bad host name %q: use letters, digits, '.', '-', '_' and ':'", h.Name)
 				continue
 			}
+			if h.Name == "all" {
+				d.errs.add(spec.pos, "give the host another name: name: NAME", "host name \"all\" is reserved: it means every host in on: and --limit")
+				continue
+			}
 			if h.Local() && spec.name == nil {
 				if unnamedLoc != nil {
 					d.errs.add(spec.pos, "add name: NAME to each local host", "two local hosts without a name (the first at line %d): give each local host a name", unnamedLoc.Pos.Line)

@@ -3,7 +3,6 @@ package plans
 import (
 	"errors"
 	"fmt"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -33,15 +32,18 @@ var topKeys = []string{"name", "vars", "hosts", "steps"}
 
 // LoadFile reads and loads the plan at path.
 func LoadFile(path string, opts LoadOptions) (*Plan, error) {
-	data, err := os.ReadFile(path)
+	data, err := ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read plan: %w", err)
 	}
 	return Load(path, data, opts)
 }
 
-// Load decodes and validates a plan. Every problem found (up to about 20)
-// comes back as an ErrorList; an invalid plan yields no Plan.
+// Load decodes and validates a plan. Every problem found comes back as an
+// ErrorList (the first 20, and a last entry saying how many more); an
+// invalid plan yields no Plan. A file larger than MaxFileSize, nested
+// deeper than 64 levels or holding more than 200,000 values is refused
+// before it is parsed.
 func Load(file string, data []byte, opts LoadOptions) (*Plan, error) {
 	if opts.Kinds == nil {
 		return nil, errors.New("load plan: LoadOptions.Kinds is required")
@@ -122,6 +124,9 @@ func Load(file string, data []byte, opts LoadOptions) (*Plan, error) {
 // parseYAML parses one YAML document and returns its body, or nil with
 // the problem recorded.
 func parseYAML(file string, data []byte, errs *collector) (body ast.Node) {
+	if !checkShape(file, data, errs) {
+		return nil
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			errs.add(Position{File: file}, "check the YAML syntax", "the YAML parser failed on this file: %v", r)

@@ -1,8 +1,10 @@
 package plans
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"unicode/utf8"
 
@@ -39,7 +41,11 @@ type expression struct {
 func (d *decoder) compileExpr(src string, n ast.Node, off int, what string, asBool bool) (*vm.Program, bool) {
 	opts := []expr.Option{expr.Env(Env{})}
 	if asBool {
+		// when: a missing output reads as "" (steps.a.outputs.x == "1" is
+		// false), the way a condition tests for it.
 		opts = append(opts, expr.AsBool())
+	} else {
+		opts = append(opts, outputOptions()...)
 	}
 	prog, err := expr.Compile(src, opts...)
 	if err != nil {
@@ -119,7 +125,65 @@ func (d *decoder) parseTemplate(s string, n ast.Node, what string) (*template, b
 		return nil, false
 	}
 	t.single = len(t.parts) == 1 && t.parts[0].prog != nil
+	if !t.single {
+		for _, p := range t.parts {
+			if p.prog != nil && !interpolable(p.prog.Node().Type()) {
+				d.errs.add(d.offsetPos(n, p.off), "pick one field, or write toJSON(...) or join(LIST, \",\") for text",
+					"%s: ${{ %s }} is a %s; it cannot be pasted into text", what, p.src, describeType(p.prog.Node().Type()))
+				ok = false
+			}
+		}
+		if !ok {
+			return nil, false
+		}
+	}
 	return t, true
+}
+
+// interpolable reports whether a value of type t reads well pasted into
+// text: scalars do; a map, list or object (known at load time) does not.
+// A value whose type is known only at run time is pasted as JSON when it
+// turns out to be one of those (writeValue).
+func interpolable(t reflect.Type) bool {
+	if t == nil {
+		return true
+	}
+	switch t.Kind() {
+	case reflect.Map, reflect.Struct, reflect.Slice, reflect.Array:
+		return false
+	}
+	return true
+}
+
+func describeType(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Map:
+		return "map"
+	case reflect.Slice, reflect.Array:
+		return "list"
+	}
+	if t == reflect.TypeOf(HostView{}) {
+		return "host object"
+	}
+	return "object"
+}
+
+// writeValue pastes v into text: scalars as %v, maps, lists and objects
+// as JSON (never Go's map[...] notation).
+func writeValue(b *strings.Builder, v any) error {
+	switch rv := reflect.ValueOf(v); rv.Kind() {
+	case reflect.Invalid:
+		return nil
+	case reflect.Map, reflect.Struct, reflect.Slice, reflect.Array:
+		j, err := json.Marshal(v)
+		if err != nil {
+			return fmt.Errorf("paste a %s into text: %w", rv.Kind(), err)
+		}
+		b.Write(j)
+		return nil
+	}
+	fmt.Fprintf(b, "%v", v)
+	return nil
 }
 
 // exec evaluates the template: the expression's value when single,
@@ -138,8 +202,8 @@ func (t *template) exec(env *Env) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		if v != nil {
-			fmt.Fprintf(&b, "%v", v)
+		if err := writeValue(&b, v); err != nil {
+			return nil, err
 		}
 	}
 	return b.String(), nil

@@ -46,7 +46,8 @@ func TestInterpolation(t *testing.T) {
 		{"note", `'$${{ vars.v }} and ${{vars.v}}'`, "${{ vars.v }} and 1.29"},
 		{"note", `'$${{ only'`, "${{ only"},
 		{"note", `'${{ host.labels.role }}-${{ host.index }}-${{ len(groups.g) }}'`, "web-0-1"},
-		{"note", `'x ${{ vars.list }}'`, "x [a b]"},
+		{"note", `'x ${{ vars.list }}'`, `x ["a","b"]`},
+		{"note", `'m=${{ vars.m }}'`, `m={"k":"v"}`},
 		{"note", `'${{ "}" }}'`, "}"},
 		{"note", "|\n        a ${{ vars.v }}\n        b", "a 1.29\nb\n"},
 		{"count", `'${{ vars.n + 1 }}'`, 4},
@@ -101,6 +102,10 @@ func TestTemplateLoadErrors(t *testing.T) {
 		{"labels", `['${{ vars.v }}']`, `t.yaml:11:15: step "s": with.labels: want a map of strings, got list`},
 		{"wait", `5`, `t.yaml:11:13: step "s": with.wait: want a duration such as 30s or 5m, got integer`},
 		{"note", `'${{ steps.s.outputs.x }}'`, `t.yaml:11:18: step s reads its own outputs`},
+		{"note", `'h=${{ host }}'`, `t.yaml:11:20: step "s": with.note: ${{ host }} is a host object; it cannot be pasted into text`},
+		{"note", `'${{ host.labels }} x'`, `t.yaml:11:18: step "s": with.note: ${{ host.labels }} is a map; it cannot be pasted into text`},
+		{"note", `'x ${{ groups.g }}'`, `t.yaml:11:20: step "s": with.note: ${{ groups.g }} is a list; it cannot be pasted into text`},
+		{"note", `'x ${{ toJSON(host.labels) }} ${{ join(host.groups, ",") }}'`, ``},
 	}
 	for _, tt := range tests {
 		_, err := Load("t.yaml", planWith(tt.param, tt.value), LoadOptions{Kinds: testKinds(t)})
@@ -216,6 +221,57 @@ func TestWhenForms(t *testing.T) {
 		}
 		if err != nil || got != tt.want {
 			t.Errorf("when: %s = %v, %v; want %v", tt.when, got, err, tt.want)
+		}
+	}
+}
+
+const outputsPlan = `name: outs
+hosts: {groups: {g: [{name: h1, address: 127.0.0.1}, {name: h2, address: 127.0.0.2}]}}
+steps:
+  - {id: a, kind: shell, on: "g[0]", with: {run: echo}}
+  - id: b
+    kind: shell
+    on: g[0]
+    needs: [a]
+    with:
+      run: %s
+`
+
+func TestMissingOutputFailsRender(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ run, want string }{
+		{`'echo ${{ steps.a.outputs.nope }}'`, `t.yaml:10:12: step "b" on host h1: with.run: step a has no output "nope" (it has: tok, x)`},
+		{`'echo ${{ steps.a.outputs["nope"] }}'`, `step a has no output "nope" (it has: tok, x)`},
+		{`'echo ${{ steps.a.hosts["h1"].outputs.nope }}'`, `step a on host h1 has no output "nope" (it has: tok, x)`},
+		{`'echo ${{ steps.a.hosts["h2"].outputs.tok }}'`, `step a on host h2 has no output "tok" (it has none)`},
+		{`'echo ${{ steps.a.outputs.tok }}'`, ``},
+		{`'echo ${{ steps.a.outputs.nope ?? "dflt" }}'`, ``},
+		{`'echo ${{ steps.a.outputs?.nope }}'`, ``},
+		{`'echo ${{ "nope" in steps.a.outputs }}'`, ``},
+	}
+	want := map[string]string{
+		`'echo ${{ steps.a.outputs.tok }}'`:            "echo T",
+		`'echo ${{ steps.a.outputs.nope ?? "dflt" }}'`: "echo dflt",
+		`'echo ${{ steps.a.outputs?.nope }}'`:          "echo ",
+		`'echo ${{ "nope" in steps.a.outputs }}'`:      "echo false",
+	}
+	for _, tt := range tests {
+		p, err := Load("t.yaml", []byte(fmt.Sprintf(outputsPlan, tt.run)), LoadOptions{Kinds: steps.Builtin()})
+		if err != nil {
+			t.Fatalf("%s: %v", tt.run, err)
+		}
+		env := p.NewEnv(p.Host("h1"))
+		outs := map[string]string{"tok": "T", "x": "1"}
+		env.Steps["a"] = StepView{Outputs: outs, Hosts: map[string]HostOutputs{"h1": {Outputs: outs}}}
+		params, err := p.Step("b").Render(env)
+		if tt.want == "" {
+			if err != nil || params["run"] != want[tt.run] {
+				t.Errorf("%s: %q, %v; want %q", tt.run, params["run"], err, want[tt.run])
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: error %v, want %q", tt.run, err, tt.want)
 		}
 	}
 }

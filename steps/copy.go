@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -79,10 +80,14 @@ func (s *copyStep) Run(ctx context.Context, t *Target) (Outputs, error) {
 		return nil, fmt.Errorf("read %s: %w", s.src, err)
 	}
 	mode := s.fileMode(st)
-	if t.Log != nil {
-		fmt.Fprintf(t.Log, "copy %s (%d bytes, sha256 %s) to %s mode %04o\n", s.src, st.Size(), sum, s.dest, mode)
+	dest, err := fileDest(ctx, t, s.dest, filepath.Base(s.src))
+	if err != nil {
+		return nil, err
 	}
-	if err := t.Conn.Upload(ctx, f, s.dest, mode, sum); err != nil {
+	if t.Log != nil {
+		fmt.Fprintf(t.Log, "copy %s (%d bytes, sha256 %s) to %s mode %04o\n", s.src, st.Size(), sum, dest, mode)
+	}
+	if err := t.Conn.Upload(ctx, f, dest, mode, sum); err != nil {
 		return nil, err
 	}
 	return Outputs{"sha256": sum}, nil
@@ -99,21 +104,25 @@ func (s *copyStep) Done(ctx context.Context, t *Target) (bool, Outputs, error) {
 	if err != nil {
 		return false, nil, fmt.Errorf("sha256 of %s: %w", s.src, err)
 	}
+	dest, err := fileDest(ctx, t, s.dest, filepath.Base(s.src))
+	if err != nil {
+		return false, nil, err
+	}
 	var out bytes.Buffer
 	res, err := t.Conn.Exec(ctx, transport.Command{
 		Script: `[ -f "$SEALFLOW_DEST" ] || exit 0
 s=$(sha256sum <"$SEALFLOW_DEST")
 m=$(stat -c %a -- "$SEALFLOW_DEST")
 echo "${s%% *} $m"`,
-		Env:    map[string]string{"SEALFLOW_DEST": s.dest},
+		Env:    map[string]string{"SEALFLOW_DEST": dest},
 		Stdout: &out,
 		Become: t.Become,
 	})
 	if err != nil {
-		return false, nil, fmt.Errorf("check %s: %w", s.dest, err)
+		return false, nil, fmt.Errorf("check %s: %w", dest, err)
 	}
 	if res.ExitCode != 0 {
-		return false, nil, fmt.Errorf("check %s: %w", s.dest, &transport.ExitError{Code: res.ExitCode})
+		return false, nil, fmt.Errorf("check %s: %w", dest, &transport.ExitError{Code: res.ExitCode})
 	}
 	have, modeText, _ := strings.Cut(strings.TrimSpace(out.String()), " ")
 	m, err := strconv.ParseUint(modeText, 8, 32)

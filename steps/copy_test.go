@@ -188,3 +188,43 @@ func TestCopyManyHosts(t *testing.T) {
 		}
 	}
 }
+
+// A directory destination receives the file under its own name, as cp
+// does; nothing else is left in it.
+func TestCopyAndDistributeIntoDirectory(t *testing.T) {
+	t.Parallel()
+	src, sum := writeSrc(t, "payload\n", 0o640)
+	for _, kind := range []*Kind{copyKind(), distributeKind()} {
+		t.Run(kind.Name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			params := Params{"src": src, "dest": dir}
+			if kind.Name == "copy" {
+				params["mode"] = "0600"
+			}
+			step, err := kind.New(params)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tgt := &Target{Host: Host{Name: "n1"}, Conn: steptest.New(steptest.Local)}
+			ctx := context.Background()
+			if done, _, err := step.(Checker).Done(ctx, tgt); err != nil || done {
+				t.Fatalf("Done before = %v, %v", done, err)
+			}
+			if _, err := step.Run(ctx, tgt); err != nil {
+				t.Fatal(err)
+			}
+			ents, _ := os.ReadDir(dir)
+			if len(ents) != 1 || ents[0].Name() != filepath.Base(src) {
+				t.Fatalf("files in the directory: %v, want only %s", ents, filepath.Base(src))
+			}
+			got, _ := os.ReadFile(filepath.Join(dir, filepath.Base(src)))
+			if string(got) != "payload\n" {
+				t.Errorf("content %q", got)
+			}
+			if done, out, err := step.(Checker).Done(ctx, tgt); err != nil || !done || out["sha256"] != sum {
+				t.Errorf("Done after = %v, %v, %v; want true", done, out, err)
+			}
+		})
+	}
+}

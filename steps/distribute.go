@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"path"
+	"path/filepath"
 	"regexp"
 	"strings"
 )
@@ -90,9 +92,13 @@ func (s *distribute) Run(ctx context.Context, t *Target) (Outputs, error) {
 			return nil, fmt.Errorf("read %s: %w", s.src, err)
 		}
 	}
-	logf(t, "distribute %s (%d bytes, sha256 %s) to %s\n", s.src, st.Size(), sum, s.dest)
-	if err := t.Conn.Upload(ctx, f, s.dest, 0o644, sum); err != nil {
-		return nil, fmt.Errorf("upload %s to %s: %w", s.src, s.dest, err)
+	dest, err := fileDest(ctx, t, s.dest, filepath.Base(s.src))
+	if err != nil {
+		return nil, err
+	}
+	logf(t, "distribute %s (%d bytes, sha256 %s) to %s\n", s.src, st.Size(), sum, dest)
+	if err := t.Conn.Upload(ctx, f, dest, 0o644, sum); err != nil {
+		return nil, fmt.Errorf("upload %s to %s: %w", s.src, dest, err)
 	}
 	return Outputs{"sha256": sum}, nil
 }
@@ -100,7 +106,11 @@ func (s *distribute) Run(ctx context.Context, t *Target) (Outputs, error) {
 // downloadScript fetches $SF_URL into $SF_DEST through a partial file
 // that an interrupted download continues, checks the sum when known and
 // prints the file's sha256.
-const downloadScript = `d=$(dirname -- "$SF_DEST")
+const downloadScript = `if [ -d "$SF_DEST" ]; then
+	[ -n "$SF_NAME" ] || { echo "$SF_DEST is a directory and the URL names no file; give the file's path" >&2; exit 5; }
+	SF_DEST="$SF_DEST/$SF_NAME"
+fi
+d=$(dirname -- "$SF_DEST")
 mkdir -p -- "$d"
 part="$d/.$(basename -- "$SF_DEST").sealflow-partial"
 if [ -n "$SF_SUM" ] && [ -f "$SF_DEST" ]; then
@@ -130,7 +140,7 @@ echo "$s"
 func (s *distribute) download(ctx context.Context, t *Target) (Outputs, error) {
 	logf(t, "distribute: download %s to %s\n", s.url, s.dest)
 	out, err := output(ctx, t, "download "+s.url+" to "+s.dest, downloadScript,
-		map[string]string{"SF_URL": s.url, "SF_DEST": s.dest, "SF_SUM": s.sum})
+		map[string]string{"SF_URL": s.url, "SF_DEST": s.dest, "SF_SUM": s.sum, "SF_NAME": urlFileName(s.url)})
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +168,15 @@ func (s *distribute) Done(ctx context.Context, t *Target) (bool, Outputs, error)
 	if sum == "" {
 		return false, nil, nil
 	}
-	have, err := remoteSum(ctx, t, s.dest)
+	name := filepath.Base(s.src)
+	if s.url != "" {
+		name = urlFileName(s.url)
+	}
+	dest, err := fileDest(ctx, t, s.dest, name)
+	if err != nil {
+		return false, nil, err
+	}
+	have, err := remoteSum(ctx, t, dest)
 	if err != nil {
 		return false, nil, err
 	}
@@ -176,4 +194,17 @@ func (s *distribute) Describe(t *Target) []string {
 		return []string{fmt.Sprintf("download %s to %s", s.url, s.dest)}
 	}
 	return []string{fmt.Sprintf("upload %s to %s (skipped when the host has it)", s.src, s.dest)}
+}
+
+// urlFileName is the last element of u's path ("" when there is none).
+func urlFileName(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return ""
+	}
+	name := path.Base(p.Path)
+	if name == "." || name == "/" || strings.ContainsAny(name, "\n\r\x00") {
+		return ""
+	}
+	return name
 }

@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"path"
 	"strings"
 
 	"github.com/sealflow/sealflow/internal/transport"
@@ -87,4 +88,22 @@ func upload(ctx context.Context, t *Target, data []byte, dst string) error {
 		return fmt.Errorf("upload %s: %w", dst, err)
 	}
 	return nil
+}
+
+// fileDest returns where a file named name lands for dest: dest itself,
+// or dest/name when dest is a directory on the host (as cp does). The
+// transports refuse a directory, so nothing lands inside one under
+// another name.
+func fileDest(ctx context.Context, t *Target, dest, name string) (string, error) {
+	out, err := output(ctx, t, "check "+dest, `[ -d "$SF_DEST" ] && echo dir; exit 0`, map[string]string{"SF_DEST": dest})
+	if err != nil {
+		return "", err
+	}
+	if strings.TrimSpace(out) != "dir" {
+		return dest, nil
+	}
+	if name == "" || name == "." || name == "/" {
+		return "", fmt.Errorf("dest %s is a directory and the file has no name to take in it; give the file's path", dest)
+	}
+	return path.Join(dest, name), nil
 }

@@ -186,8 +186,13 @@ func (b hostsBlock) env(lines []string, state string) map[string]string {
 }
 
 // hostsWriteScript copies the hosts file without the block into a temp
-// file, appends the block (state present) and writes the result back with
-// cat, as /etc/hosts may be a bind mount that a rename would not reach.
+// file and appends the block (state present). The previous file is kept as
+// FILE.sealflow-backup; the new one, written and compared in full next to
+// it, is renamed over it, so a crash or a full disk leaves the old file or
+// the new, never a truncated one. A mount point (Docker and the lab bind
+// mount /etc/hosts) cannot be renamed over: it is written in place, only
+// from the complete content, checked, and put back from the backup when
+// the write fails.
 const hostsWriteScript = `f=$SF_HOSTS
 tmp=$(mktemp "${TMPDIR:-/tmp}/sealflow-hosts.XXXXXX")
 trap 'rm -f "$tmp"' EXIT
@@ -210,7 +215,30 @@ if [ "$SF_STATE" = present ]; then
 	{ printf '%s\n' "$SF_BEGIN"; printf '%s' "$SF_BLOCK"; printf '%s\n' "$SF_END"; } >>"$tmp"
 fi
 if [ -f "$f" ] && cmp -s "$tmp" "$f"; then exit 0; fi
-cat "$tmp" >"$f"
+d=$(dirname -- "$f")
+b=$(basename -- "$f")
+if [ -f "$f" ]; then
+	cp -p -- "$f" "$d/$b.sealflow-backup" || { echo "back up $f: failed; $f is unchanged" >&2; exit 4; }
+fi
+new=$(mktemp "$d/.$b.sealflow-XXXXXX") || { echo "create a temp file next to $f: failed; $f is unchanged" >&2; exit 4; }
+trap 'rm -f "$tmp" "$new"' EXIT
+if ! cat "$tmp" >"$new" || ! cmp -s "$tmp" "$new"; then
+	echo "write the new $f (in $new): failed (disk full?); $f is unchanged" >&2
+	exit 4
+fi
+if [ -f "$f" ]; then
+	chmod "$(stat -c %a -- "$f")" "$new" && chown "$(stat -c %u:%g -- "$f")" "$new" 2>/dev/null
+else
+	chmod 0644 "$new"
+fi
+mv -f -- "$new" "$f" 2>/dev/null && exit 0
+# A mount point (a container's /etc/hosts) cannot be renamed over (EBUSY):
+# write it in place from the complete, checked content, and check again.
+if ! cat "$new" >"$f" || ! cmp -s "$new" "$f"; then
+	cat "$d/$b.sealflow-backup" >"$f" 2>/dev/null
+	echo "write $f in place failed (disk full?); its previous content was put back from $d/$b.sealflow-backup" >&2
+	exit 5
+fi
 `
 
 // hostsReadScript prints the number of blocks, then the first block's

@@ -3,10 +3,12 @@ package steps
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -375,5 +377,82 @@ func TestKubeKindsDeclared(t *testing.T) {
 		if d, ok := s.(Describer); !ok || len(d.Describe(&Target{})) == 0 {
 			t.Errorf("%s: no description", name)
 		}
+	}
+}
+
+// The hosts file is replaced by a rename of a complete new file: the old
+// file's content is never truncated, a backup holds it, the mode stays,
+// nothing else is left next to it.
+func TestHostsWriteRenamesAndKeepsBackup(t *testing.T) {
+	t.Parallel()
+	l := newLab(t)
+	ctx := context.Background()
+	dir := filepath.Join(l.dir, "etc")
+	file := filepath.Join(dir, "hosts")
+	const before = "127.0.0.1 localhost\n"
+	l.write(t, file, before)
+	if err := os.Chmod(file, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	old, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	s, err := hostsKind().New(Params{"file": file, "lines": []string{"10.0.0.2 m0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Run(ctx, l.target()); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := io.ReadAll(old); string(b) != before {
+		t.Errorf("the old file was rewritten in place: it now holds %q", b)
+	}
+	got, _ := os.ReadFile(file)
+	if want := before + "# BEGIN sealflow sealflow\n10.0.0.2 m0\n# END sealflow sealflow\n"; string(got) != want {
+		t.Errorf("hosts file:\n%s\nwant:\n%s", got, want)
+	}
+	if b, _ := os.ReadFile(file + ".sealflow-backup"); string(b) != before {
+		t.Errorf("backup holds %q, want the previous content", b)
+	}
+	if st, _ := os.Stat(file); st.Mode().Perm() != 0o640 {
+		t.Errorf("mode %v, want the previous 0640", st.Mode().Perm())
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 2 {
+		t.Errorf("files next to hosts: %v, want hosts and its backup", ents)
+	}
+}
+
+// A hosts file that is a mount point (Docker's, the lab's) is written in
+// place, so the mount's source gets the content.
+func TestHostsWriteOnMountPoint(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to bind mount a file")
+	}
+	l := newLab(t)
+	ctx := context.Background()
+	src := filepath.Join(l.dir, "source-hosts")
+	file := filepath.Join(l.dir, "etc", "hosts")
+	l.write(t, src, "127.0.0.1 localhost\n")
+	l.write(t, file, "")
+	if err := syscall.Mount(src, file, "", syscall.MS_BIND, ""); err != nil {
+		t.Skipf("bind mount: %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(file, syscall.MNT_DETACH) })
+	s, err := hostsKind().New(Params{"file": file, "lines": []string{"10.0.0.2 m0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Run(ctx, l.target()); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(src)
+	if !strings.Contains(string(got), "10.0.0.2 m0") {
+		t.Errorf("the mount's source holds %q, want the block", got)
+	}
+	if b, _ := os.ReadFile(file + ".sealflow-backup"); string(b) != "127.0.0.1 localhost\n" {
+		t.Errorf("backup holds %q", b)
 	}
 }

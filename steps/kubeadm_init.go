@@ -152,11 +152,23 @@ if [ -n "$SF_SKIP" ]; then set -- "$@" --skip-phases="$SF_SKIP"; fi
 if [ -n "$SF_IGNORE" ]; then set -- "$@" --ignore-preflight-errors="$SF_IGNORE"; fi
 `
 
-// kubeconfigScript copies admin.conf to ~/.kube/config.
-const kubeconfigScript = `mkdir -p -- "$HOME/.kube"
-cp -- "$SF_KUBE/admin.conf" "$HOME/.kube/config.sealflow-tmp"
-chmod 0600 "$HOME/.kube/config.sealflow-tmp"
-mv -f -- "$HOME/.kube/config.sealflow-tmp" "$HOME/.kube/config"
+// kubeconfigScript copies admin.conf to ~/.kube/config. A config the
+// user had (one sealflow did not write: its sha256 is not the one in
+// config.sealflow-sha256) is kept as config.sealflow-backup, for reset to
+// put back.
+const kubeconfigScript = `k=$HOME/.kube
+c=$k/config
+mkdir -p -- "$k"
+if [ -f "$c" ] && ! cmp -s -- "$SF_KUBE/admin.conf" "$c"; then
+	s=$(sha256sum <"$c"); s=${s%% *}
+	if [ "$s" != "$(cat -- "$k/config.sealflow-sha256" 2>/dev/null)" ] && [ ! -e "$k/config.sealflow-backup" ]; then
+		cp -p -- "$c" "$k/config.sealflow-backup"
+	fi
+fi
+(umask 077 && cp -- "$SF_KUBE/admin.conf" "$c.sealflow-tmp")
+chmod 0600 "$c.sealflow-tmp"
+mv -f -- "$c.sealflow-tmp" "$c"
+s=$(sha256sum <"$c"); echo "${s%% *}" >"$k/config.sealflow-sha256"
 `
 
 func (s *kubeadmInit) Run(ctx context.Context, t *Target) (Outputs, error) {

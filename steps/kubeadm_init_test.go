@@ -298,3 +298,44 @@ func TestKubeadmInitParams(t *testing.T) {
 		}
 	}
 }
+
+// The user's own ~/.kube/config survives an init and comes back with a
+// reset; other files in ~/.kube are never touched.
+func TestKubeconfigOfTheUserKept(t *testing.T) {
+	t.Parallel()
+	l, _ := newInitLab(t)
+	kube := filepath.Join(l.home, ".kube")
+	l.write(t, filepath.Join(kube, "config"), "the user's cluster\n")
+	l.write(t, filepath.Join(kube, "other-cluster.yaml"), "another\n")
+	tg := l.target()
+	tg.Host = Host{Name: "master-0", Address: "10.0.0.2"}
+	ctx := context.Background()
+	if _, err := l.initStep(t, initParams("v1.34.4")).Run(ctx, tg); err != nil {
+		t.Fatalf("init: %v\nlog:\n%s", err, l.log.String())
+	}
+	if got, _ := os.ReadFile(filepath.Join(kube, "config")); string(got) != "admin kubeconfig\n" {
+		t.Errorf("~/.kube/config after init = %q", got)
+	}
+	if got, _ := os.ReadFile(filepath.Join(kube, "config.sealflow-backup")); string(got) != "the user's cluster\n" {
+		t.Errorf("backup = %q, want the user's config", got)
+	}
+	// kubeadm reset removes admin.conf first in real life: the recorded
+	// sha256 still tells sealflow's config from the user's.
+	os.Remove(filepath.Join(l.paths.Kube, "admin.conf"))
+	r, err := newReset(Params{}, l.paths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Run(ctx, tg) // other parts of the stand-in host may warn
+	if got, _ := os.ReadFile(filepath.Join(kube, "config")); string(got) != "the user's cluster\n" {
+		t.Errorf("~/.kube/config after reset = %q, want the user's back", got)
+	}
+	ents, _ := os.ReadDir(kube)
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if d := cmp.Diff([]string{"config", "other-cluster.yaml"}, names); d != "" {
+		t.Errorf("~/.kube after reset (-want +got):\n%s", d)
+	}
+}

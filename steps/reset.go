@@ -15,7 +15,7 @@ func resetKind() *Kind {
 	return &Kind{
 		Name: "reset",
 		Doc: "undo the Kubernetes install on the host: kubeadm reset, the package's clean.sh, lvscare's rules, " +
-			"daemon and binary, the /etc/hosts blocks, ~/.kube, /etc/kubernetes, /var/lib/{etcd,kubelet,sealflow} and the package",
+			"daemon and binary, the /etc/hosts blocks, the ~/.kube/config it wrote (the user's own is put back), /etc/kubernetes, /var/lib/{etcd,kubelet,sealflow} and the package",
 		Params: []Param{
 			{Name: "package_dir", Type: String, Doc: "the package directory (its shell/clean.sh is run when present)"},
 			{Name: "remove_package", Type: Bool, Doc: "remove package_dir too (default true)"},
@@ -83,6 +83,21 @@ func newReset(p Params, paths sysPaths) (*reset, error) {
 const resetScript = runFileFunc + `set +e
 rc=0
 warn() { echo "reset: $*" >&2; rc=1; }
+# ~/.kube: remove only the config sealflow wrote (the cluster's admin.conf,
+# or the file whose sha256 it recorded) and put back the user's own from
+# config.sealflow-backup; every other file there stays.
+k=$HOME/.kube
+if [ -f "$k/config" ]; then
+	s=$(sha256sum <"$k/config"); s=${s%% *}
+	if cmp -s -- "$SF_KUBE/admin.conf" "$k/config" || [ "$s" = "$(cat -- "$k/config.sealflow-sha256" 2>/dev/null)" ]; then
+		rm -f -- "$k/config" || warn "could not remove $k/config"
+	fi
+fi
+rm -f -- "$k/config.sealflow-sha256"
+if [ -f "$k/config.sealflow-backup" ] && [ ! -e "$k/config" ]; then
+	mv -- "$k/config.sealflow-backup" "$k/config" || warn "could not put back $k/config from $k/config.sealflow-backup"
+fi
+rmdir -- "$k" 2>/dev/null
 if command -v kubeadm >/dev/null 2>&1; then
 	kubeadm reset -f || warn "kubeadm reset -f failed (files are removed below)"
 fi
@@ -103,7 +118,7 @@ if [ -x "$SF_BIN" ]; then
 	# Nothing to clean is not an error.
 	"$SF_BIN" lvscare clean --vs "$SF_VS" || true
 fi
-rm -rf -- "$HOME/.kube" "$SF_KUBE" "$SF_ETCD" "$SF_KUBELET" "$SF_STATE" || warn "could not remove the Kubernetes directories"
+rm -rf -- "$SF_KUBE" "$SF_ETCD" "$SF_KUBELET" "$SF_STATE" || warn "could not remove the Kubernetes directories"
 rm -f -- "$SF_BIN" || warn "could not remove $SF_BIN"
 # kubeadm makes the kubelet's volume plugin directory; keep parents that hold more.
 rmdir -p --ignore-fail-on-non-empty /usr/libexec/kubernetes/kubelet-plugins/volume/exec 2>/dev/null
@@ -144,7 +159,7 @@ func (s *reset) Describe(t *Target) []string {
 	if s.pkg != "" {
 		out = append(out, "run "+s.pkg+"/shell/clean.sh")
 	}
-	out = append(out, fmt.Sprintf("remove the hosts blocks %q and %q, ~/.kube, %s, %s, %s, %s, %s",
+	out = append(out, fmt.Sprintf("remove the hosts blocks %q and %q, the ~/.kube/config sealflow wrote, %s, %s, %s, %s, %s",
 		s.block, apiserverBlock, s.paths.Kube, s.paths.Etcd, s.paths.Kubelet, s.paths.State, s.paths.Bin))
 	if s.pkg != "" && s.removePkg {
 		out = append(out, "remove "+s.pkg)

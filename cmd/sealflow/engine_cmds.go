@@ -44,6 +44,11 @@ func execOptions(c *cli.Context) (app.ExecOptions, error) {
 	default:
 		return app.ExecOptions{}, app.Invalidf("--host-key-check %q: want strict, accept-new or off", c.String("host-key-check"))
 	}
+	hostKeyCheck := ""
+	if c.IsSet("host-key-check") {
+		// Unset, resume reuses what the run was given (strict by default).
+		hostKeyCheck = c.String("host-key-check")
+	}
 	return app.ExecOptions{
 		StateDir:  c.String("state"),
 		Parallel:  c.Int("parallel"),
@@ -54,7 +59,7 @@ func execOptions(c *cli.Context) (app.ExecOptions, error) {
 		Skip:      c.StringSlice("skip"),
 		Connect: app.ConnectOptions{
 			KnownHosts:    c.String("known-hosts"),
-			HostKeyCheck:  c.String("host-key-check"),
+			HostKeyCheck:  hostKeyCheck,
 			PasswordStdin: c.Bool("password-stdin"),
 			Password:      c.String("passwd"),
 		},

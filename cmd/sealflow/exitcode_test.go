@@ -38,6 +38,14 @@ func TestExitCodes(t *testing.T) {
 		}
 	}
 
+	// Hostile input is refused fast, with where and why, exit 2.
+	for _, args := range [][]string{{"validate", "/dev/urandom"}, {"validate", "-i", "/dev/urandom", "ok.yaml"}, {"run", "--state", "st-urandom", "/dev/urandom"}} {
+		_, stderr, code := sf(t, bin, dir, "", args...)
+		if code != 2 || !strings.Contains(stderr, "/dev/urandom: the file is larger than the limit of 4 MiB") {
+			t.Errorf("%v: exit %d, want 2 and the size limit\n%s", args, code, stderr)
+		}
+	}
+
 	// A run holds its state directory: a second one is refused.
 	cmd := exec.Command(bin, "run", "--state", "busy", "--output", "plain", "sleep.yaml")
 	cmd.Dir = dir

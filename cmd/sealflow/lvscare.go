@@ -43,20 +43,21 @@ func lvscareCommand() *cli.Command {
 					modeFlag,
 					&cli.BoolFlag{Name: "run-once", Usage: "probe once, apply, exit"},
 					&cli.BoolFlag{Name: "debug", Usage: "log every failed probe"},
+					&cli.StringFlag{Name: "lock-dir", Value: lvscare.DefaultLockDir, Usage: "`DIR` of the lock that keeps a second daemon off the same virtual server"},
 				},
-				Action: lvscareCare,
+				Action: noArgs(lvscareCare),
 			},
 			{
 				Name:   "clean",
 				Usage:  "remove the virtual server and what was added for it (rules, address or route)",
 				Flags:  []cli.Flag{vsFlag, modeFlag},
-				Action: lvscareClean,
+				Action: noArgs(lvscareClean),
 			},
 			{
 				Name:   "status",
 				Usage:  "show the kernel's virtual server and its real servers",
 				Flags:  []cli.Flag{vsFlag, modeFlag},
-				Action: lvscareStatus,
+				Action: noArgs(lvscareStatus),
 			},
 		},
 	}
@@ -121,10 +122,34 @@ func lvscareOptions(c *cli.Context) (podspec.Options, error) {
 	return o, o.Validate()
 }
 
+// noArgs refuses positional arguments: the flag parser stops at the
+// first one, so `care --vs X stray --run-once` would silently drop
+// --run-once and run as a daemon.
+func noArgs(action cli.ActionFunc) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		if c.NArg() > 0 {
+			return usageError{fmt.Errorf("lvscare %s: unexpected argument %q (every option is a flag; flags after it were not read)", c.Command.Name, c.Args().First())}
+		}
+		return action(c)
+	}
+}
+
 func lvscareCare(c *cli.Context) error {
 	o, err := lvscareOptions(c)
 	if err != nil {
 		return usageError{fmt.Errorf("lvscare care: %w", err)}
+	}
+	if !o.RunOnce {
+		// One daemon per virtual server: two would undo each other's rules.
+		release, err := lvscare.LockVS(c.String("lock-dir"), o.VS)
+		var le *lvscare.LockedError
+		if errors.As(err, &le) {
+			return usageError{fmt.Errorf("lvscare care: %w", err)}
+		}
+		if err != nil {
+			return fmt.Errorf("lvscare care: %w", err)
+		}
+		defer release()
 	}
 	// SIGTERM ends c.Context (see run); the daemon then returns and leaves
 	// the rules in place.

@@ -1,13 +1,16 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/sealflow/sealflow/internal/engine"
 	"github.com/sealflow/sealflow/internal/journal"
@@ -42,6 +45,63 @@ type runMeta struct {
 	Name          string `json:"name"`
 	PlanFile      string `json:"plan_file"`
 	InventoryFile string `json:"inventory_file,omitempty"`
+	// PlanPath is the plan file's absolute path ("" for a shipped plan):
+	// resume says when it changed since the run.
+	PlanPath string `json:"plan_path,omitempty"`
+	// Connect is how the run reached its hosts, for resume. Never a
+	// password: only whether one was given, and how.
+	Connect *savedConnect `json:"connect,omitempty"`
+}
+
+type savedConnect struct {
+	KnownHosts    string        `json:"known_hosts,omitempty"` // absolute
+	HostKeyCheck  string        `json:"host_key_check,omitempty"`
+	DialTimeout   time.Duration `json:"dial_timeout,omitempty"`
+	PasswordStdin bool          `json:"password_stdin,omitempty"`
+	PasswordFlag  bool          `json:"password_flag,omitempty"` // --passwd was given (its value is not saved)
+}
+
+func saveConnect(o ConnectOptions) *savedConnect {
+	sc := &savedConnect{HostKeyCheck: o.HostKeyCheck, DialTimeout: o.DialTimeout, PasswordStdin: o.PasswordStdin, PasswordFlag: o.Password != ""}
+	if o.KnownHosts != "" {
+		sc.KnownHosts = o.KnownHosts
+		if abs, err := filepath.Abs(o.KnownHosts); err == nil {
+			sc.KnownHosts = abs
+		}
+	}
+	return sc
+}
+
+// reuseConnect fills what resume was not told with what the run was
+// given, and says so.
+func reuseConnect(o ConnectOptions, saved *savedConnect, io IO) ConnectOptions {
+	if saved == nil {
+		return o
+	}
+	var used []string
+	if o.KnownHosts == "" && saved.KnownHosts != "" {
+		o.KnownHosts = saved.KnownHosts
+		used = append(used, "--known-hosts "+saved.KnownHosts)
+	}
+	if o.HostKeyCheck == "" && saved.HostKeyCheck != "" {
+		o.HostKeyCheck = saved.HostKeyCheck
+		used = append(used, "--host-key-check "+saved.HostKeyCheck)
+	}
+	if o.DialTimeout == 0 {
+		o.DialTimeout = saved.DialTimeout
+	}
+	hasPassword := o.PasswordStdin || o.Password != ""
+	if !hasPassword && saved.PasswordStdin {
+		o.PasswordStdin = true
+		used = append(used, "--password-stdin")
+	}
+	if len(used) > 0 {
+		fmt.Fprintf(io.Stderr, "resume: as the run: %s\n", strings.Join(used, " "))
+	}
+	if !hasPassword && saved.PasswordFlag {
+		fmt.Fprintln(io.Stderr, "resume: the run was given --passwd, which is never saved; give --password-stdin (or --passwd) again if the hosts need it")
+	}
+	return o
 }
 
 // Run loads the plan, saves it in the state directory with its inventory
@@ -58,7 +118,7 @@ func Run(ctx context.Context, o RunOptions, io IO) error {
 	}
 	var invData []byte
 	if o.InventoryFile != "" {
-		if invData, err = os.ReadFile(o.InventoryFile); err != nil {
+		if invData, err = plans.ReadFile(o.InventoryFile); err != nil {
 			return Invalidf("read inventory: %w", err)
 		}
 	}
@@ -83,7 +143,13 @@ func Run(ctx context.Context, o RunOptions, io IO) error {
 		fmt.Fprintf(io.Stderr, "discarded the earlier run in %s\n", st.Dir())
 	}
 	varsJSON, _ := json.Marshal(set)
-	meta, _ := json.Marshal(runMeta{Name: plan.Name, PlanFile: o.PlanFile, InventoryFile: o.InventoryFile})
+	rm := runMeta{Name: plan.Name, PlanFile: o.PlanFile, InventoryFile: o.InventoryFile, Connect: saveConnect(o.Connect)}
+	if _, shipped := plans.Shipped(o.PlanFile); !shipped || fileExists(o.PlanFile) {
+		if abs, err := filepath.Abs(o.PlanFile); err == nil {
+			rm.PlanPath = abs
+		}
+	}
+	meta, _ := json.Marshal(rm)
 	// An empty inventory file means the plan's own hosts.
 	files := map[string][]byte{journal.PlanFile: planData, journal.VarsFile: varsJSON, journal.MetaFile: meta, journal.InventoryFile: invData}
 	if err := st.SaveRun(files); err != nil {
@@ -108,7 +174,36 @@ func Resume(ctx context.Context, o ResumeOptions, io IO) error {
 	if err != nil {
 		return err
 	}
-	return execute(ctx, plan, st, o.ExecOptions, io)
+	eo := o.ExecOptions
+	if meta, err := readMeta(st); err == nil {
+		eo.Connect = reuseConnect(eo.Connect, meta.Connect, io)
+		notePlanChanged(st, meta, io)
+	}
+	return execute(ctx, plan, st, eo, io)
+}
+
+// notePlanChanged says when the plan file on disk is no longer the one
+// the run saved: resume runs the saved one.
+func notePlanChanged(st *journal.State, meta runMeta, io IO) {
+	if meta.PlanPath == "" {
+		return
+	}
+	saved, err := st.ReadRunFile(journal.PlanFile)
+	if err != nil {
+		return
+	}
+	now, err := os.ReadFile(meta.PlanPath)
+	if err != nil || bytes.Equal(now, saved) {
+		return
+	}
+	fmt.Fprintf(io.Stderr, "resume: %s changed since the run; resume runs the plan saved with the run.\n"+
+		"  To apply the edited plan: sealflow run %s --state %s (done tasks whose fingerprint is unchanged are not run again)\n",
+		meta.PlanPath, meta.PlanPath, st.Dir())
+}
+
+func fileExists(name string) bool {
+	st, err := os.Stat(name)
+	return err == nil && st.Mode().IsRegular()
 }
 
 // savedReader is what loadSaved needs of a state directory.
@@ -225,7 +320,7 @@ func openState(dir string, io IO) (*journal.State, error) {
 // readPlan reads a plan file; a name that is no file but one of the
 // shipped plans (ha, add-node, clean, demo) gives that plan.
 func readPlan(name string) ([]byte, error) {
-	data, err := os.ReadFile(name)
+	data, err := plans.ReadFile(name)
 	if errors.Is(err, os.ErrNotExist) {
 		if b, ok := plans.Shipped(name); ok {
 			return b, nil

@@ -30,7 +30,7 @@ func load(o LoadOptions) (*plans.Plan, error) {
 	}
 	var inv []byte
 	if o.InventoryFile != "" {
-		if inv, err = os.ReadFile(o.InventoryFile); err != nil {
+		if inv, err = plans.ReadFile(o.InventoryFile); err != nil {
 			return nil, Invalidf("read inventory: %w", err)
 		}
 	}

@@ -102,6 +102,9 @@ func (c *Conn) Upload(ctx context.Context, src io.Reader, dst string, mode fs.Fi
 			return os.Chmod(dst, mode)
 		}
 	}
+	if st, err := os.Stat(dst); err == nil && st.IsDir() {
+		return fmt.Errorf("upload %s: it is a directory; give the path of the file to write", dst)
+	}
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return fmt.Errorf("upload %s: %w", dst, err)
 	}
@@ -110,6 +113,11 @@ func (c *Conn) Upload(ctx context.Context, src io.Reader, dst string, mode fs.Fi
 		return fmt.Errorf("upload %s: %w", dst, err)
 	}
 	defer os.Remove(tmp.Name())
+	// The temp file has the final mode before any data is in it.
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return fmt.Errorf("upload %s: %w", dst, err)
+	}
 	h := sha256.New()
 	_, err = io.Copy(io.MultiWriter(tmp, h), readerCtx{ctx, src})
 	if cerr := tmp.Close(); err == nil {

@@ -117,3 +117,15 @@ func TestUploadSkipsSameSum(t *testing.T) {
 type failReader struct{}
 
 func (failReader) Read([]byte) (int, error) { return 0, os.ErrInvalid }
+
+func TestUploadRefusesDirectory(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	err := (&Conn{}).Upload(context.Background(), strings.NewReader("x"), dir, 0o600, "")
+	if err == nil || !strings.Contains(err.Error(), "is a directory") {
+		t.Fatalf("upload onto a directory: %v", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("left in the directory: %v", ents)
+	}
+}

@@ -44,14 +44,12 @@ func (c *Conn) upload(ctx context.Context, src io.Reader, dst string, mode fs.Fi
 		}
 	}
 	become := c.cfg.Become && c.cfg.User != "root"
-	if sum != "" {
-		have, err := c.remoteSum(ctx, dst, become)
-		if err != nil {
-			return err
-		}
-		if have == sum {
-			return nil
-		}
+	have, err := c.remoteSum(ctx, dst, become)
+	if err != nil {
+		return err
+	}
+	if sum != "" && have == sum {
+		return nil
 	}
 	sc, err := c.sftpClient()
 	if err != nil {
@@ -80,6 +78,9 @@ func (c *Conn) upload(ctx context.Context, src io.Reader, dst string, mode fs.Fi
 	h := sha256.New()
 	offset, err := c.resumePoint(ctx, src, partial, h)
 	if err != nil {
+		return err
+	}
+	if err := c.createPrivate(ctx, partial, mode); err != nil {
 		return err
 	}
 	flags := os.O_WRONLY | os.O_CREATE
@@ -116,12 +117,37 @@ func (c *Conn) upload(ctx context.Context, src io.Reader, dst string, mode fs.Fi
 	return c.install(ctx, partial, final, dst, mode, local, become)
 }
 
+// createPrivate creates file (when missing) with no more permissions
+// than mode and gives it mode, before any data is in it: SFTP creates
+// files 0644, and a partial file of a 0600 secret must never be that.
+func (c *Conn) createPrivate(ctx context.Context, file string, mode fs.FileMode) error {
+	var stderr bytes.Buffer
+	res, err := c.Exec(ctx, transport.Command{
+		Script: `umask "$SEALFLOW_UMASK" && : >>"$SEALFLOW_FILE" && chmod -- "$SEALFLOW_MODE" "$SEALFLOW_FILE"`,
+		Env: map[string]string{"SEALFLOW_FILE": file, "SEALFLOW_UMASK": umaskFor(mode),
+			"SEALFLOW_MODE": fmt.Sprintf("%04o", mode.Perm())},
+		Stderr: &stderr,
+	})
+	if err != nil {
+		return fmt.Errorf("create %s: %w", file, err)
+	}
+	if res.ExitCode != 0 {
+		return fmt.Errorf("create %s: exit status %d: %s", file, res.ExitCode, strings.TrimSpace(stderr.String()))
+	}
+	return nil
+}
+
+// umaskFor is the umask under which new files get at most mode.
+func umaskFor(mode fs.FileMode) string { return fmt.Sprintf("%04o", 0o777&^mode.Perm()) }
+
 // remoteSum returns the sha256 of dst on the host, or "" when it is not
-// a readable regular file.
+// a readable regular file. A directory is an error: the file would land
+// inside it under another name.
 func (c *Conn) remoteSum(ctx context.Context, file string, become bool) (string, error) {
 	var out bytes.Buffer
 	res, err := c.Exec(ctx, transport.Command{
-		Script: `[ -f "$SEALFLOW_FILE" ] || exit 0
+		Script: `[ -d "$SEALFLOW_FILE" ] && exit 4
+[ -f "$SEALFLOW_FILE" ] || exit 0
 sha256sum <"$SEALFLOW_FILE"`,
 		Env:    map[string]string{"SEALFLOW_FILE": file},
 		Stdout: &out,
@@ -129,6 +155,9 @@ sha256sum <"$SEALFLOW_FILE"`,
 	})
 	if err != nil {
 		return "", fmt.Errorf("sha256 of %s: %w", file, err)
+	}
+	if res.ExitCode == 4 {
+		return "", fmt.Errorf("%s is a directory; give the path of the file to write", file)
 	}
 	if res.ExitCode != 0 {
 		return "", nil
@@ -207,6 +236,7 @@ func (c *Conn) install(ctx context.Context, partial, final, dst string, mode fs.
 			"SEALFLOW_DIR":     path.Dir(dst),
 			"SEALFLOW_SUM":     sum,
 			"SEALFLOW_MODE":    fmt.Sprintf("%04o", mode.Perm()),
+			"SEALFLOW_UMASK":   umaskFor(mode),
 		},
 		Stderr: &stderr,
 		Become: become,
@@ -222,6 +252,12 @@ func (c *Conn) install(ctx context.Context, partial, final, dst string, mode fs.
 
 const installScript = `p=$SEALFLOW_PARTIAL
 t=$SEALFLOW_TEMP
+umask "$SEALFLOW_UMASK"
+if [ -d "$SEALFLOW_DST" ]; then
+	rm -f -- "$p" "$t"
+	echo "$SEALFLOW_DST is a directory; give the path of the file to write" >&2
+	exit 4
+fi
 if [ "$p" != "$t" ]; then
 	mkdir -p -- "$SEALFLOW_DIR"
 	cat -- "$p" >"$t"

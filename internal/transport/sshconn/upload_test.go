@@ -6,12 +6,15 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // countingDialer counts the bytes the client sends.
@@ -202,4 +205,42 @@ func (c *cancelAfter) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.read += int64(n)
 	return n, err
+}
+
+// A directory destination is an error that leaves nothing in it; the
+// partial file of a 0600 upload is 0600 from its first byte.
+func TestUploadDirectoryAndPartialMode(t *testing.T) {
+	s := startSSHD(t, "")
+	c := s.dial(s.config())
+	ctx := context.Background()
+	dir := t.TempDir()
+	err := c.Upload(ctx, bytes.NewReader([]byte("secret")), dir, 0o600, "")
+	if err == nil || !strings.Contains(err.Error(), "is a directory") {
+		t.Fatalf("upload onto a directory: %v", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("left in the directory: %v", ents)
+	}
+
+	dst := filepath.Join(dir, "key")
+	partial := filepath.Join(dir, ".key.sealflow-partial")
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() { done <- c.Upload(ctx, pr, dst, 0o600, "") }()
+	if _, err := pw.Write(bytes.Repeat([]byte("s"), 64<<10)); err != nil {
+		t.Fatal(err)
+	}
+	var mode os.FileMode
+	for i := 0; i < 500; i++ {
+		if st, err := os.Stat(partial); err == nil && st.Size() > 0 {
+			mode = st.Mode().Perm()
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	pw.CloseWithError(errors.New("stop"))
+	<-done
+	if mode != 0o600 {
+		t.Errorf("partial file mode %04o while the data arrives, want 0600", mode)
+	}
 }
