@@ -13,14 +13,14 @@ import (
 
 // distributeKind puts a (large) file on every host: uploaded from the
 // control machine over SFTP (resumable, skipped when the host has it), or
-// downloaded by each host from a URL with curl or wget. How many hosts
-// receive it at once is the step's `serial` in the plan.
+// downloaded by each host from a URL with curl or wget. How many uploads
+// send data at once, over all hosts, is the run's --uploads (default 8).
 func distributeKind() *Kind {
 	sums := &sumCache{m: map[sumKey]*sumEntry{}}
 	return &Kind{
 		Name: "distribute",
 		Doc: "put a file on the host: uploaded from src (resumable, skipped when the host has it) or downloaded from url; " +
-			"limit how many hosts receive it at once with the step's serial",
+			"the run's --uploads bounds how many uploads send at once",
 		Params: []Param{
 			{Name: "src", Type: String, Doc: "the local file to upload (give src or url)"},
 			{Name: "url", Type: String, Doc: "a URL each host downloads with curl, else wget (give src or url)"},

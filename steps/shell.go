@@ -23,6 +23,7 @@ func shellKind() *Kind {
 			{Name: "secret_outputs", Type: StringList, Doc: "outputs whose values are secrets"},
 			{Name: "creates", Type: String, Doc: "a path the script creates; when it exists the task is done (safe to resume)"},
 			{Name: "rerunnable", Type: Bool, Doc: "the script is safe to run twice (an interrupted task simply runs again)"},
+			{Name: "outputs", Type: Bool, Doc: "the script writes outputs through another program (not needed when run names $SEALFLOW_OUTPUT or $SEALFLOW_TMP)"},
 		},
 		New: newShell,
 	}
@@ -33,6 +34,10 @@ type shell struct {
 	env        map[string]string
 	creates    string
 	rerunnable bool
+	// outputs says the script may write $SEALFLOW_OUTPUT: only then is
+	// it run with an outputs file (in the transport's private directory,
+	// which costs the host two more programs).
+	outputs bool
 }
 
 func newShell(p Params) (Step, error) {
@@ -44,12 +49,33 @@ func newShell(p Params) (Step, error) {
 	s.env, _ = p["env"].(map[string]string)
 	s.creates, _ = p["creates"].(string)
 	s.rerunnable, _ = p["rerunnable"].(bool)
+	s.outputs, _ = p["outputs"].(bool)
+	secrets, _ := p["secret_outputs"].([]string)
+	s.outputs = s.outputs || len(secrets) > 0 ||
+		strings.Contains(s.run, "SEALFLOW_OUTPUT") || strings.Contains(s.run, "SEALFLOW_TMP")
 	return s, nil
 }
 
 // Run runs the script and reads back its outputs. The output file is
 // created and removed by the same command, so nothing is left on the host.
 func (s *shell) Run(ctx context.Context, t *Target) (Outputs, error) {
+	if !s.outputs {
+		// The script is the command: the transport runs it with sh -e.
+		res, err := t.Conn.Exec(ctx, transport.Command{
+			Script: s.run,
+			Env:    mergeEnv(t.Env, s.env),
+			Stdout: t.Log,
+			Stderr: t.Log,
+			Become: t.Become,
+		})
+		if err != nil {
+			return nil, err
+		}
+		if res.ExitCode != 0 {
+			return nil, &transport.ExitError{Code: res.ExitCode}
+		}
+		return Outputs{}, nil
+	}
 	env := mergeEnv(t.Env, s.env, map[string]string{"SEALFLOW_SCRIPT": s.run})
 	// The user's script runs in a child `sh -e` so that its exit status,
 	// not the wrapper's, decides; the outputs are printed on fd 3, which

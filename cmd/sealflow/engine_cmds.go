@@ -18,6 +18,7 @@ func execFlags() []cli.Flag {
 	return []cli.Flag{
 		stateFlag(),
 		&cli.IntFlag{Name: "parallel", Value: 64, Usage: "at most `N` tasks at once"},
+		&cli.IntFlag{Name: "uploads", Value: 8, Usage: "at most `N` uploads sending data at once, over all hosts (files under 1 MiB do not count)"},
 		&cli.BoolFlag{Name: "keep-going", Usage: "after a failure, run everything that does not depend on it"},
 		&cli.StringSliceFlag{Name: "limit", Usage: "run only on these hosts or groups (`HOST|GROUP,...`)"},
 		&cli.StringFlag{Name: "output", Value: "auto", Usage: "progress format: auto, plain or json"},
@@ -33,6 +34,9 @@ func execFlags() []cli.Flag {
 func execOptions(c *cli.Context) (app.ExecOptions, error) {
 	if c.Int("parallel") < 1 {
 		return app.ExecOptions{}, app.Invalidf("--parallel must be at least 1")
+	}
+	if c.Int("uploads") < 1 {
+		return app.ExecOptions{}, app.Invalidf("--uploads must be at least 1")
 	}
 	switch c.String("output") {
 	case "auto", "plain", "json":
@@ -62,6 +66,7 @@ func execOptions(c *cli.Context) (app.ExecOptions, error) {
 			HostKeyCheck:  hostKeyCheck,
 			PasswordStdin: c.Bool("password-stdin"),
 			Password:      c.String("passwd"),
+			Uploads:       c.Int("uploads"),
 		},
 	}, nil
 }

@@ -25,6 +25,9 @@ type ConnectOptions struct {
 	PasswordStdin bool
 	Password      string // seed-style --passwd (shows in ps)
 	DialTimeout   time.Duration
+	// Uploads bounds the uploads sending data at once, over all hosts
+	// (0: no bound).
+	Uploads int
 }
 
 // connector hands out one connection per host: local hosts get the local
@@ -34,6 +37,7 @@ type connector struct {
 	io    IO
 	check sshconn.HostKeyCheck
 	pool  *sshconn.Pool
+	slots sshconn.UploadSlots // shared by every host's connection
 
 	mu    sync.Mutex
 	hosts map[string]*plans.Host
@@ -58,7 +62,7 @@ func newConnector(o ConnectOptions, io IO) (*connector, error) {
 			o.KnownHosts = filepath.Join(home, ".ssh", "known_hosts")
 		}
 	}
-	c := &connector{opts: o, io: io, check: check, hosts: map[string]*plans.Host{}, local: &local.Conn{}, warned: map[string]bool{}}
+	c := &connector{opts: o, io: io, check: check, slots: sshconn.NewUploadSlots(o.Uploads), hosts: map[string]*plans.Host{}, local: &local.Conn{}, warned: map[string]bool{}}
 	c.pool = sshconn.NewPool(c.dial)
 	return c, nil
 }
@@ -84,6 +88,7 @@ func (c *connector) dial(ctx context.Context, name string) (*sshconn.Conn, error
 	}
 	cfg := c.config(h.Name, h.Address, h.Port, h.User, h.Key)
 	cfg.Become = h.Become // uploads; commands follow each task's become
+	cfg.Uploads = c.slots
 	if pw := c.passwordFor(h); pw != nil {
 		cfg.Password = pw
 	}

@@ -51,6 +51,21 @@ func ParseHostKeyCheck(s string) (HostKeyCheck, error) {
 	return Strict, fmt.Errorf("host key check %q: want strict, accept-new or off", s)
 }
 
+// UploadSlots is a bound on concurrent uploads, shared by connections.
+type UploadSlots chan struct{}
+
+// NewUploadSlots returns a bound of n uploads at once (n < 1: none).
+func NewUploadSlots(n int) UploadSlots {
+	if n < 1 {
+		return nil
+	}
+	return make(UploadSlots, n)
+}
+
+// SmallUpload is the size below which an upload takes no slot of
+// Config.Uploads: scripts and configs must not wait behind packages.
+const SmallUpload = 1 << 20
+
 // Defaults of Config.
 const (
 	DefaultPort        = 22
@@ -94,6 +109,12 @@ type Config struct {
 	// Commands follow their own Command.Become: the engine sets it from the
 	// host's default and the step's override.
 	Become bool
+
+	// Uploads bounds the uploads that send data at once, across every
+	// connection given the same value (see NewUploadSlots); nil means no
+	// bound. Uploads of less than SmallUpload bytes and uploads the host
+	// already has do not take a slot.
+	Uploads UploadSlots
 
 	// Log receives warnings. It may be nil.
 	Log func(format string, args ...any)

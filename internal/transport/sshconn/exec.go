@@ -3,6 +3,8 @@ package sshconn
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -28,7 +30,9 @@ func (c *Conn) Exec(ctx context.Context, cmd transport.Command) (transport.Resul
 	if err := ctx.Err(); err != nil {
 		return transport.Result{}, fmt.Errorf("host %s: run command: %w", c.cfg.HostName, err)
 	}
-	become := cmd.Become
+	// root needs no sudo: the wrapper then takes its fast path without
+	// asking id.
+	become := cmd.Become && c.cfg.User != "root"
 	header, err := c.header(cmd, become)
 	if err != nil {
 		return transport.Result{}, err
@@ -97,9 +101,9 @@ func (c *Conn) Exec(ctx context.Context, cmd transport.Command) (transport.Resul
 	return transport.Result{ExitCode: code}, nil
 }
 
-// stop ends a running command: TERM to the wrapper, whose trap passes it
-// to the script's process group, then waits a little for the session to
-// end. sshd does not pass "signal" requests to sessions of root (no
+// stop ends a running command: TERM to the script's process group (the
+// wrapper's fast path) or to the wrapper, whose trap passes it to the
+// script's process group, then waits a little for the session to end. sshd does not pass "signal" requests to sessions of root (no
 // privilege separation after login), so the TERM is sent by `kill` from
 // a session of its own.
 func (c *Conn) stop(stdout *markerWriter, done <-chan error) {
@@ -109,7 +113,7 @@ func (c *Conn) stop(stdout *markerWriter, done <-chan error) {
 			ctx, cancel := context.WithTimeout(context.Background(), killGrace)
 			if s, err := c.client.NewSession(); err == nil {
 				stop := context.AfterFunc(ctx, func() { s.Close() })
-				_ = s.Run("kill -TERM " + strconv.Itoa(pid))
+				_ = s.Run("kill -TERM -- " + strconv.Itoa(pid))
 				stop()
 				s.Close()
 			}
@@ -148,7 +152,7 @@ func (c *Conn) header(cmd transport.Command, become bool) ([]byte, error) {
 		env.WriteString("export " + k + "=" + Quote(v) + "\n")
 	}
 	pw := ""
-	if become && c.cfg.Password != nil && c.cfg.User != "root" {
+	if become && c.cfg.Password != nil {
 		p, err := c.cfg.Password()
 		if err != nil {
 			return nil, fmt.Errorf("host %s: sudo password: %w", c.cfg.HostName, err)
@@ -158,17 +162,45 @@ func (c *Conn) header(cmd transport.Command, become bool) ([]byte, error) {
 		}
 		pw = p
 	}
+	section := env.String() + cmd.Script
+	if section != "" && !strings.HasSuffix(section, "\n") {
+		section += "\n"
+	}
+	flags := "0 0"
+	switch {
+	case become:
+		flags = "1 1"
+	case strings.Contains(cmd.Script, "SEALFLOW_TMP"):
+		flags = "0 1"
+	}
 	var b bytes.Buffer
-	for _, sec := range []string{env.String() + cmd.Script, pw} {
-		b.WriteString(strconv.Itoa(len(sec)) + "\n")
-		b.WriteString(sec)
-	}
-	if become {
-		b.WriteString("1\n")
+	if len(section) <= inlineMax {
+		end, err := endLine(section)
+		if err != nil {
+			return nil, fmt.Errorf("host %s: %w", c.cfg.HostName, err)
+		}
+		b.WriteString(flags + " l\n" + end + "\n" + section + end + "\n")
 	} else {
-		b.WriteString("0\n")
+		b.WriteString(flags + " b\n" + strconv.Itoa(len(section)) + "\n" + section)
 	}
+	b.WriteString(pw + "\n")
 	return b.Bytes(), nil
+}
+
+// endLine returns a line that ends the script section in mode l: one
+// that section does not hold.
+func endLine(section string) (string, error) {
+	var r [16]byte
+	for range 4 {
+		if _, err := rand.Read(r[:]); err != nil {
+			return "", fmt.Errorf("random end line: %w", err)
+		}
+		end := "sealflow-end-" + hex.EncodeToString(r[:])
+		if !strings.Contains(section, end) {
+			return end, nil
+		}
+	}
+	return "", fmt.Errorf("no end line for the script section")
 }
 
 type writerFunc func([]byte) (int, error)
@@ -236,11 +268,15 @@ func parseMarker(b []byte) (pid int, rest []byte, ok, more bool) {
 		return 0, nil, false, false
 	}
 	digits := b[len(prefix):]
+	sign := 1
+	if len(digits) > 0 && digits[0] == '-' {
+		sign, digits = -1, digits[1:]
+	}
 	for i, c := range digits {
 		switch {
 		case c == 0 && i > 0:
 			pid, err := strconv.Atoi(string(digits[:i]))
-			return pid, digits[i+1:], err == nil, false
+			return sign * pid, digits[i+1:], err == nil && pid > 0, false
 		case c < '0' || c > '9' || i >= 10:
 			return 0, nil, false, false
 		}
@@ -248,10 +284,12 @@ func parseMarker(b []byte) (pid int, rest []byte, ok, more bool) {
 	return 0, nil, false, len(digits) <= 10
 }
 
+// started returns the marker's PID: negative for a process group (the
+// fast path), positive for the wrapper alone.
 func (m *markerWriter) started() (pid int, ok bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.pid, m.pid > 0
+	return m.pid, m.pid != 0
 }
 
 // headWriter passes writes on and keeps the first max bytes.

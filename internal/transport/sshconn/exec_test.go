@@ -59,7 +59,7 @@ func TestExecLeavesNoFiles(t *testing.T) {
 	c := s.dial(s.config())
 	var out bytes.Buffer
 	res, err := c.Exec(context.Background(), transport.Command{
-		Script: `d=${0%/*}; stat -c %a "$d"; echo "$d"`,
+		Script: `d=$SEALFLOW_TMP; stat -c %a "$d"; echo "$d"`,
 		Env:    map[string]string{"SECRET": "s3cret"},
 		Stdout: &out,
 	})

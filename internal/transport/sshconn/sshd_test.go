@@ -34,6 +34,7 @@ type testSSHD struct {
 	hostKey ssh.PublicKey
 	userKey string // private key file authorized to log in
 	extra   []string
+	prefix  []string // a program sshd runs under (e.g. strace and its arguments)
 	cmd     *exec.Cmd
 	log     *syncBuffer
 }
@@ -52,11 +53,17 @@ func needSSHD(t testing.TB) {
 // extra config lines.
 func startSSHD(t testing.TB, addr string, extra ...string) *testSSHD {
 	t.Helper()
+	return startSSHDUnder(t, nil, addr, extra...)
+}
+
+// startSSHDUnder is startSSHD with sshd run by the program prefix.
+func startSSHDUnder(t testing.TB, prefix []string, addr string, extra ...string) *testSSHD {
+	t.Helper()
 	needSSHD(t)
 	if addr == "" {
 		addr = "127.0.0.1"
 	}
-	s := &testSSHD{t: t, dir: t.TempDir(), addr: addr, port: freePort(t, addr), extra: extra}
+	s := &testSSHD{t: t, dir: t.TempDir(), addr: addr, port: freePort(t, addr), extra: extra, prefix: prefix}
 	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +103,8 @@ Subsystem sftp internal-sftp
 		t.Fatal(err)
 	}
 	s.log = &syncBuffer{}
-	s.cmd = exec.Command("/usr/sbin/sshd", "-D", "-e", "-f", cf)
+	args := append(append([]string(nil), s.prefix...), "/usr/sbin/sshd", "-D", "-e", "-f", cf)
+	s.cmd = exec.Command(args[0], args[1:]...)
 	s.cmd.Stderr = s.log
 	if err := s.cmd.Start(); err != nil {
 		t.Fatalf("start sshd: %v", err)

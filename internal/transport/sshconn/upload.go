@@ -75,6 +75,11 @@ func (c *Conn) upload(ctx context.Context, src io.Reader, dst string, mode fs.Fi
 		return fmt.Errorf("create %s: %w", path.Dir(dst), err)
 	}
 
+	release, err := c.uploadSlot(ctx, src)
+	if err != nil {
+		return err
+	}
+	defer release()
 	h := sha256.New()
 	offset, err := c.resumePoint(ctx, src, partial, h)
 	if err != nil {
@@ -166,9 +171,56 @@ sha256sum <"$SEALFLOW_FILE"`,
 	return s, nil
 }
 
-// resumePoint returns where to continue writing partial: its size when
-// it holds the start of src (src is then positioned after it and h has
-// hashed it), else 0 with src and h at the start.
+// uploadSlot waits for a slot of Config.Uploads, unless src is known
+// to be small.
+func (c *Conn) uploadSlot(ctx context.Context, src io.Reader) (release func(), err error) {
+	slots := c.cfg.Uploads
+	if slots == nil {
+		return func() {}, nil
+	}
+	if n, ok := sourceSize(src); ok && n < SmallUpload {
+		return func() {}, nil
+	}
+	select {
+	case slots <- struct{}{}:
+		return func() { <-slots }, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("wait for a free upload slot: %w", ctx.Err())
+	case <-c.gone:
+		return nil, c.dropped(false)
+	}
+}
+
+// sourceSize returns how many bytes src has left, when it can tell.
+func sourceSize(src io.Reader) (int64, bool) {
+	switch r := src.(type) {
+	case interface{ Len() int }:
+		return int64(r.Len()), true
+	case interface{ Stat() (fs.FileInfo, error) }:
+		st, err := r.Stat()
+		if err != nil || !st.Mode().IsRegular() {
+			return 0, false
+		}
+		if s, ok := src.(io.Seeker); ok {
+			if at, err := s.Seek(0, io.SeekCurrent); err == nil {
+				return st.Size() - at, true
+			}
+		}
+	}
+	return 0, false
+}
+
+// resumeBlock is the unit in which a partial file is compared with the
+// source on resume.
+const resumeBlock = 4 << 20
+
+// resumePoint returns where to continue writing partial: the length of
+// its longest run of leading blocks that hold the same bytes as src (src
+// is then positioned after them and h has hashed them), else 0 with src
+// and h at the start. Concurrent writes may leave a partial file with
+// holes (later blocks written, an earlier one not): every block is
+// compared by its sha256, so a hole is never taken for data, and the
+// partial file is cut back to the blocks that match.
 func (c *Conn) resumePoint(ctx context.Context, src io.Reader, partial string, h hash.Hash) (int64, error) {
 	rs, ok := src.(io.ReadSeeker)
 	if !ok {
@@ -187,39 +239,55 @@ func (c *Conn) resumePoint(ctx context.Context, src io.Reader, partial string, h
 		return 0, nil
 	}
 	n := st.Size()
-	if _, err := io.CopyN(h, &ctxReader{ctx: ctx, r: rs}, n); err != nil {
-		h.Reset()
-		if _, serr := rs.Seek(start, io.SeekStart); serr != nil {
-			return 0, fmt.Errorf("rewind the source: %w", serr)
-		}
-		if ctx.Err() != nil {
-			return 0, ctx.Err()
-		}
-		return 0, nil // the source is shorter than the partial file
-	}
 	var out bytes.Buffer
 	res, err := c.Exec(ctx, transport.Command{
-		Script: `head -c "$SEALFLOW_SIZE" <"$SEALFLOW_FILE" | sha256sum`,
-		Env:    map[string]string{"SEALFLOW_FILE": partial, "SEALFLOW_SIZE": strconv.FormatInt(n, 10)},
+		Script: `f=$SEALFLOW_FILE b=$SEALFLOW_BLOCK i=0
+while [ $((i * b)) -lt "$SEALFLOW_SIZE" ]; do
+	dd if="$f" bs="$b" skip="$i" count=1 iflag=fullblock 2>/dev/null | sha256sum
+	i=$((i + 1))
+done`,
+		Env: map[string]string{
+			"SEALFLOW_FILE":  partial,
+			"SEALFLOW_SIZE":  strconv.FormatInt(n, 10),
+			"SEALFLOW_BLOCK": strconv.Itoa(resumeBlock),
+		},
 		Stdout: &out,
 	})
 	if err != nil {
-		h.Reset()
-		if _, serr := rs.Seek(start, io.SeekStart); serr != nil {
-			return 0, fmt.Errorf("rewind the source: %w", serr)
+		return 0, fmt.Errorf("sha256 of the blocks of %s: %w", partial, err)
+	}
+	if res.ExitCode != 0 {
+		return 0, nil
+	}
+	remote := strings.Fields(out.String())
+	buf := make([]byte, resumeBlock)
+	var valid int64
+	for i := 0; valid < n; i++ {
+		want := min(int64(resumeBlock), n-valid)
+		k, err := io.ReadFull(&ctxReader{ctx: ctx, r: rs}, buf[:want])
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
 		}
-		return 0, fmt.Errorf("sha256 of %s: %w", partial, err)
+		sum := sha256.Sum256(buf[:k])
+		// sha256sum prints "SUM  -": every other field.
+		if err != nil || 2*i >= len(remote) || remote[2*i] != hex.EncodeToString(sum[:]) {
+			break
+		}
+		h.Write(buf[:k])
+		valid += int64(k)
 	}
-	remote, _, _ := strings.Cut(out.String(), " ")
-	prefix := hex.EncodeToString(h.Sum(nil))
-	if res.ExitCode == 0 && remote == prefix {
-		return n, nil
+	if valid < n && valid > 0 {
+		if err := sc.Truncate(partial, valid); err != nil {
+			valid = 0
+		}
 	}
-	h.Reset()
-	if _, err := rs.Seek(start, io.SeekStart); err != nil {
-		return 0, fmt.Errorf("rewind the source: %w", err)
+	if valid == 0 {
+		h.Reset()
 	}
-	return 0, nil
+	if _, err := rs.Seek(start+valid, io.SeekStart); err != nil {
+		return 0, fmt.Errorf("position the source: %w", err)
+	}
+	return valid, nil
 }
 
 // install checks the partial file's sha256 on the host, sets its mode

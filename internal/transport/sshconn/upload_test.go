@@ -244,3 +244,63 @@ func TestUploadDirectoryAndPartialMode(t *testing.T) {
 		t.Errorf("partial file mode %04o while the data arrives, want 0600", mode)
 	}
 }
+
+// Concurrent writes can leave a partial file with a hole: a later part
+// written, an earlier one not. Resume must never take the hole for data:
+// it continues after the last block that matches the source.
+func TestUploadResumeSkipsNoHole(t *testing.T) {
+	s := startSSHD(t, "")
+	cfg := s.config()
+	d := &countingDialer{}
+	cfg.Dialer = d.dial
+	c := s.dial(cfg)
+	const size = 4 * resumeBlock
+	file, data, sum := randomFile(t, size)
+	dst := filepath.Join(t.TempDir(), "file.bin")
+	partial := filepath.Join(filepath.Dir(dst), ".file.bin.sealflow-partial")
+	// Blocks 0 and 2 written, block 1 a hole but for its first bytes; the
+	// file as long as three blocks.
+	part := make([]byte, 3*resumeBlock)
+	copy(part, data[:resumeBlock+4096])
+	copy(part[2*resumeBlock:], data[2*resumeBlock:3*resumeBlock])
+	if err := os.WriteFile(partial, part, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, _ := os.Open(file)
+	defer f.Close()
+	before := d.sent.Load()
+	if err := c.Upload(context.Background(), f, dst, 0o644, sum); err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, dst, data, 0o644)
+	sent := d.sent.Load() - before
+	// From block 1 on: 3 blocks, and a little for the protocol.
+	if lo, hi := int64(size-resumeBlock), int64(size-resumeBlock+256<<10); sent < lo || sent > hi {
+		t.Errorf("resumed upload sent %d bytes, want %d to %d: everything from the first block that does not match", sent, lo, hi)
+	}
+}
+
+// Uploads of one bound wait for each other; small ones do not take a slot.
+func TestUploadSlots(t *testing.T) {
+	s := startSSHD(t, "")
+	cfg := s.config()
+	cfg.Uploads = NewUploadSlots(1)
+	c := s.dial(cfg)
+	cfg.Uploads <- struct{}{} // the one slot is taken
+	dir := t.TempDir()
+	small := bytes.Repeat([]byte("s"), SmallUpload-1)
+	if err := c.Upload(context.Background(), bytes.NewReader(small), dir+"/small", 0o644, ""); err != nil {
+		t.Fatalf("a small upload waited for the taken slot: %v", err)
+	}
+	big := bytes.Repeat([]byte("b"), SmallUpload)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := c.Upload(ctx, bytes.NewReader(big), dir+"/big", 0o644, ""); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a big upload with the slot taken: %v, want it to wait until its deadline", err)
+	}
+	<-cfg.Uploads
+	if err := c.Upload(context.Background(), bytes.NewReader(big), dir+"/big", 0o644, ""); err != nil {
+		t.Fatalf("a big upload with the slot free: %v", err)
+	}
+	checkFile(t, dir+"/big", big, 0o644)
+}

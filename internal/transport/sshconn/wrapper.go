@@ -1,27 +1,50 @@
 package sshconn
 
 // The remote side of Exec. The command line sshd runs is always the same
-// (bootstrap: the wrapper). Everything that varies comes on stdin, as
-// two length-prefixed sections (the script, led by the environment's
-// export lines; the sudo password) and a become flag, then the caller's
-// stdin:
+// (bootstrap: the wrapper). Everything that varies comes on stdin, as a
+// header the wrapper reads with shell builtins, then the caller's stdin:
 //
-//	<bytes>\n<export NAME='value' lines><script><bytes>\n<password>1\n
+//	<become> <tmp> <mode>\n
+//	<end line>\n                 (mode l; mode b: the section's size in bytes)
+//	<export NAME='value' lines><script>
+//	<end line>\n                 (mode l only)
+//	<sudo password>\n
 //
-// The wrapper stores the script in a private temp
-// directory (umask 077, removed at exit) and keeps the password in a
-// shell variable (given to sudo through a pipe by the printf builtin). It
-// prints execMarker, its PID and a NUL on stdout once the command is about
-// to start, then runs runner (directly, or as root through sudo). The
-// runner starts the script with `sh -e` in its own session (setsid) so
-// that a TERM to the wrapper — sent by Exec when its context is
-// cancelled — kills the script's whole process group. When the wrapper
-// itself fails it says why on stderr and exits with wrapperFailed before
-// the marker.
+// Mode l (a script section of up to inlineMax bytes) frames the section
+// by lines up to an end line that it does not hold, so that `read` takes
+// it into a shell variable; mode b (larger sections) gives its size and
+// the wrapper stores it in a file with head.
+//
+// The fast path, for a command that is not run through sudo: the wrapper
+// prints execMarker, "-", its PID and a NUL on stdout, then evaluates the
+// script in its own process with errexit. sshd starts every session in a
+// session of its own (setsid), so the wrapper's PID is also the process
+// group of the script and of everything it starts: Exec, when its context
+// is cancelled, sends TERM to that group. Only when the script names
+// $SEALFLOW_TMP does the wrapper create the private directory (mktemp -d,
+// mode 0700); it then runs the script in a subshell and removes the
+// directory (rm -rf) when that ends. Programs started on the host per
+// command: the login shell and the wrapper's sh; with $SEALFLOW_TMP also
+// mktemp and rm.
+//
+// The slow path, for become as a non-root user, for scripts above
+// inlineMax and where the wrapper is not its process group's leader: the
+// script is stored in a private temp directory, and runner starts it with
+// `sh -e` in its own session (setsid), directly or as root through sudo
+// (the password given to sudo through a pipe by the printf builtin). The
+// marker then holds the wrapper's PID without "-": Exec sends TERM to the
+// wrapper, whose trap passes it on to the script's process group.
+//
+// Both paths run the script with umask 077. When the wrapper itself fails
+// it says why on stderr and exits with wrapperFailed before the marker.
 
 const (
-	execMarker    = "\x00sealflow-exec " // then the wrapper's PID and a NUL
+	execMarker    = "\x00sealflow-exec " // then "-" and the process group, or the wrapper's PID; then a NUL
 	wrapperFailed = 125
+	// inlineMax is the largest script section (environment and script)
+	// sent in mode l: `read` takes one byte per system call, and the
+	// section is put together line by line.
+	inlineMax = 32 << 10
 )
 
 // runner is run as `sh -c runner sh DIR`. It holds no single quote:
@@ -41,43 +64,82 @@ p=$!
 wait "$p"
 `
 
+// wrapper's own names start with _sf; they are unset before the script
+// runs.
 const wrapper = `umask 077
-fail() { printf 'sealflow: %s\n' "$1" >&2; exit 125; }
-section() {
-	IFS= read -r n || fail "short command header"
-	case $n in ''|*[!0-9]*) fail "bad command header";; esac
+_sff() { printf 'sealflow: %s\n' "$1" >&2; exit 125; }
+IFS=' ' read -r _sfb _sft _sfm || _sff "short command header"
+IFS= read -r _sfn || _sff "short command header"
+_sfs= _sfd= _sfp= _sfg=
+_sftmp() {
+	_sfd=$(mktemp -d "${TMPDIR:-/tmp}/sealflow.XXXXXXXX") || _sff "cannot create a private temp directory"
+	trap 'rm -rf "$_sfd"' EXIT
 }
-d=$(mktemp -d "${TMPDIR:-/tmp}/sealflow.XXXXXXXX") || fail "cannot create a private temp directory"
+case $_sfm in
+l)
+	_sfl=
+	while IFS= read -r _sfl; do
+		[ "$_sfl" = "$_sfn" ] && break
+		_sfs=$_sfs$_sfl'
+'
+	done
+	[ "$_sfl" = "$_sfn" ] || _sff "short command header"
+	;;
+b)
+	case $_sfn in ''|*[!0-9]*) _sff "bad command header";; esac
+	_sftmp
+	if [ "$_sfn" -gt 0 ]; then head -c "$_sfn" >"$_sfd/script" || _sff "short command header"; else : >"$_sfd/script"; fi
+	;;
+*) _sff "bad command header";;
+esac
+IFS= read -r _sfp || _sff "short command header"
+if [ "$_sfm" = l ] && { [ "$_sfb" != 1 ] || [ "$(id -u)" = 0 ]; }; then
+	read -r _sfg _sfg _sfg _sfg _sfg </proc/$$/stat 2>/dev/null || _sfg=
+	_sfg=${_sfg%% *}
+fi
+if [ "$_sfg" = "$$" ]; then
+	_sfp=
+	if [ "$_sft" = 1 ]; then
+		_sftmp
+		trap 'exit 143' TERM HUP INT
+		SEALFLOW_TMP=$_sfd
+		export SEALFLOW_TMP
+		printf '\000sealflow-exec -%s\000' "$$"
+		(eval "trap - EXIT TERM HUP INT; unset -v _sfb _sft _sfm _sfn _sfs _sfd _sfp _sfg _sfl; unset -f _sff _sftmp; set -e
+$_sfs")
+		exit
+	fi
+	printf '\000sealflow-exec -%s\000' "$$"
+	eval "unset -v _sfb _sft _sfm _sfn _sfs _sfd _sfp _sfg _sfl; unset -f _sff _sftmp; set -e
+$_sfs"
+	exit
+fi
+[ -n "$_sfd" ] || { _sftmp; printf '%s' "$_sfs" >"$_sfd/script" || _sff "cannot store the script"; }
+_sfs=
 p=
-trap 'rm -rf "$d"' EXIT
 trap '[ -n "$p" ] && { kill -TERM "$p" 2>/dev/null; wait "$p"; }; exit 143' TERM HUP INT
-section
-if [ "$n" -gt 0 ]; then head -c "$n" >"$d/script" || fail "short command header"; else : >"$d/script"; fi
-section; pw=
-if [ "$n" -gt 0 ]; then pw=$(head -c "$n") || fail "short command header"; fi
-IFS= read -r become || fail "short command header"
 r='` + runner + `'
 sudo=
-if [ "$become" = 1 ] && [ "$(id -u)" != 0 ]; then
-	command -v sudo >/dev/null 2>&1 || fail "become: sudo is not installed on the host"
+if [ "$_sfb" = 1 ] && [ "$(id -u)" != 0 ]; then
+	command -v sudo >/dev/null 2>&1 || _sff "become: sudo is not installed on the host"
 	if sudo -n -k true 2>/dev/null; then
 		sudo=n
-	elif [ -n "$pw" ]; then
-		printf '%s\n' "$pw" | sudo -k -S -p '' -v 2>/dev/null || fail "become: sudo refused the password of user $(id -un)"
+	elif [ -n "$_sfp" ]; then
+		printf '%s\n' "$_sfp" | sudo -k -S -p '' -v 2>/dev/null || _sff "become: sudo refused the password of user $(id -un)"
 		sudo=S
 	else
-		fail "become: sudo asks user $(id -un) for a password and none is configured (set the host's password, or allow NOPASSWD)"
+		_sff "become: sudo asks user $(id -un) for a password and none is configured (set the host's password, or allow NOPASSWD)"
 	fi
 fi
 printf '\000sealflow-exec %s\000' "$$"
 exec 3<&0
 case $sudo in
-n) sudo -n sh -c "$r" sh "$d" <&3 3<&- & ;;
-S) { printf '%s\n' "$pw"; exec cat; } <&3 3<&- | sudo -k -S -p '' sh -c "$r" sh "$d" & ;;
-*) (set -- "$d"; eval "$r") <&3 3<&- & ;;
+n) sudo -n sh -c "$r" sh "$_sfd" <&3 3<&- & ;;
+S) { printf '%s\n' "$_sfp"; exec cat; } <&3 3<&- | sudo -k -S -p '' sh -c "$r" sh "$_sfd" & ;;
+*) (set -- "$_sfd"; eval "$r") <&3 3<&- & ;;
 esac
 p=$!
-pw=
+_sfp=
 wait "$p"
 `
 
