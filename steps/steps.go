@@ -208,5 +208,6 @@ func Builtin() *Registry {
 	r.Register(joinKind())
 	r.Register(lvscareKind())
 	r.Register(resetKind())
+	r.Register(kubeApplyKind())
 	return r
 }
