@@ -9,7 +9,7 @@ all: build
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
 build:
-	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/sealflow
+	$(GO) build -ldflags "-X github.com/sealflow/sealflow/internal/version.Version=$(VERSION)" -o $(BIN) ./cmd/sealflow
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -7,21 +7,23 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+
+	"github.com/sealflow/sealflow/lvscare/podspec"
 )
 
 // OpenBackend returns the backend for mode in the current network
 // namespace. ModeAuto picks IPVS when the kernel has it, else nftables,
 // and logs which. Close the backend (io.Closer) when done.
-func OpenBackend(mode Mode, log *slog.Logger) (Backend, error) {
+func OpenBackend(mode podspec.Mode, log *slog.Logger) (Backend, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	switch mode {
-	case ModeIPVS:
+	case podspec.ModeIPVS:
 		return NewIPVS()
-	case ModeNFTables:
+	case podspec.ModeNFTables:
 		return NewNFTables(0)
-	case ModeAuto, "":
+	case podspec.ModeAuto, "":
 		if IPVSAvailable() {
 			log.Info("lvscare: the kernel has IPVS; using the ipvs backend")
 			return NewIPVS()
@@ -40,7 +42,7 @@ func closeBackend(b Backend) {
 
 // Care validates o and keeps o.VS true with the backend o.Mode selects:
 // until ctx ends (rules stay), or for one round with o.RunOnce.
-func Care(ctx context.Context, o Options, log *slog.Logger) error {
+func Care(ctx context.Context, o podspec.Options, log *slog.Logger) error {
 	if err := o.Validate(); err != nil {
 		return err
 	}
@@ -53,7 +55,7 @@ func Care(ctx context.Context, o Options, log *slog.Logger) error {
 }
 
 // CareWith is Care on a given backend and clock.
-func CareWith(ctx context.Context, o Options, b Backend, clock Clock, log *slog.Logger) error {
+func CareWith(ctx context.Context, o podspec.Options, b Backend, clock Clock, log *slog.Logger) error {
 	if err := o.Validate(); err != nil {
 		return err
 	}
@@ -81,8 +83,8 @@ func CareWith(ctx context.Context, o Options, b Backend, clock Clock, log *slog.
 // Clean removes vs and what was added for it (rules, address or route)
 // from the backend mode selects; ModeAuto cleans both backends the kernel
 // has. It returns ErrNotFound when nothing of vs was there.
-func Clean(ctx context.Context, vs netip.AddrPort, mode Mode, log *slog.Logger) error {
-	if err := checkAddr("--vs", vs); err != nil {
+func Clean(ctx context.Context, vs netip.AddrPort, mode podspec.Mode, log *slog.Logger) error {
+	if err := podspec.CheckAddr("--vs", vs); err != nil {
 		return err
 	}
 	found := false
@@ -111,8 +113,8 @@ func Clean(ctx context.Context, vs netip.AddrPort, mode Mode, log *slog.Logger) 
 
 // Status reads vs from the backend mode selects; ModeAuto looks in each
 // backend the kernel has. The backend's name is returned with it.
-func Status(ctx context.Context, vs netip.AddrPort, mode Mode) (Service, string, error) {
-	if err := checkAddr("--vs", vs); err != nil {
+func Status(ctx context.Context, vs netip.AddrPort, mode podspec.Mode) (Service, string, error) {
+	if err := podspec.CheckAddr("--vs", vs); err != nil {
 		return Service{}, "", err
 	}
 	for _, m := range modesFor(mode) {
@@ -133,14 +135,14 @@ func Status(ctx context.Context, vs netip.AddrPort, mode Mode) (Service, string,
 }
 
 // modesFor lists the concrete backends mode covers.
-func modesFor(mode Mode) []Mode {
-	if mode == ModeAuto || mode == "" {
+func modesFor(mode podspec.Mode) []podspec.Mode {
+	if mode == podspec.ModeAuto || mode == "" {
 		if IPVSAvailable() {
-			return []Mode{ModeIPVS, ModeNFTables}
+			return []podspec.Mode{podspec.ModeIPVS, podspec.ModeNFTables}
 		}
-		return []Mode{ModeNFTables}
+		return []podspec.Mode{podspec.ModeNFTables}
 	}
-	return []Mode{mode}
+	return []podspec.Mode{mode}
 }
 
 // FormatStatus renders svc for `lvscare status`.

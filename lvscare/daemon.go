@@ -9,6 +9,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/sealflow/sealflow/lvscare/podspec"
 )
 
 // Config is what a Daemon runs on.
@@ -77,7 +79,7 @@ func (h *health) observe(success bool, rise, fall int) bool {
 // NewDaemon checks cfg and returns a Daemon.
 func NewDaemon(cfg Config) (*Daemon, error) {
 	var errs []error
-	if err := checkAddr("virtual server", cfg.VS); err != nil {
+	if err := podspec.CheckAddr("virtual server", cfg.VS); err != nil {
 		errs = append(errs, err)
 	}
 	if len(cfg.RS) == 0 {

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/sealflow/sealflow/lvscare/podspec"
 )
 
 // Fake is an in-memory Backend that enforces the kernel's rules: adding a
@@ -67,7 +69,7 @@ func (f *Fake) Add(ctx context.Context, vs netip.AddrPort, via netip.Addr) error
 	if err := f.enter(ctx, "Add"); err != nil {
 		return err
 	}
-	if err := checkAddr("virtual server", vs); err != nil {
+	if err := podspec.CheckAddr("virtual server", vs); err != nil {
 		return err
 	}
 	if _, ok := f.svcs[vs]; ok {

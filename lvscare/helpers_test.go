@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sealflow/sealflow/lvscare/podspec"
 )
 
 // Helper processes: the test binary re-runs itself inside a network
@@ -99,7 +101,7 @@ func helperServer() int {
 // helperCare runs Care with the Options in LVSCARE_OPTIONS (JSON) until
 // SIGTERM, as the CLI does.
 func helperCare() int {
-	var o Options
+	var o podspec.Options
 	if err := json.Unmarshal([]byte(os.Getenv("LVSCARE_OPTIONS")), &o); err != nil {
 		fmt.Fprintln(os.Stderr, "options:", err)
 		return 2
@@ -116,7 +118,7 @@ func helperCare() int {
 
 // helperClean runs Clean for LVSCARE_VS with LVSCARE_MODE.
 func helperClean() int {
-	vs, err := ParseAddrPort("--vs", os.Getenv("LVSCARE_VS"))
+	vs, err := podspec.ParseAddrPort("--vs", os.Getenv("LVSCARE_VS"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
@@ -124,7 +126,7 @@ func helperClean() int {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := Clean(ctx, vs, Mode(os.Getenv("LVSCARE_MODE")), log); err != nil {
+	if err := Clean(ctx, vs, podspec.Mode(os.Getenv("LVSCARE_MODE")), log); err != nil {
 		fmt.Fprintln(os.Stderr, "clean:", err)
 		return 1
 	}

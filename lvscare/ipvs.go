@@ -11,6 +11,8 @@ import (
 	"github.com/moby/ipvs"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/sealflow/sealflow/lvscare/podspec"
 )
 
 // IPVSLink is the dummy link that holds the VIPs of the IPVS backend
@@ -50,7 +52,7 @@ func NewIPVS() (*IPVS, error) {
 }
 
 // Name returns "ipvs".
-func (v *IPVS) Name() string { return string(ModeIPVS) }
+func (v *IPVS) Name() string { return string(podspec.ModeIPVS) }
 
 // Close releases the netlink sockets.
 func (v *IPVS) Close() error {
@@ -119,7 +121,7 @@ func (v *IPVS) Get(ctx context.Context, vs netip.AddrPort) (Service, error) {
 
 // Add implements Backend.
 func (v *IPVS) Add(ctx context.Context, vs netip.AddrPort, _ netip.Addr) error {
-	if err := checkAddr("virtual server", vs); err != nil {
+	if err := podspec.CheckAddr("virtual server", vs); err != nil {
 		return err
 	}
 	s, err := v.find(ctx, vs)

@@ -6,7 +6,9 @@
 // Fake for tests). The daemon takes its clock, prober, backend and logger
 // from its Config; it holds no global state and handles no signals.
 //
-// This package imports nothing of plans, steps, the dag or the engine.
+// Its options, their flags and the manifests that start it are in
+// lvscare/podspec, which has no kernel imports. This package imports
+// nothing of plans, steps, the dag or the engine (internal/boundary).
 package lvscare
 
 import (
@@ -14,6 +16,8 @@ import (
 	"errors"
 	"net/netip"
 	"slices"
+
+	"github.com/sealflow/sealflow/lvscare/podspec"
 )
 
 // Errors a Backend returns, matched with errors.Is.
@@ -62,31 +66,12 @@ func sortedRS(rs []netip.AddrPort) []netip.AddrPort {
 	return out
 }
 
-// checkAddrs validates addresses the kernel backends accept: IPv4 with a
-// port.
-func checkAddr(what string, ap netip.AddrPort) error {
-	if !ap.IsValid() || !ap.Addr().Is4() || ap.Port() == 0 {
-		return &AddrError{What: what, Addr: ap}
-	}
-	return nil
-}
-
-// AddrError reports an address a backend cannot program.
-type AddrError struct {
-	What string
-	Addr netip.AddrPort
-}
-
-func (e *AddrError) Error() string {
-	return e.What + " " + e.Addr.String() + ": want an IPv4 address and a non-zero port (IP:PORT)"
-}
-
 // checkSet validates a real server list for Set: valid addresses, no
 // duplicates.
 func checkSet(rs []netip.AddrPort) error {
 	seen := make(map[netip.AddrPort]bool, len(rs))
 	for _, r := range rs {
-		if err := checkAddr("real server", r); err != nil {
+		if err := podspec.CheckAddr("real server", r); err != nil {
 			return err
 		}
 		if seen[r] {

@@ -13,6 +13,8 @@ import (
 	"github.com/google/nftables/expr"
 	mnl "github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/sealflow/sealflow/lvscare/podspec"
 )
 
 // NFTTable is the nftables table lvscare owns (family ip). Nothing else is
@@ -55,7 +57,7 @@ func NewNFTables(netns int) (*NFTables, error) {
 }
 
 // Name returns "nftables".
-func (n *NFTables) Name() string { return string(ModeNFTables) }
+func (n *NFTables) Name() string { return string(podspec.ModeNFTables) }
 
 // Close releases the netlink handle.
 func (n *NFTables) Close() error {
@@ -246,7 +248,7 @@ func hasExpr(r *nftables.Rule, match func(expr.Any) bool) bool {
 
 // Add implements Backend.
 func (n *NFTables) Add(ctx context.Context, vs netip.AddrPort, via netip.Addr) error {
-	if err := checkAddr("virtual server", vs); err != nil {
+	if err := podspec.CheckAddr("virtual server", vs); err != nil {
 		return err
 	}
 	c, err := n.conn(ctx)

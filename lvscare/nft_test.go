@@ -19,6 +19,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+
+	"github.com/sealflow/sealflow/lvscare/podspec"
 )
 
 // addForeignTable puts a table of someone else's in ns, which lvscare must
@@ -177,7 +179,7 @@ func (l *lab) start(t *testing.T, i int) {
 
 func (l *lab) stop(i int) { l.servers[i].kill() }
 
-func (l *lab) care(t *testing.T, o Options) *proc {
+func (l *lab) care(t *testing.T, o podspec.Options) *proc {
 	t.Helper()
 	js, err := json.Marshal(o)
 	if err != nil {
@@ -286,10 +288,10 @@ func TestNFTablesScenario(t *testing.T) {
 
 	vsA := netip.MustParseAddrPort("10.103.97.2:6443") // https probes of /healthz (defaults)
 	vsB := netip.MustParseAddrPort("10.103.97.3:80")   // http probes, the original LVScare's flags
-	optsA := DefaultOptions()
-	optsA.VS, optsA.Mode = vsA, ModeNFTables
-	optsB := DefaultOptions()
-	optsB.VS, optsB.Mode = vsB, ModeNFTables
+	optsA := podspec.DefaultOptions()
+	optsA.VS, optsA.Mode = vsA, podspec.ModeNFTables
+	optsB := podspec.DefaultOptions()
+	optsB.VS, optsB.Mode = vsB, podspec.ModeNFTables
 	optsB.Health.Scheme, optsB.Health.Path = "http", "/"
 	for _, a := range l.addrs {
 		optsA.RS = append(optsA.RS, netip.MustParseAddrPort(a+":6443"))
@@ -406,8 +408,8 @@ func TestNFTablesLoopbackServers(t *testing.T) {
 	ns := newNS(t, "lo")
 	before := ns.dump(t)
 	var servers []*http.Server
-	o := DefaultOptions()
-	o.VS, o.Mode = netip.MustParseAddrPort("10.103.97.12:6443"), ModeNFTables
+	o := podspec.DefaultOptions()
+	o.VS, o.Mode = netip.MustParseAddrPort("10.103.97.12:6443"), podspec.ModeNFTables
 	o.Health.Scheme, o.Health.Path = "http", "/"
 	for i := range 3 {
 		l, err := ns.listen(fmt.Sprintf("127.0.0.1:%d", 18081+i))

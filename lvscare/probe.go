@@ -11,6 +11,8 @@ import (
 	"net/netip"
 	"os"
 	"time"
+
+	"github.com/sealflow/sealflow/lvscare/podspec"
 )
 
 // ProbeFunc checks one real server; nil means healthy. It must return
@@ -20,7 +22,7 @@ type ProbeFunc func(ctx context.Context, rs netip.AddrPort) error
 // NewProber returns the probe h describes: an HTTP(S) GET of h.Path whose
 // status must be in h.Status, or a TCP connect. HTTPS accepts any
 // certificate unless h.CAFile is set.
-func NewProber(h Health) (ProbeFunc, error) {
+func NewProber(h podspec.Health) (ProbeFunc, error) {
 	dialer := &net.Dialer{Timeout: h.Timeout}
 	if h.Scheme == "tcp" {
 		return func(ctx context.Context, rs netip.AddrPort) error {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sealflow/sealflow/lvscare/podspec"
 )
 
 func addrOf(t *testing.T, url string) netip.AddrPort {
@@ -64,12 +66,12 @@ func TestProbe(t *testing.T) {
 	closed := netip.MustParseAddrPort(l.Addr().String())
 	l.Close()
 
-	h := func(scheme, path, ca string) Health {
-		return Health{Scheme: scheme, Path: path, Status: DefaultHealthStatus, Timeout: 2 * time.Second, CAFile: ca}
+	h := func(scheme, path, ca string) podspec.Health {
+		return podspec.Health{Scheme: scheme, Path: path, Status: podspec.DefaultHealthStatus, Timeout: 2 * time.Second, CAFile: ca}
 	}
 	for _, tc := range []struct {
 		name string
-		h    Health
+		h    podspec.Health
 		rs   netip.AddrPort
 		ok   bool
 	}{
@@ -101,7 +103,7 @@ func TestProbe(t *testing.T) {
 
 	t.Run("hanging server ends with the context", func(t *testing.T) {
 		t.Parallel()
-		p, err := NewProber(Health{Scheme: "http", Path: "/hang", Status: DefaultHealthStatus, Timeout: time.Minute})
+		p, err := NewProber(podspec.Health{Scheme: "http", Path: "/hang", Status: podspec.DefaultHealthStatus, Timeout: time.Minute})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -128,7 +130,7 @@ func TestProberRejectsBadCA(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, ca := range []string{junk, filepath.Join(dir, "missing.pem")} {
-		if _, err := NewProber(Health{Scheme: "https", Path: "/", Status: DefaultHealthStatus, Timeout: time.Second, CAFile: ca}); err == nil {
+		if _, err := NewProber(podspec.Health{Scheme: "https", Path: "/", Status: podspec.DefaultHealthStatus, Timeout: time.Second, CAFile: ca}); err == nil {
 			t.Errorf("CA file %s: no error", ca)
 		}
 	}

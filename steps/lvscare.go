@@ -13,7 +13,8 @@ import (
 	"strings"
 
 	"github.com/sealflow/sealflow/internal/transport"
-	"github.com/sealflow/sealflow/lvscare"
+	"github.com/sealflow/sealflow/internal/version"
+	"github.com/sealflow/sealflow/lvscare/podspec"
 )
 
 // lvscareKind sets up the kernel virtual server VIP:PORT → masters on a
@@ -32,9 +33,9 @@ func lvscareKind() *Kind {
 			{Name: "port", Type: Int, Doc: "the API server port (default 6443)"},
 			{Name: "phase", Type: String, Doc: "rules, install or both (default both)"},
 			{Name: "mode", Type: String, Doc: "static-pod (default) or systemd"},
-			{Name: "image", Type: String, Doc: "the static pod's image (default " + lvscare.DefaultImage + ")"},
+			{Name: "image", Type: String, Doc: "the static pod's image (default " + version.Repository + ":SEALFLOW_VERSION, which the package carries)"},
 			{Name: "binary", Type: String, Doc: "the local sealflow binary copied to the host (default the running one)"},
-			{Name: "health_path", Type: String, Doc: "the path probed on each master (default " + lvscare.DefaultHealthPath + ")"},
+			{Name: "health_path", Type: String, Doc: "the path probed on each master (default " + podspec.DefaultHealthPath + ")"},
 			{Name: "health_schem", Type: String, Doc: "https (default), http or tcp"},
 		},
 		Rerunnable: true,
@@ -45,7 +46,7 @@ func lvscareKind() *Kind {
 }
 
 type lvscareStep struct {
-	care    lvscare.Options
+	care    podspec.Options
 	rules   bool
 	install bool
 	systemd bool
@@ -88,7 +89,7 @@ func newLvscare(p Params, paths sysPaths, sums *sumCache) (*lvscareStep, error) 
 	if err != nil {
 		return nil, fmt.Errorf("vip: %q is not an IP address", vipText)
 	}
-	o := lvscare.DefaultOptions()
+	o := podspec.DefaultOptions()
 	o.VS = netip.AddrPortFrom(vip, uint16(port))
 	masters, _ := p["masters"].([]string)
 	if len(masters) == 0 {
@@ -128,16 +129,16 @@ func (s *lvscareStep) target() string {
 	if s.systemd {
 		return s.paths.Unit
 	}
-	return path.Join(s.paths.Kube, "manifests", path.Base(lvscare.StaticPodPath))
+	return path.Join(s.paths.Kube, "manifests", path.Base(podspec.StaticPodPath))
 }
 
 // rendered returns the static pod manifest or the systemd unit.
 func (s *lvscareStep) rendered() ([]byte, error) {
 	if s.systemd {
-		u, err := lvscare.SystemdUnit(lvscare.UnitOptions{Binary: s.paths.Bin, Care: s.care})
+		u, err := podspec.SystemdUnit(podspec.UnitOptions{Binary: s.paths.Bin, Care: s.care})
 		return []byte(u), err
 	}
-	return lvscare.StaticPod(lvscare.PodOptions{Image: s.image, Care: s.care})
+	return podspec.StaticPod(podspec.PodOptions{Image: s.image, Care: s.care})
 }
 
 func (s *lvscareStep) Run(ctx context.Context, t *Target) (Outputs, error) {
@@ -229,7 +230,7 @@ func (s *lvscareStep) installDaemon(ctx context.Context, t *Target) error {
 	if !s.systemd {
 		return nil
 	}
-	return run(ctx, t, "start "+lvscare.UnitName, systemdScript,
+	return run(ctx, t, "start "+podspec.UnitName, systemdScript,
 		map[string]string{"SF_UNIT": path.Base(dst), "SF_CHANGED": boolText(have != want)})
 }
 
@@ -246,7 +247,7 @@ func (s *lvscareStep) Done(ctx context.Context, t *Target) (bool, Outputs, error
 		return false, nil, err
 	}
 	if s.systemd {
-		out, err := output(ctx, t, "check "+lvscare.UnitName,
+		out, err := output(ctx, t, "check "+podspec.UnitName,
 			`if systemctl is-active --quiet "$SF_UNIT"; then echo active; fi`, map[string]string{"SF_UNIT": path.Base(s.target())})
 		if err != nil || strings.TrimSpace(out) != "active" {
 			return false, nil, err

@@ -10,7 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/sealflow/sealflow/lvscare"
+	"github.com/sealflow/sealflow/lvscare/podspec"
 )
 
 // fakeSealflow records its arguments, one a line, in sealflow.N.
@@ -90,10 +90,10 @@ func TestLvscareStaticPod(t *testing.T) {
 	if _, err := s.Run(ctx, l.target()); err != nil {
 		t.Fatalf("%v\nlog:\n%s", err, l.log.String())
 	}
-	o := lvscare.DefaultOptions()
+	o := podspec.DefaultOptions()
 	o.VS = netip.MustParseAddrPort("10.103.97.2:6443")
 	o.RS = []netip.AddrPort{netip.MustParseAddrPort("10.0.0.2:6443"), netip.MustParseAddrPort("10.0.0.3:6443")}
-	want, err := lvscare.StaticPod(lvscare.PodOptions{Image: "registry.local/sealflow:v1", Care: o})
+	want, err := podspec.StaticPod(podspec.PodOptions{Image: "registry.local/sealflow:v1", Care: o})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,10 +135,10 @@ func TestLvscareSystemd(t *testing.T) {
 	if _, err := s.Run(ctx, l.target()); err != nil {
 		t.Fatalf("%v\nlog:\n%s", err, l.log.String())
 	}
-	o := lvscare.DefaultOptions()
+	o := podspec.DefaultOptions()
 	o.VS = netip.MustParseAddrPort("10.103.97.2:6443")
 	o.RS = []netip.AddrPort{netip.MustParseAddrPort("10.0.0.2:6443")}
-	wantUnit, err := lvscare.SystemdUnit(lvscare.UnitOptions{Binary: l.paths.Bin, Care: o})
+	wantUnit, err := podspec.SystemdUnit(podspec.UnitOptions{Binary: l.paths.Bin, Care: o})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,7 @@ import (
 	"path"
 	"strings"
 
-	"github.com/sealflow/sealflow/lvscare"
+	"github.com/sealflow/sealflow/lvscare/podspec"
 )
 
 // resetKind undoes what the Kubernetes kinds did on a host.
@@ -120,7 +120,7 @@ exit "$rc"
 func (s *reset) env() map[string]string {
 	return map[string]string{
 		"SF_BIN": s.paths.Bin, "SF_VS": s.vs.String(), "SF_UNIT": s.paths.Unit,
-		"SF_MANIFEST": path.Join(s.paths.Kube, "manifests", path.Base(lvscare.StaticPodPath)),
+		"SF_MANIFEST": path.Join(s.paths.Kube, "manifests", path.Base(podspec.StaticPodPath)),
 		"SF_PKG":      s.pkg, "SF_REMOVE_PKG": boolText(s.removePkg), "SF_UNTAR": untarMarker,
 		"SF_KUBE": s.paths.Kube, "SF_ETCD": s.paths.Etcd, "SF_KUBELET": s.paths.Kubelet, "SF_STATE": s.paths.State,
 		"SF_FILES": strings.Join(s.files, "\n"),

@@ -208,6 +208,7 @@ func Builtin() *Registry {
 	r.Register(joinKind())
 	r.Register(lvscareKind())
 	r.Register(resetKind())
+	r.Register(verifyKind())
 	r.Register(kubeApplyKind())
 	return r
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/sealflow/sealflow/internal/app"
+	"github.com/sealflow/sealflow/internal/version"
 )
 
 func stateFlag() cli.Flag {
@@ -194,7 +195,7 @@ func versionCommand(streams app.IO) *cli.Command {
 		Name:  "version",
 		Usage: "print the version",
 		Action: func(c *cli.Context) error {
-			fmt.Fprintf(streams.Stdout, "sealflow %s\n", version)
+			fmt.Fprintf(streams.Stdout, "sealflow %s\n", version.Version)
 			return nil
 		},
 	}

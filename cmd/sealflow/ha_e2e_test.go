@@ -136,7 +136,7 @@ func TestHAClusterOnLab(t *testing.T) {
 		before[h.Name] = snapshot(t, l, h.Name)
 	}
 	common := []string{"--output", "plain", "--known-hosts", l.KnownHosts}
-	vars := []string{"--set", "pkg=" + pkg, "--set", "version=" + kubeVersion, "--set", "skip_phases=preflight"}
+	vars := []string{"--set", "pkg=" + pkg, "--set", "version=" + kubeVersion, "--set", "skip_phases=preflight", "--set", "verify=false"}
 
 	// A failure injected at the second master's join: a kubeadm that fails
 	// first on m2's PATH.
@@ -272,7 +272,7 @@ func TestSeedCommandsOnLab(t *testing.T) {
 		before[h.Name] = snapshot(t, l, h.Name)
 	}
 	addr := func(name string) string { h, _ := l.Host(name); return h.Address }
-	common := []string{"--output", "plain", "--known-hosts", l.KnownHosts, "--pk", l.Key, "--set", "skip_phases=preflight"}
+	common := []string{"--output", "plain", "--known-hosts", l.KnownHosts, "--pk", l.Key, "--set", "skip_phases=preflight", "--set", "verify=false"}
 	mustSF(t, bin, dir, append([]string{"init", "--master", addr("m1") + "-" + strings.Split(addr("m2"), ".")[3],
 		"--node", addr("n1"), "--pkg", pkg, "--version", kubeVersion}, common...)...)
 	waitUntil(t, "3 nodes Ready", 3*time.Minute, func() (bool, string) {
@@ -306,7 +306,7 @@ func TestSeedCommandsOnLab(t *testing.T) {
 			t.Errorf("%s's lvscare manifest does not name the new master:\n%s", n, manifest)
 		}
 	}
-	mustSF(t, bin, dir, append([]string{"clean", "--all"}, common[:len(common)-2]...)...)
+	mustSF(t, bin, dir, append([]string{"clean", "--all"}, common[:len(common)-4]...)...)
 	for _, h := range l.Hosts { // with n2 and m3
 		if d := diffSnapshots(before[h.Name], snapshot(t, l, h.Name)); d != "" {
 			t.Errorf("%s after clean --all differs from the lab's host:\n%s", h.Name, d)

@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/sealflow/sealflow/lvscare"
+	"github.com/sealflow/sealflow/lvscare/podspec"
 )
 
 // lvscareCommand is `sealflow lvscare care|clean|status`: the daemon that
@@ -18,9 +19,9 @@ import (
 // names of the original LVScare (--vs, --rs, --health-path, --health-schem,
 // --run-once) keep working.
 func lvscareCommand() *cli.Command {
-	modeFlag := &cli.StringFlag{Name: "mode", Value: string(lvscare.ModeAuto),
+	modeFlag := &cli.StringFlag{Name: "mode", Value: string(podspec.ModeAuto),
 		Usage: "backend: auto (IPVS when the kernel has it, else nftables), ipvs or nftables"}
-	vsFlag := &cli.StringFlag{Name: "vs", Required: true, Usage: "virtual server `IP:PORT`, e.g. " + lvscare.DefaultVIP + ":6443"}
+	vsFlag := &cli.StringFlag{Name: "vs", Required: true, Usage: "virtual server `IP:PORT`, e.g. " + podspec.DefaultVIP + ":6443"}
 	return &cli.Command{
 		Name:  "lvscare",
 		Usage: "keep a kernel virtual server (VIP:PORT → real servers) true",
@@ -31,14 +32,14 @@ func lvscareCommand() *cli.Command {
 				Flags: []cli.Flag{
 					vsFlag,
 					&cli.StringSliceFlag{Name: "rs", Required: true, Usage: "real server `IP:PORT` (repeat for each)"},
-					&cli.StringFlag{Name: "health-path", Value: lvscare.DefaultHealthPath, Usage: "HTTP(S) path probed"},
-					&cli.StringFlag{Name: "health-schem", Aliases: []string{"health-scheme"}, Value: lvscare.DefaultHealthScheme, Usage: "probe: https, http or tcp"},
-					&cli.StringFlag{Name: "health-status", Value: lvscare.DefaultHealthStatus.String(), Usage: "HTTP status codes that count as healthy"},
-					&cli.StringFlag{Name: "health-timeout", Value: lvscare.DefaultHealthTimeout.String(), Usage: "timeout of one probe (a bare number is seconds)"},
+					&cli.StringFlag{Name: "health-path", Value: podspec.DefaultHealthPath, Usage: "HTTP(S) path probed"},
+					&cli.StringFlag{Name: "health-schem", Aliases: []string{"health-scheme"}, Value: podspec.DefaultHealthScheme, Usage: "probe: https, http or tcp"},
+					&cli.StringFlag{Name: "health-status", Value: podspec.DefaultHealthStatus.String(), Usage: "HTTP status codes that count as healthy"},
+					&cli.StringFlag{Name: "health-timeout", Value: podspec.DefaultHealthTimeout.String(), Usage: "timeout of one probe (a bare number is seconds)"},
 					&cli.StringFlag{Name: "health-ca", Usage: "CA `FILE` to verify HTTPS servers with (default: accept any certificate)"},
-					&cli.StringFlag{Name: "interval", Value: lvscare.DefaultInterval.String(), Usage: "time between probes (a bare number is seconds)"},
-					&cli.IntFlag{Name: "rise", Value: lvscare.DefaultRise, Usage: "successes in a row before a server comes back"},
-					&cli.IntFlag{Name: "fall", Value: lvscare.DefaultFall, Usage: "failures in a row before a server is taken out"},
+					&cli.StringFlag{Name: "interval", Value: podspec.DefaultInterval.String(), Usage: "time between probes (a bare number is seconds)"},
+					&cli.IntFlag{Name: "rise", Value: podspec.DefaultRise, Usage: "successes in a row before a server comes back"},
+					&cli.IntFlag{Name: "fall", Value: podspec.DefaultFall, Usage: "failures in a row before a server is taken out"},
 					modeFlag,
 					&cli.BoolFlag{Name: "run-once", Usage: "probe once, apply, exit"},
 					&cli.BoolFlag{Name: "debug", Usage: "log every failed probe"},
@@ -82,15 +83,15 @@ func seconds(flag, s string) (time.Duration, error) {
 	return d, nil
 }
 
-func lvscareOptions(c *cli.Context) (lvscare.Options, error) {
-	o := lvscare.DefaultOptions()
+func lvscareOptions(c *cli.Context) (podspec.Options, error) {
+	o := podspec.DefaultOptions()
 	var errs []error
 	var err error
-	if o.VS, err = lvscare.ParseAddrPort("--vs", c.String("vs")); err != nil {
+	if o.VS, err = podspec.ParseAddrPort("--vs", c.String("vs")); err != nil {
 		errs = append(errs, err)
 	}
 	for _, r := range c.StringSlice("rs") {
-		ap, err := lvscare.ParseAddrPort("--rs", r)
+		ap, err := podspec.ParseAddrPort("--rs", r)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -100,7 +101,7 @@ func lvscareOptions(c *cli.Context) (lvscare.Options, error) {
 	o.Health.Path = c.String("health-path")
 	o.Health.Scheme = c.String("health-schem")
 	o.Health.CAFile = c.String("health-ca")
-	if o.Health.Status, err = lvscare.ParseStatusRange(c.String("health-status")); err != nil {
+	if o.Health.Status, err = podspec.ParseStatusRange(c.String("health-status")); err != nil {
 		errs = append(errs, fmt.Errorf("--health-status: %w", err))
 	}
 	if o.Health.Timeout, err = seconds("health-timeout", c.String("health-timeout")); err != nil {
@@ -110,7 +111,7 @@ func lvscareOptions(c *cli.Context) (lvscare.Options, error) {
 		errs = append(errs, err)
 	}
 	o.Rise, o.Fall = c.Int("rise"), c.Int("fall")
-	if o.Mode, err = lvscare.ParseMode(c.String("mode")); err != nil {
+	if o.Mode, err = podspec.ParseMode(c.String("mode")); err != nil {
 		errs = append(errs, fmt.Errorf("--%w", err))
 	}
 	o.RunOnce = c.Bool("run-once")
@@ -131,11 +132,11 @@ func lvscareCare(c *cli.Context) error {
 }
 
 func lvscareClean(c *cli.Context) error {
-	vs, err := lvscare.ParseAddrPort("--vs", c.String("vs"))
+	vs, err := podspec.ParseAddrPort("--vs", c.String("vs"))
 	if err != nil {
 		return usageError{err}
 	}
-	mode, err := lvscare.ParseMode(c.String("mode"))
+	mode, err := podspec.ParseMode(c.String("mode"))
 	if err != nil {
 		return usageError{fmt.Errorf("--%w", err)}
 	}
@@ -143,11 +144,11 @@ func lvscareClean(c *cli.Context) error {
 }
 
 func lvscareStatus(c *cli.Context) error {
-	vs, err := lvscare.ParseAddrPort("--vs", c.String("vs"))
+	vs, err := podspec.ParseAddrPort("--vs", c.String("vs"))
 	if err != nil {
 		return usageError{err}
 	}
-	mode, err := lvscare.ParseMode(c.String("mode"))
+	mode, err := podspec.ParseMode(c.String("mode"))
 	if err != nil {
 		return usageError{fmt.Errorf("--%w", err)}
 	}

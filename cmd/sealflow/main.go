@@ -16,10 +16,8 @@ import (
 	"golang.org/x/term"
 
 	"github.com/sealflow/sealflow/internal/app"
+	"github.com/sealflow/sealflow/internal/version"
 )
-
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
 
 func main() {
 	os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr))
@@ -54,7 +52,7 @@ func newApp(streams app.IO) *cli.App {
 	return &cli.App{
 		Name:            "sealflow",
 		Usage:           "run plans of steps on many hosts, with resume",
-		Version:         version,
+		Version:         version.Version,
 		Writer:          streams.Stdout,
 		ErrWriter:       streams.Stderr,
 		Reader:          streams.Stdin,

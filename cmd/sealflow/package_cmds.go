@@ -9,6 +9,7 @@ import (
 
 	"github.com/sealflow/sealflow/internal/app"
 	"github.com/sealflow/sealflow/internal/kubepkg"
+	"github.com/sealflow/sealflow/internal/version"
 )
 
 // packageCommand is `sealflow package build|inspect|verify`: offline
@@ -48,7 +49,7 @@ func packageCommand(streams app.IO) *cli.Command {
 						Out:             c.String("output"),
 						Cache:           cache,
 						SealflowBinary:  c.String("sealflow-binary"),
-						SealflowVersion: version,
+						SealflowVersion: version.Version,
 					})
 				},
 			},

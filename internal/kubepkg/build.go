@@ -20,6 +20,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/sealflow/sealflow/internal/version"
 )
 
 // ManifestFile is where a package carries its manifest.json, and
@@ -362,7 +364,7 @@ func (b *builder) imageRefs(ctx context.Context) ([]Image, error) {
 		add(r, "refs")
 	}
 	if im.Sealflow {
-		add(SealflowImage(b.o.SealflowVersion), "sealflow")
+		add(version.ImageOf(b.o.SealflowVersion), "sealflow")
 	}
 	refs := make([]string, 0, len(from))
 	for r := range from {

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -33,30 +32,6 @@ const (
 	annotationImageName = "io.containerd.image.name"
 	annotationRefName   = "org.opencontainers.image.ref.name"
 )
-
-// SealflowRepository is where sealflow's own image is named; its tag is
-// sealflow's version.
-const SealflowRepository = "docker.io/sealflow/sealflow"
-
-// SealflowImage is the reference of sealflow's image for a version.
-func SealflowImage(version string) string {
-	return SealflowRepository + ":" + imageTag(version)
-}
-
-var badTagChars = regexp.MustCompile(`[^A-Za-z0-9_.-]`)
-
-// imageTag makes a version a valid tag (v0.3.0-4-gabc+dirty -> v0.3.0-4-gabc-dirty).
-func imageTag(version string) string {
-	t := badTagChars.ReplaceAllString(version, "-")
-	t = strings.TrimLeft(t, ".-")
-	if t == "" {
-		t = "dev"
-	}
-	if len(t) > 128 {
-		t = t[:128]
-	}
-	return t
-}
 
 // Image is one image of a package, as manifest.json records it.
 type Image struct {

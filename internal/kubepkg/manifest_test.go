@@ -6,6 +6,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/sealflow/sealflow/internal/version"
 )
 
 func TestDefaultManifest(t *testing.T) {
@@ -135,7 +137,7 @@ func TestFileImagesAndFullNames(t *testing.T) {
 			t.Errorf("fullName(%s) = %s, want %s", in, got, want)
 		}
 	}
-	if got := SealflowImage("v0.3.0-4-gabc+dirty"); got != "docker.io/sealflow/sealflow:v0.3.0-4-gabc-dirty" {
-		t.Errorf("SealflowImage = %s", got)
+	if got := version.ImageOf("v0.3.0-4-gabc+dirty"); got != "docker.io/sealflow/sealflow:v0.3.0-4-gabc-dirty" {
+		t.Errorf("ImageOf = %s", got)
 	}
 }

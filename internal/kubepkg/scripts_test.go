@@ -280,8 +280,11 @@ func scriptFixture(t *testing.T, dir string, sc *scriptScenario) string {
 		bins[b] = fmt.Sprintf("#!/bin/sh\n# stand-in for %s (scripts_test.go)\necho \"%s stand-in\"\n", b, b)
 	}
 	if sc.real != "" {
-		for _, b := range []string{"containerd", "ctr"} {
+		for _, b := range []string{"containerd", "ctr", "crictl"} {
 			c, err := os.ReadFile(filepath.Join(sc.real, b))
+			if errors.Is(err, fs.ErrNotExist) && b == "crictl" {
+				continue // optional: the stand-in then
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -446,7 +449,7 @@ mount -t sysfs -o ro sysfs "$R/sys"
 mount -t tmpfs -o mode=0755 tmpfs "$R/run"
 mount --bind "$T/out" "$R/out"
 ip link set lo up 2>/dev/null || :
-hostname sealflow-test
+hostname sealflow-test 2>/dev/null || :
 snap() {
 	cp -a "$T/m/upper" "$T/snap/$1"
 	(cd "$R/run" && find . -printf '%%p %%y %%m %%U:%%G %%s %%l\n' | sort && find . -type f -exec sha256sum {} + | sort) >"$T/out/$1.run"
@@ -881,7 +884,7 @@ func TestScriptsInitClean(t *testing.T) {
 
 	// With a real containerd 2.x at hand, the written configuration loads and the
 	// drop-in merges into it key by key.
-	if d := os.Getenv("SEALFLOW_TEST_CONTAINERD_DIR"); d != "" {
+	if d := scriptRealContainerd(); d != "" {
 		bin := filepath.Join(d, "containerd")
 		dir := t.TempDir()
 		if err := os.MkdirAll(filepath.Join(dir, "conf.d"), 0o755); err != nil {
@@ -904,15 +907,15 @@ func TestScriptsInitClean(t *testing.T) {
 }
 
 // The package's real containerd 2.x (SEALFLOW_TEST_CONTAINERD_DIR: a directory with
-// containerd and ctr) started by the stand-in service manager with the configuration
+// containerd and ctr, and optionally crictl) started by the stand-in service manager with the configuration
 // init.sh wrote (plus the lab's drop-in: the native snapshotter for CRI and for the
 // transfer service's unpacking, as overlayfs cannot stack here): the real ctr imports and pins the images, init.sh's reading of `ctr images ls`
 // holds, and clean.sh removes them, stops containerd and puts the host back.
 func TestScriptsRealContainerd(t *testing.T) {
 	scriptRequire(t)
-	real := os.Getenv("SEALFLOW_TEST_CONTAINERD_DIR")
+	real := scriptRealContainerd()
 	if real == "" {
-		t.Skip("SEALFLOW_TEST_CONTAINERD_DIR (a directory with containerd and ctr 2.x) is not set")
+		t.Skip("no containerd 2.x: set SEALFLOW_TEST_CONTAINERD_DIR (a directory with containerd and ctr), or run testdata/kube/upstream.sh")
 	}
 	env := []string{
 		"SEALFLOW_CONTAINERD_EXTRA=[plugins.'io.containerd.cri.v1.runtime']\n  restrict_oom_score_adj = true\n" +
@@ -923,6 +926,7 @@ func TestScriptsRealContainerd(t *testing.T) {
 		{name: "init1", script: "init", env: env},
 		{name: "init2", script: "init", env: env},
 		{name: "images", shell: "/usr/local/bin/ctr -n k8s.io images ls; /usr/local/bin/ctr -n k8s.io snapshots --snapshotter native ls"},
+		{name: "cri", shell: "crictl info; crictl images --pinned -o json"},
 		{name: "clean1", script: "clean"},
 		{name: "clean2", script: "clean"},
 	}})
@@ -949,10 +953,40 @@ func TestScriptsRealContainerd(t *testing.T) {
 			t.Errorf("%s %s is not in containerd, pinned:\n%s", im.full, r.digests[im.full], ls)
 		}
 	}
+	// With a real crictl, CRI's view through /etc/crictl.yaml: the configuration
+	// init.sh wrote with the drop-in merged, and every image pinned.
+	if _, err := os.Stat(filepath.Join(real, "crictl")); err == nil {
+		cri := r.ok(t, "cri").stdout
+		scriptContains(t, "crictl info; crictl images", cri, `"BinaryName": "/usr/local/sbin/runc"`, `"SystemdCgroup": false`,
+			`"restrictOOMScoreAdj": true`, `"confDir": "/etc/cni/net.d"`, `"type": "RuntimeReady"`)
+		if n := strings.Count(cri, `"pinned": true`); n != len(scriptImages) {
+			t.Errorf("%d images pinned in CRI, want %d:\n%s", n, len(scriptImages), cri)
+		}
+	}
 	r.ok(t, "clean1")
 	r.sameHost(t, "base", "clean1")
 	r.ok(t, "clean2")
 	r.sameHost(t, "base", "clean2")
+}
+
+// scriptRealContainerd is a directory with real containerd and ctr 2.x binaries:
+// SEALFLOW_TEST_CONTAINERD_DIR, else testdata/kube/upstream.sh's cache when it built
+// them; "" when neither.
+func scriptRealContainerd() string {
+	if d := os.Getenv("SEALFLOW_TEST_CONTAINERD_DIR"); d != "" {
+		return d
+	}
+	cache := os.Getenv("SEALFLOW_CACHE")
+	if cache == "" {
+		cache = "/var/cache/sealflow"
+	}
+	d := filepath.Join(cache, "upstream", "bin")
+	for _, b := range []string{"containerd", "ctr"} {
+		if _, err := os.Stat(filepath.Join(d, b)); err != nil {
+			return ""
+		}
+	}
+	return d
 }
 
 // No systemd and no working systemctl: init.sh installs everything, starts nothing,

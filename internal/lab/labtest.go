@@ -4,15 +4,26 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
-	"testing"
 	"time"
 )
+
+// TB is what ForTest needs of a test: testing.TB has it. lab does not
+// import testing, so the sealflow binary (which links lab for `sealflow
+// lab`) does not link it either.
+type TB interface {
+	Helper()
+	Logf(format string, args ...any)
+	Errorf(format string, args ...any)
+	Fatalf(format string, args ...any)
+	Skipf(format string, args ...any)
+	Cleanup(func())
+}
 
 // ForTest starts a lab for a test and removes it when the test ends (also
 // when it fails). It skips the test, saying why, when the machine cannot
 // run a lab (not root, no sshd, ...). The lab gets a unique name: cfg.Name
 // (default "t") and a random suffix. cfg.Log defaults to t.Logf.
-func ForTest(t testing.TB, cfg Config) *Lab {
+func ForTest(t TB, cfg Config) *Lab {
 	t.Helper()
 	if err := CheckMachine(cfg); err != nil {
 		var need NeedError

@@ -20,6 +20,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/sealflow/sealflow/lvscare"
+	"github.com/sealflow/sealflow/lvscare/podspec"
 )
 
 // server is one real server on a loopback port; it can stop and start.
@@ -140,7 +141,7 @@ func TestIPVSScenario(t *testing.T) {
 		t.Fatal("the kernel has no IPVS: were the modules loaded?")
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	auto, err := lvscare.OpenBackend(lvscare.ModeAuto, log)
+	auto, err := lvscare.OpenBackend(podspec.ModeAuto, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,8 +155,8 @@ func TestIPVSScenario(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	o := lvscare.DefaultOptions()
-	o.VS, o.Mode = netip.MustParseAddrPort("10.103.97.12:6443"), lvscare.ModeIPVS
+	o := podspec.DefaultOptions()
+	o.VS, o.Mode = netip.MustParseAddrPort("10.103.97.12:6443"), podspec.ModeIPVS
 	o.Health.Scheme, o.Health.Path = "http", "/"
 	before := state(t, b, o.VS)
 
@@ -220,7 +221,7 @@ func TestIPVSScenario(t *testing.T) {
 	// Stopping the daemon leaves the rules: traffic keeps flowing.
 	stopDaemon()
 	eventually(t, "traffic with the daemon stopped", 5*time.Second, reach(url, 30, all))
-	svc, backend, err := lvscare.Status(context.Background(), o.VS, lvscare.ModeAuto)
+	svc, backend, err := lvscare.Status(context.Background(), o.VS, podspec.ModeAuto)
 	if err != nil || backend != "ipvs" || len(svc.RS) != 3 || !svc.Intact {
 		t.Errorf("status: %+v %s %v", svc, backend, err)
 	}
@@ -236,7 +237,7 @@ func TestIPVSScenario(t *testing.T) {
 	eventually(t, "VIP back after an external flush", 20*time.Second, reach(url, 30, all))
 	stopDaemon()
 
-	if err := lvscare.Clean(context.Background(), o.VS, lvscare.ModeIPVS, log); err != nil {
+	if err := lvscare.Clean(context.Background(), o.VS, podspec.ModeIPVS, log); err != nil {
 		t.Fatalf("clean: %v", err)
 	}
 	if diff := cmp.Diff(before, state(t, b, o.VS)); diff != "" {

@@ -33,6 +33,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/sealflow/sealflow/lvscare"
+	"github.com/sealflow/sealflow/lvscare/podspec"
 )
 
 func main() {
@@ -84,18 +85,18 @@ func care(args []string) int {
 	fs := flag.NewFlagSet("care", flag.ExitOnError)
 	vs := fs.String("vs", "", "")
 	interval := fs.String("interval", "1s", "")
-	fall := fs.Int("fall", lvscare.DefaultFall, "")
+	fall := fs.Int("fall", podspec.DefaultFall, "")
 	var rs []string
 	fs.Func("rs", "", func(s string) error { rs = append(rs, s); return nil })
 	_ = fs.Parse(args)
-	o := lvscare.DefaultOptions()
+	o := podspec.DefaultOptions()
 	var err error
-	if o.VS, err = lvscare.ParseAddrPort("--vs", *vs); err != nil {
+	if o.VS, err = podspec.ParseAddrPort("--vs", *vs); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
 	for _, r := range rs {
-		ap, err := lvscare.ParseAddrPort("--rs", r)
+		ap, err := podspec.ParseAddrPort("--rs", r)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 2

@@ -1,4 +1,4 @@
-package lvscare
+package podspec
 
 import (
 	"fmt"
@@ -7,19 +7,21 @@ import (
 	"strings"
 
 	"github.com/goccy/go-yaml"
+
+	"github.com/sealflow/sealflow/internal/version"
 )
 
 // Where the manifests go and what they run.
 const (
 	StaticPodPath = "/etc/kubernetes/manifests/kube-lvscare.yaml"
-	DefaultImage  = "sealflow/sealflow:latest"
 	DefaultBinary = "/usr/local/bin/sealflow"
 	UnitName      = "lvscare.service"
 )
 
 // PodOptions describes the static pod that runs the daemon on a worker.
 type PodOptions struct {
-	// Image holds the sealflow binary (on PATH); DefaultImage when empty.
+	// Image holds the sealflow binary (on PATH); when empty, the image of
+	// this sealflow's version (an offline package carries it).
 	Image string
 	Care  Options
 }
@@ -85,7 +87,7 @@ func StaticPod(o PodOptions) ([]byte, error) {
 	}
 	image := o.Image
 	if image == "" {
-		image = DefaultImage
+		image = version.Image()
 	}
 	if strings.ContainsAny(image, " \t\n") {
 		return nil, fmt.Errorf("lvscare static pod: image %q has white space", image)

@@ -1,4 +1,9 @@
-package lvscare
+// Package podspec is what runs lvscare and what the plan format needs to
+// know of it: the daemon's options, their defaults, flags and checks, and
+// the static pod manifest and systemd unit that start it. It imports no
+// kernel library (lvscare does), so steps can render the manifests without
+// linking nftables, IPVS or netlink into the plan format.
+package podspec
 
 import (
 	"errors"
@@ -116,7 +121,7 @@ func ParseAddrPort(what, s string) (netip.AddrPort, error) {
 	if err != nil {
 		return netip.AddrPort{}, fmt.Errorf("%s %q: want IPv4:PORT such as 10.103.97.2:6443", what, s)
 	}
-	if err := checkAddr(what, ap); err != nil {
+	if err := CheckAddr(what, ap); err != nil {
 		return netip.AddrPort{}, err
 	}
 	return ap, nil
@@ -136,7 +141,7 @@ func ParseMode(s string) (Mode, error) {
 // Validate checks o and says which flag to fix.
 func (o Options) Validate() error {
 	var errs []error
-	if err := checkAddr("--vs", o.VS); err != nil {
+	if err := CheckAddr("--vs", o.VS); err != nil {
 		errs = append(errs, err)
 	}
 	if len(o.RS) == 0 {
@@ -144,7 +149,7 @@ func (o Options) Validate() error {
 	}
 	seen := map[netip.AddrPort]bool{}
 	for _, r := range o.RS {
-		if err := checkAddr("--rs", r); err != nil {
+		if err := CheckAddr("--rs", r); err != nil {
 			errs = append(errs, err)
 		}
 		if seen[r] {
@@ -226,4 +231,23 @@ func (o Options) Args() []string {
 		args = append(args, "--run-once")
 	}
 	return args
+}
+
+// CheckAddr validates an address the kernel backends accept: IPv4 with a
+// port. what names it in the error (a flag, "virtual server").
+func CheckAddr(what string, ap netip.AddrPort) error {
+	if !ap.IsValid() || !ap.Addr().Is4() || ap.Port() == 0 {
+		return &AddrError{What: what, Addr: ap}
+	}
+	return nil
+}
+
+// AddrError reports an address a backend cannot program.
+type AddrError struct {
+	What string
+	Addr netip.AddrPort
+}
+
+func (e *AddrError) Error() string {
+	return e.What + " " + e.Addr.String() + ": want an IPv4 address and a non-zero port (IP:PORT)"
 }

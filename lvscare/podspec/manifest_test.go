@@ -1,4 +1,4 @@
-package lvscare
+package podspec
 
 import (
 	"net/netip"
@@ -8,6 +8,8 @@ import (
 
 	"github.com/goccy/go-yaml"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/sealflow/sealflow/internal/version"
 )
 
 func careOpts(rs ...string) Options {
@@ -101,7 +103,7 @@ func TestStaticPodCarriesOptions(t *testing.T) {
 	if diff := cmp.Diff(want, c.Command); diff != "" {
 		t.Errorf("command (-want +got):\n%s", diff)
 	}
-	if !pod.Spec.HostNetwork || !c.SecurityContext.Privileged || c.Image != DefaultImage {
+	if !pod.Spec.HostNetwork || !c.SecurityContext.Privileged || c.Image != version.Image() {
 		t.Errorf("pod: hostNetwork %v privileged %v image %q", pod.Spec.HostNetwork, c.SecurityContext.Privileged, c.Image)
 	}
 	if len(c.VolumeMounts) != 2 || c.VolumeMounts[1].MountPath != "/etc/kubernetes/pki" {

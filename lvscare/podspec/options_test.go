@@ -1,4 +1,4 @@
-package lvscare
+package podspec
 
 import (
 	"net/netip"
