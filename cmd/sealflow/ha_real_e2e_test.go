@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -169,6 +170,29 @@ func memoryOf(l *lab.Lab, host string) string {
 	return strings.Join(parts, ", ")
 }
 
+// runOrLogs runs sealflow and returns its stdout; on failure it fails the
+// test with the output and the end of every task log of the run.
+func runOrLogs(t *testing.T, bin, dir string, args ...string) string {
+	t.Helper()
+	out, errOut, code := sf(t, bin, dir, "", args...)
+	if code == 0 {
+		return out
+	}
+	var logs strings.Builder
+	files, _ := filepath.Glob(filepath.Join(dir, ".sealflow*", "logs", "*", "*.log"))
+	files2, _ := filepath.Glob(filepath.Join(dir, "*", "logs", "*", "*.log"))
+	for _, f := range append(files, files2...) {
+		b, _ := os.ReadFile(f)
+		lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+		if len(lines) > 40 {
+			lines = lines[len(lines)-40:]
+		}
+		fmt.Fprintf(&logs, "--- %s\n%s\n", f, strings.Join(lines, "\n"))
+	}
+	t.Fatalf("sealflow %s: exit %d\n%s\n%s\n%s", strings.Join(args, " "), code, out, errOut, logs.String())
+	return ""
+}
+
 // TestHAOnRealStack builds a highly available cluster with plans/ha.yaml
 // from the real offline package (the one `sealflow package build` makes)
 // on lab hosts that run systemd, containerd, runc and the real kubelet,
@@ -219,7 +243,7 @@ func TestHAOnRealStack(t *testing.T) {
 
 	// First without the pod network: every node joins, none is Ready.
 	t0 := time.Now()
-	out := mustSF(t, bin, dir, append(runArgs, "--set", "cni_manifest=", "--set", "verify=false", "ha")...)
+	out := runOrLogs(t, bin, dir, append(runArgs, "--set", "cni_manifest=", "--set", "verify=false", "ha")...)
 	t.Logf("run ha without the pod network: %s", time.Since(t0).Round(time.Second))
 	t.Logf("first run:\n%s", out)
 	ns, seen := nodes(l)
@@ -234,7 +258,7 @@ func TestHAOnRealStack(t *testing.T) {
 
 	// Then the plan with its cni step: flannel from the package.
 	t1 := time.Now()
-	out = mustSF(t, bin, dir, append(runArgs, "ha")...)
+	out = runOrLogs(t, bin, dir, append(runArgs, "ha")...)
 	if !strings.Contains(out, "done      cni@m1") {
 		t.Errorf("the second run did not apply the pod network:\n%s", out)
 	}
@@ -392,7 +416,7 @@ spec:
 
 	// clean: every host as the lab made it, the machine as it was.
 	t2 := time.Now()
-	mustSF(t, bin, dir, append([]string{"run", "--state", "clean", "-i", l.Inventory}, append(common, "clean")...)...)
+	runOrLogs(t, bin, dir, append([]string{"run", "--state", "clean", "-i", l.Inventory}, append(common, "clean")...)...)
 	t.Logf("run clean: %s", time.Since(t2).Round(time.Second))
 	for _, h := range l.Hosts {
 		if d := diffSnapshots(before[h.Name], realSnapshot(t, l, h.Name)); d != "" {

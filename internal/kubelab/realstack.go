@@ -73,10 +73,26 @@ func RealStackVars() []string {
 	}
 }
 
+// machineRuntime is what of a container runtime the machine has installed
+// (Debian's containerd for internal/lab's tests, a docker client), seen in
+// a lab host through its /usr overlay. init.sh rightly refuses a host with
+// another runtime: a lab host is a fresh machine without them.
+func machineRuntime() []string {
+	return []string{
+		"/usr/local/bin/docker", "/usr/bin/docker", "/usr/bin/dockerd",
+		"/usr/bin/containerd", "/usr/bin/containerd-shim", "/usr/bin/containerd-shim-runc-v1",
+		"/usr/bin/containerd-shim-runc-v2", "/usr/bin/ctr",
+		"/usr/lib/systemd/system/containerd.service", "/usr/lib/systemd/system/docker.service",
+		"/usr/lib/systemd/system/docker.socket",
+	}
+}
+
 // RealStackLab starts a lab whose hosts can run the real node stack:
-// systemd as PID 1 (and NodeStack), each host's resolver its own address
-// (CoreDNS refuses a loopback upstream, its loop check; nothing answers
-// DNS there, so no name leaves the lab).
+// systemd as PID 1 (and NodeStack); the machine's own container runtime
+// hidden (machineRuntime: removed from the host's overlays, the machine
+// keeps it); each host's resolver its own address (CoreDNS refuses a
+// loopback upstream, its loop check; nothing answers DNS there, so no name
+// leaves the lab).
 func RealStackLab(t testing.TB, name string, masters, nodes int) *lab.Lab {
 	t.Helper()
 	if _, err := os.Stat("/lib/systemd/systemd"); err != nil {
@@ -86,7 +102,8 @@ func RealStackLab(t testing.TB, name string, masters, nodes int) *lab.Lab {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	for _, h := range l.Hosts {
-		script := fmt.Sprintf("systemctl is-system-running --wait >/dev/null; echo 'nameserver %s' > /etc/resolv.conf", h.Address)
+		script := fmt.Sprintf("systemctl is-system-running --wait >/dev/null; rm -f %s && systemctl daemon-reload && echo 'nameserver %s' > /etc/resolv.conf",
+			strings.Join(machineRuntime(), " "), h.Address)
 		if out, err := l.Exec(ctx, h.Name, "sh", "-c", script); err != nil {
 			t.Fatalf("%s: resolver: %v\n%s", h.Name, err, out)
 		}

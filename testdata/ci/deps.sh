@@ -9,6 +9,7 @@ pkgs=(
 	ca-certificates curl          # distribute by url
 	busybox-static qemu-system-x86 cpio # IPVS tests in a VM
 	iptables gcc libc6-dev        # upstream.sh: iptables/nft in the kube-proxy and flannel images; static runc and pause
+	libseccomp-dev                # upstream.sh: runc with seccomp, as its release
 	shellcheck                    # internal/kubepkg: lints the package's init.sh and clean.sh
 	containerd runc               # the node stack in lab hosts (internal/lab TestNodeStack)
 )

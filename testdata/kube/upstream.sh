@@ -12,7 +12,7 @@
 # Each artifact has a stamp in stamp/ recording its recipe (versions, Go version,
 # flags and the shell function that builds it); it is rebuilt when that changes.
 # A warm run takes seconds. Safe to run concurrently (flock). CGO_ENABLED=0
-# except runc (cgo for nsenter, static, no seccomp), flanneld (cgo for its UDP backend,
+# except runc (cgo for nsenter and libseccomp, static, as upstream's release), flanneld (cgo for its UDP backend,
 # static) and pause (C).
 # Needs build.sh's binaries (kubeadm, kubectl, control plane): run it first.
 # The last line printed is $CACHE/upstream.
@@ -167,7 +167,10 @@ build_containerd() {
 	"$bin/containerd" --version | grep -q " $CONTAINERD_VERSION"
 }
 
-# --- runc: cgo (libcontainer/nsenter), static, without seccomp --------------------------
+# --- runc: cgo (libcontainer/nsenter, libseccomp), static, as runc's release -------------
+# With seccomp: kubeadm's control-plane pods ask for the RuntimeDefault profile, which a runc
+# without it refuses ("config provided but seccomp not supported"). Static libseccomp from
+# Debian's libseccomp-dev.
 
 build_runc() {
 	local s
@@ -175,9 +178,13 @@ build_runc() {
 	# runc's go.mod replaces go-selinux by ./internal/third_party/selinux (its CVE-2025-52881
 	# patch), a nested module the module zip leaves out: use the release with that fix.
 	(cd "$s" && go mod edit -replace "github.com/opencontainers/selinux=github.com/opencontainers/selinux@$RUNC_SELINUX") || return 1
-	(cd "$s" && CGO_ENABLED=1 go build -trimpath -tags "urfave_cli_no_docs netgo osusergo" \
+	[ -f /usr/lib/x86_64-linux-gnu/libseccomp.a ] || [ -f /usr/lib/aarch64-linux-gnu/libseccomp.a ] ||
+		{ log "runc needs libseccomp.a: apt-get install libseccomp-dev"; return 1; }
+	(cd "$s" && CGO_ENABLED=1 go build -trimpath -tags "seccomp urfave_cli_no_docs netgo osusergo" \
 		-ldflags "-s -w -X main.version=$(cat VERSION) -extldflags -static" -o "$bin/runc" .) || return 1
-	! ldd "$bin/runc" >/dev/null 2>&1 && "$bin/runc" --version | grep -q "runc version ${RUNC_VERSION#v}"
+	local v # read whole: grep -q on a pipe can end runc by SIGPIPE (pipefail)
+	! ldd "$bin/runc" >/dev/null 2>&1 && v=$("$bin/runc" --version) &&
+		grep -q "runc version ${RUNC_VERSION#v}" <<<"$v" && grep -q "^libseccomp: " <<<"$v"
 }
 
 # --- crictl ----------------------------------------------------------------------------
