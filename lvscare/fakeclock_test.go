@@ -4,6 +4,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sealflow/sealflow/internal/testutil"
 )
 
 // fakeClock is a Clock that moves only when Advance is called.
@@ -75,11 +77,5 @@ func (c *fakeClock) Waiters() int {
 // holds.
 func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, limit)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testutil.Eventually(t, what, limit, 2*time.Millisecond, testutil.True(cond))
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 
+	"github.com/sealflow/sealflow/internal/testutil"
 	"github.com/sealflow/sealflow/lvscare/podspec"
 )
 
@@ -250,17 +251,7 @@ func distinct(who []string) []string {
 // eventually retries f until it returns nil or limit passes.
 func eventually(t *testing.T, what string, limit time.Duration, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %v", what, limit, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testutil.Eventually(t, what, limit, 50*time.Millisecond, f)
 }
 
 func reachAll(l *lab, url string, want []string) func() error {

@@ -1,6 +1,7 @@
 package plans
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -62,5 +63,39 @@ func BenchmarkLoadChain10k(b *testing.B) {
 		if _, err := Load("chain.yaml", src, LoadOptions{Kinds: kinds}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// Every cycle is reported, from the step first in the file, at its needs
+// entry, in the direction of needs.
+func TestEveryCycleReported(t *testing.T) {
+	t.Parallel()
+	src := `name: x
+steps:
+  - {id: a, kind: shell, needs: [b, d], with: {run: echo}}
+  - {id: b, kind: shell, needs: [c], with: {run: echo}}
+  - {id: c, kind: shell, needs: [a], with: {run: echo}}
+  - {id: d, kind: shell, needs: [e], with: {run: echo}}
+  - {id: e, kind: shell, needs: [a, d], with: {run: echo}}
+  - {id: f, kind: shell, needs: [g], with: {run: echo}}
+  - {id: g, kind: shell, needs: [f], with: {run: echo}}
+`
+	_, err := Load("x.yaml", []byte(src), LoadOptions{Kinds: steps.Builtin()})
+	var list ErrorList
+	if !errors.As(err, &list) {
+		t.Fatalf("Load: %v, want an ErrorList", err)
+	}
+	var got []string
+	for _, e := range list {
+		got = append(got, fmt.Sprintf("%d:%d: %s", e.Pos.Line, e.Pos.Col, e.Msg))
+	}
+	want := []string{
+		"3:34: cycle: a -> b -> c -> a",
+		"3:37: cycle: a -> d -> e -> a",
+		"6:34: cycle: d -> e -> d",
+		"8:34: cycle: f -> g -> f",
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("errors (-want +got):\n%s", d)
 	}
 }

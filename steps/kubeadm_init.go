@@ -170,6 +170,8 @@ func (s *kubeadmInit) Run(ctx context.Context, t *Target) (Outputs, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Before anything can print them (kubeadm prints the join command).
+	t.Secret(token, key)
 	cfg, err := RenderKubeadmConfig(s.forHost(t, token, key))
 	if err != nil {
 		return nil, err
@@ -180,7 +182,6 @@ func (s *kubeadmInit) Run(ctx context.Context, t *Target) (Outputs, error) {
 			return nil, fmt.Errorf("kubeadm_config: %w", err)
 		}
 	}
-	t.Secret(token, key)
 
 	dir := path.Join(s.paths.State, "kubeadm")
 	cfgPath := path.Join(dir, "init-config.yaml")

@@ -15,6 +15,7 @@ import (
 	"github.com/sealflow/sealflow/internal/journal"
 	"github.com/sealflow/sealflow/internal/kubelab"
 	"github.com/sealflow/sealflow/internal/lab"
+	"github.com/sealflow/sealflow/internal/testutil"
 )
 
 const (
@@ -91,17 +92,12 @@ func diffSnapshots(before, after hostSnapshot) string {
 // waitUntil polls cond (bounded) and fails the test with what it saw.
 func waitUntil(t *testing.T, what string, limit time.Duration, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		ok, seen := cond()
-		if ok {
-			return
+	testutil.Eventually(t, what, limit, time.Second, func() error {
+		if ok, seen := cond(); !ok {
+			return fmt.Errorf("last seen:\n%s", seen)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s; last seen:\n%s", what, limit, seen)
-		}
-		time.Sleep(time.Second)
-	}
+		return nil
+	})
 }
 
 func readyNodes(l *lab.Lab, master string) (int, string) {

@@ -76,10 +76,11 @@ func Run(ctx context.Context, o RunOptions, io IO) error {
 		return Invalidf("state directory %s holds a run of plan %q, not %q; use another --state, or --fresh to discard it", st.Dir(), prev.Name, plan.Name)
 	}
 	if o.Fresh {
-		if st, err = discard(st, io); err != nil {
-			return err
+		// The lock is held throughout: no other run slips in between.
+		if err := st.Discard(); err != nil {
+			return fmt.Errorf("--fresh: %w", err)
 		}
-		defer st.Close()
+		fmt.Fprintf(io.Stderr, "discarded the earlier run in %s\n", st.Dir())
 	}
 	varsJSON, _ := json.Marshal(set)
 	meta, _ := json.Marshal(runMeta{Name: plan.Name, PlanFile: o.PlanFile, InventoryFile: o.InventoryFile})
@@ -235,15 +236,6 @@ func readPlan(name string) ([]byte, error) {
 		return nil, Invalidf("read plan: %w", err)
 	}
 	return data, nil
-}
-
-// discard forgets the earlier run of the state directory (journal.State.Discard).
-func discard(st *journal.State, io IO) (*journal.State, error) {
-	if err := st.Discard(); err != nil {
-		return nil, fmt.Errorf("--fresh: %w", err)
-	}
-	fmt.Fprintf(io.Stderr, "discarded the earlier run in %s\n", st.Dir())
-	return st, nil
 }
 
 func parseSet(kvs []string) (map[string]string, error) {

@@ -17,13 +17,15 @@ const module = "github.com/sealflow/sealflow"
 
 // kernelLibraries talk to the kernel (netlink, nftables, IPVS). Only the
 // lvscare daemon and the lab may link them; the plan format must not.
-var kernelLibraries = []string{
-	"github.com/google/nftables",
-	"github.com/mdlayher/netlink",
-	"github.com/mdlayher/socket",
-	"github.com/moby/ipvs",
-	"github.com/vishvananda/netlink",
-	"github.com/vishvananda/netns",
+func kernelLibraries() []string {
+	return []string{
+		"github.com/google/nftables",
+		"github.com/mdlayher/netlink",
+		"github.com/mdlayher/socket",
+		"github.com/moby/ipvs",
+		"github.com/vishvananda/netlink",
+		"github.com/vishvananda/netns",
+	}
 }
 
 // kernelSide says whether path is a kernel library (or a package of one) or
@@ -32,7 +34,7 @@ func kernelSide(path string) bool {
 	if path == module+"/lvscare" {
 		return true
 	}
-	return slices.ContainsFunc(kernelLibraries, func(k string) bool {
+	return slices.ContainsFunc(kernelLibraries(), func(k string) bool {
 		return path == k || strings.HasPrefix(path, k+"/")
 	})
 }
@@ -40,8 +42,8 @@ func kernelSide(path string) bool {
 // testHelpers are the packages besides _test.go files that may import
 // testing: helpers that only tests import (TestShippedBinaryHasNoTesting
 // keeps them out of the binary).
-var testHelpers = []string{
-	module + "/internal/kubelab",
+func testHelpers() []string {
+	return []string{module + "/internal/kubelab", module + "/internal/testutil"}
 }
 
 // pkg is the part of `go list -json` the rules read.
@@ -103,7 +105,7 @@ func rules() []rule {
 		},
 		{
 			name:      "no package but a test helper imports testing",
-			from:      func(path string) bool { return inModule(path) && !slices.Contains(testHelpers, path) },
+			from:      func(path string) bool { return inModule(path) && !slices.Contains(testHelpers(), path) },
 			forbidden: func(d pkg) bool { return d.ImportPath == "testing" },
 			direct:    true,
 		},

@@ -3,11 +3,13 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -151,26 +153,6 @@ steps:
 	}
 }
 
-// concurrency runs a step on hosts, recording start/end under flock, and
-// returns the largest number of tasks that overlapped.
-func maxOverlap(t *testing.T, log string) int {
-	t.Helper()
-	cur, max := 0, 0
-	for _, l := range strings.Fields(log) {
-		if l == "+" {
-			cur++
-		} else {
-			cur--
-		}
-		if cur > max {
-			max = cur
-		}
-	}
-	return max
-}
-
-const overlapScript = `flock ${DIR}/lock sh -c 'echo + >> ${DIR}/log'; sleep 0.5; flock ${DIR}/lock sh -c 'echo - >> ${DIR}/log'`
-
 func manyHosts(n int) string {
 	var b strings.Builder
 	b.WriteString("name: t\nhosts:\n  groups:\n    all-hosts:\n")
@@ -180,35 +162,123 @@ func manyHosts(n int) string {
 	return b.String()
 }
 
+// patience bounds each wait of the gated tests (a bound, not a timing
+// assertion).
+const patience = time.Minute
+
+// gatedOverlap runs a plan of `gate` steps, whose tasks each wait to be
+// released by the test, and returns the largest number of tasks that ran
+// at once. The test lets want tasks start, then releases one task each
+// time another has started (as dag's TestWalkLimit does): an engine that
+// keeps its bound reaches exactly want, however slow the machine, and one
+// that never starts a task fails instead of hanging.
+func gatedOverlap(t *testing.T, plan string, want int, mod func(*Options)) int64 {
+	t.Helper()
+	var cur, most atomic.Int64
+	started := make(chan string, 64)
+	release := make(chan struct{})
+	reg := steps.NewRegistry()
+	reg.Register(&steps.Kind{Name: "gate", New: func(steps.Params) (steps.Step, error) {
+		return gateStep(func(ctx context.Context, id string) error {
+			c := cur.Add(1)
+			defer cur.Add(-1)
+			for m := most.Load(); c > m && !most.CompareAndSwap(m, c); m = most.Load() {
+			}
+			started <- id
+			select {
+			case <-release:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}), nil
+	}})
+	p, err := plans.Load("test.yaml", []byte(plan), plans.LoadOptions{Kinds: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, s := range p.Steps {
+		n += len(s.Targets)
+	}
+	st, err := journal.Open(filepath.Join(t.TempDir(), "state"), journal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	opts := Options{
+		Plan: p, State: st,
+		Connect: func(context.Context, *plans.Host) (transport.Conn, error) { return noopConn{}, nil },
+	}
+	if mod != nil {
+		mod(&opts)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	type result struct {
+		res *Result
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, err := Run(ctx, opts)
+		done <- result{res, err}
+	}()
+	receive := func(what string) {
+		t.Helper()
+		select {
+		case <-started:
+		case r := <-done:
+			t.Fatalf("the run ended while waiting for %s: %v", what, r.err)
+		case <-time.After(patience):
+			t.Fatalf("gave up waiting for %s", what)
+		}
+	}
+	for i := range min(want, n) {
+		receive(fmt.Sprintf("task %d of the first %d to start", i+1, want))
+	}
+	for i := range n {
+		select {
+		case release <- struct{}{}:
+		case <-time.After(patience):
+			t.Fatalf("gave up releasing task %d", i+1)
+		}
+		if i+want < n {
+			receive(fmt.Sprintf("task %d to start", i+want+1))
+		}
+	}
+	r := <-done
+	if r.err != nil || !r.res.OK() {
+		t.Fatalf("run: %v, %v", r.err, statuses(r.res))
+	}
+	return most.Load()
+}
+
+// gateStep is a step whose Run is the function, given the task's id.
+type gateStep func(ctx context.Context, id string) error
+
+func (g gateStep) Run(ctx context.Context, t *steps.Target) (steps.Outputs, error) {
+	return nil, g(ctx, t.Env["SEALFLOW_STEP"]+"@"+t.Host.Name)
+}
+
 func TestSerialBoundsAStep(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, manyHosts(6)+`
+	plan := manyHosts(6) + `
 steps:
-  - id: s
-    kind: shell
-    serial: 2
-    with: {run: "`+overlapScript+`"}
-`)
-	if res := f.mustRun(nil); !res.OK() {
-		t.Fatalf("run failed: %v", statuses(res))
-	}
-	if got := maxOverlap(t, f.read("log")); got != 2 {
+  - {id: s, kind: gate, serial: 2}
+`
+	if got := gatedOverlap(t, plan, 2, nil); got != 2 {
 		t.Errorf("at most %d tasks of a serial: 2 step overlapped, want exactly 2", got)
 	}
 }
 
 func TestParallelBoundsTheRun(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, manyHosts(6)+`
+	plan := manyHosts(6) + `
 steps:
-  - id: s
-    kind: shell
-    with: {run: "`+overlapScript+`"}
-`)
-	if res := f.mustRun(func(o *Options) { o.Parallel = 3 }); !res.OK() {
-		t.Fatalf("run failed: %v", statuses(res))
-	}
-	if got := maxOverlap(t, f.read("log")); got != 3 {
+  - {id: s, kind: gate}
+`
+	if got := gatedOverlap(t, plan, 3, func(o *Options) { o.Parallel = 3 }); got != 3 {
 		t.Errorf("%d tasks overlapped with --parallel 3, want exactly 3", got)
 	}
 }
@@ -284,6 +354,9 @@ func processAlive(pid int) bool {
 	return len(f) > 2 && f[2] != "Z"
 }
 
+// failPlan: gate@h2 runs until bad@h1's failure has been seen (for at most
+// a minute, a bound for a loaded machine), so other@h2 becomes ready only
+// after the failure.
 const failPlan = `
 steps:
   - id: bad
@@ -303,7 +376,7 @@ steps:
   - id: gate
     kind: shell
     on: h2
-    with: {run: 'i=0; while [ ! -e ${DIR}/failed-seen ]; do i=$((i+1)); [ $i -lt 500 ] || break; sleep 0.01; done'}
+    with: {run: 'i=0; while [ ! -e ${DIR}/failed-seen ]; do i=$((i+1)); [ $i -lt 6000 ] || break; sleep 0.01; done'}
 `
 
 func TestFailFastStartsNothingNew(t *testing.T) {

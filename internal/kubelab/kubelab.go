@@ -1,7 +1,9 @@
 // Package kubelab gives tests and the demo the lab's offline Kubernetes
-// package: kube1.34.4.tar.gz, built by testdata/kube/build.sh around real
-// Kubernetes binaries (from the Go module proxy) and the stand-in kubelet,
-// and cached outside the repository (/var/cache/sealflow).
+// packages, cached outside the repository (/var/cache/sealflow): the
+// stand-in one (testdata/kube/build.sh: real Kubernetes binaries from the
+// Go module proxy around the stand-in kubelet) and the real one
+// (testdata/kube/package.sh: `sealflow package build` from loopback mirrors
+// of upstream artifacts the lab builds from the Go module proxy).
 package kubelab
 
 import (
@@ -18,8 +20,12 @@ import (
 	"time"
 )
 
-// buildScript is the package's build script, relative to the repository.
-const buildScript = "testdata/kube/build.sh"
+// buildScript is the stand-in package's build script and realScript the
+// real package's, relative to the repository.
+const (
+	buildScript = "testdata/kube/build.sh"
+	realScript  = "testdata/kube/package.sh"
+)
 
 // buildTimeout bounds a build from a cold module cache (about 7 minutes on
 // 2 cores when the machine is otherwise idle).
@@ -29,16 +35,21 @@ const buildTimeout = 45 * time.Minute
 // changed) and returns the tarball's path. Build progress goes to log
 // (may be nil); a failure's error ends with the build's last lines.
 func Package(ctx context.Context) (path string, err error) {
-	return build(ctx, nil)
+	return build(ctx, buildScript, nil)
 }
 
-func build(ctx context.Context, log io.Writer) (string, error) {
+// RealPackage builds the real package if needed and returns its path.
+func RealPackage(ctx context.Context) (path string, err error) {
+	return build(ctx, realScript, nil)
+}
+
+func build(ctx context.Context, script string, log io.Writer) (string, error) {
 	root, err := repoRoot()
 	if err != nil {
 		return "", err
 	}
 	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, "bash", filepath.Join(root, buildScript))
+	cmd := exec.CommandContext(ctx, "bash", filepath.Join(root, script))
 	cmd.Dir = root
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
@@ -47,12 +58,12 @@ func build(ctx context.Context, log io.Writer) (string, error) {
 	}
 	cmd.WaitDelay = 10 * time.Second
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("build the Kubernetes package (bash %s): %w\n%s", buildScript, err, tail(stderr.String(), 30))
+		return "", fmt.Errorf("build the Kubernetes package (bash %s): %w\n%s", script, err, tail(stderr.String(), 30))
 	}
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
 	path := strings.TrimSpace(lines[len(lines)-1])
 	if fi, err := os.Stat(path); err != nil || fi.Size() == 0 {
-		return "", fmt.Errorf("build the Kubernetes package: %s printed %q, not a package", buildScript, path)
+		return "", fmt.Errorf("build the Kubernetes package: %s printed %q, not a package", script, path)
 	}
 	return path, nil
 }
@@ -62,13 +73,24 @@ func build(ctx context.Context, log io.Writer) (string, error) {
 // /var/cache); a failed build fails the test.
 func ForTest(t testing.TB) string {
 	t.Helper()
+	return forTest(t, buildScript)
+}
+
+// RealForTest is ForTest for the real package.
+func RealForTest(t testing.TB) string {
+	t.Helper()
+	return forTest(t, realScript)
+}
+
+func forTest(t testing.TB, script string) string {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("the Kubernetes package is built into /var/cache/sealflow: run as root")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
 	defer cancel()
 	start := time.Now()
-	path, err := build(ctx, logWriter{t})
+	path, err := build(ctx, script, logWriter{t})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sealflow/sealflow/internal/lab"
+	"github.com/sealflow/sealflow/internal/testutil"
 )
 
 const (
@@ -359,20 +360,23 @@ func waitReady(ctx context.Context, t *testing.T, l *lab.Lab, names []string) {
 }
 
 // waitFor polls check every second for up to 4 minutes (a bound, not a
-// timing assertion); it returns check's last output.
+// timing assertion), or until ctx's deadline; it returns check's last
+// output.
 func waitFor(ctx context.Context, t *testing.T, what string, check func() (string, bool)) string {
 	t.Helper()
-	deadline := time.Now().Add(4 * time.Minute)
-	for {
-		out, ok := check()
-		if ok {
-			return out
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			t.Fatalf("gave up waiting for %s; last answer:\n%s", what, out)
-		}
-		time.Sleep(time.Second)
+	limit := 4 * time.Minute
+	if d, ok := ctx.Deadline(); ok && time.Until(d) < limit {
+		limit = time.Until(d)
 	}
+	var out string
+	testutil.Eventually(t, what, limit, time.Second, func() error {
+		var ok bool
+		if out, ok = check(); !ok {
+			return fmt.Errorf("last answer:\n%s", out)
+		}
+		return nil
+	})
+	return out
 }
 
 // hostRSS sums the resident memory of a host's processes.

@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/vishvananda/netlink"
 
+	"github.com/sealflow/sealflow/internal/testutil"
 	"github.com/sealflow/sealflow/lvscare"
 	"github.com/sealflow/sealflow/lvscare/podspec"
 )
@@ -77,17 +78,7 @@ func distinct(who []string) []string {
 
 func eventually(t *testing.T, what string, limit time.Duration, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %v", what, limit, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testutil.Eventually(t, what, limit, 50*time.Millisecond, f)
 }
 
 func reach(url string, n int, want []string) func() error {

@@ -10,6 +10,10 @@ echo
 echo "== fan-out over SSH: sealflow vs ansible-playbook and parallel-ssh"
 bash testdata/bench/fanout.sh
 
+echo
+echo "== offline package: build (cold, warm), verify, size"
+bash testdata/bench/package.sh
+
 if [ -f testdata/bench/lvscare.sh ]; then
 	echo
 	echo "== lvscare: failover time and idle cost"

@@ -57,6 +57,14 @@ mkdir -p "$bin" "$src" "$stamps" "$www" || die "cannot create $up (run as root o
 exec 9>"$up/.lock"
 flock 9
 
+# says TEXT CMD...: CMD's output (stdout and stderr) contains TEXT.
+says() {
+	local want=$1 out
+	shift
+	out=$("$@" 2>&1) || true
+	[[ $out == *"$want"* ]]
+}
+
 GOVERSION=$(go env GOVERSION)
 timings=()
 
@@ -133,7 +141,7 @@ build_kube() {
 	ld+=" -X k8s.io/component-base/version.gitMinor=$(echo "$KUBE_VERSION" | cut -d. -f2)"
 	ld+=" -X k8s.io/component-base/version.gitTreeState=clean"
 	(cd "$kube_mod" && go build -trimpath -ldflags "$ld" -o "$bin/" k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy) || return 1
-	"$bin/kubelet" --version | grep -q "$KUBE_VERSION\$"
+	says "Kubernetes $KUBE_VERSION" "$bin/kubelet" --version
 }
 
 # --- etcd: etcd, etcdctl, etcdutl (each module's own main package) ----------------------
@@ -153,7 +161,7 @@ build_etcd() {
 	(cd "$etcd_mod" && go build -trimpath -ldflags "-s -w" -o "$bin/etcd" go.etcd.io/etcd/server/v3 &&
 		go build -trimpath -ldflags "-s -w" -o "$bin/etcdctl" go.etcd.io/etcd/etcdctl/v3 &&
 		go build -trimpath -ldflags "-s -w" -o "$bin/etcdutl" go.etcd.io/etcd/etcdutl/v3) || return 1
-	"$bin/etcd" --version | grep -q "etcd Version: ${ETCD_VERSION#v}"
+	says "etcd Version: ${ETCD_VERSION#v}" "$bin/etcd" --version
 }
 
 # --- containerd ------------------------------------------------------------------------
@@ -164,7 +172,7 @@ build_containerd() {
 	local ld="-s -w -X $p/version.Version=$CONTAINERD_VERSION -X $p/version.Package=$p"
 	(cd "$s" && go build -trimpath -tags "no_btrfs no_devmapper no_zfs no_aufs urfave_cli_no_docs" -ldflags "$ld" \
 		-o "$bin/" ./cmd/containerd ./cmd/containerd-shim-runc-v2 ./cmd/ctr) || return 1
-	"$bin/containerd" --version | grep -q " $CONTAINERD_VERSION"
+	says " $CONTAINERD_VERSION" "$bin/containerd" --version
 }
 
 # --- runc: cgo (libcontainer/nsenter, libseccomp), static, as runc's release -------------
@@ -182,9 +190,8 @@ build_runc() {
 		{ log "runc needs libseccomp.a: apt-get install libseccomp-dev"; return 1; }
 	(cd "$s" && CGO_ENABLED=1 go build -trimpath -tags "seccomp urfave_cli_no_docs netgo osusergo" \
 		-ldflags "-s -w -X main.version=$(cat VERSION) -extldflags -static" -o "$bin/runc" .) || return 1
-	local v # read whole: grep -q on a pipe can end runc by SIGPIPE (pipefail)
-	! ldd "$bin/runc" >/dev/null 2>&1 && v=$("$bin/runc" --version) &&
-		grep -q "runc version ${RUNC_VERSION#v}" <<<"$v" && grep -q "^libseccomp: " <<<"$v"
+	! ldd "$bin/runc" >/dev/null 2>&1 && says "runc version ${RUNC_VERSION#v}" "$bin/runc" --version &&
+		says "libseccomp: " "$bin/runc" --version
 }
 
 # --- crictl ----------------------------------------------------------------------------
@@ -194,7 +201,7 @@ build_crictl() {
 	s=$(source_of cri-tools sigs.k8s.io/cri-tools "$CRICTL_VERSION") || return 1
 	(cd "$s" && go build -trimpath -ldflags "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=${CRICTL_VERSION#v}" \
 		-o "$bin/crictl" ./cmd/crictl) || return 1
-	"$bin/crictl" --version | grep -q "${CRICTL_VERSION#v}"
+	says "${CRICTL_VERSION#v}" "$bin/crictl" --version
 }
 
 # --- CNI plugins: every plugin of the release tarball (meta, main, ipam; not windows) ---
@@ -235,7 +242,7 @@ build_coredns() {
 	s=$(source_of coredns github.com/coredns/coredns "$COREDNS_VERSION") || return 1
 	(cd "$s" && go build -trimpath -ldflags "-s -w -X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION" \
 		-o "$bin/coredns" .) || return 1
-	"$bin/coredns" -version | grep -q "CoreDNS-${COREDNS_VERSION#v}"
+	says "CoreDNS-${COREDNS_VERSION#v}" "$bin/coredns" -version
 }
 
 # --- flanneld: cgo on amd64 (its UDP backend is C), static, as upstream builds it ----------
@@ -246,7 +253,7 @@ build_flanneld() {
 	(cd "$s" && CGO_ENABLED=1 go build -trimpath -tags "netgo osusergo" \
 		-ldflags "-s -w -X github.com/flannel-io/flannel/pkg/version.Version=$FLANNEL_VERSION -extldflags -static" \
 		-o "$bin/flanneld" .) || return 1
-	! ldd "$bin/flanneld" >/dev/null 2>&1 && "$bin/flanneld" --version 2>&1 | grep -q "$FLANNEL_VERSION"
+	! ldd "$bin/flanneld" >/dev/null 2>&1 && says "$FLANNEL_VERSION" "$bin/flanneld" --version
 }
 
 # --- pause: C, from k8s.io/kubernetes' build/pause/linux/pause.c, static ------------------
@@ -257,7 +264,7 @@ build_pause() {
 	[ -f "$dir/build/pause/linux/pause.c" ] || return 1
 	gcc -Os -Wall -Werror -static -DVERSION="v$PAUSE_VERSION" -o "$bin/pause" "$dir/build/pause/linux/pause.c" || return 1
 	strip "$bin/pause"
-	"$bin/pause" -v 2>&1 | grep -q "v$PAUSE_VERSION"
+	says "v$PAUSE_VERSION" "$bin/pause" -v
 }
 
 artifact etcd build_etcd "etcd=$ETCD_VERSION" "$bin/etcd" "$bin/etcdctl" "$bin/etcdutl"
@@ -276,7 +283,7 @@ artifact kube build_kube "kube=$KUBE_VERSION" "$bin/kubelet" "$bin/kube-proxy"
 for c in kubeadm kubectl kube-apiserver kube-controller-manager kube-scheduler; do
 	[ -x "$KUBE_BIN/$c" ] || die "$KUBE_BIN/$c missing: run testdata/kube/build.sh first"
 done
-"$KUBE_BIN/kubeadm" version -o short | grep -qx "$KUBE_VERSION" || die "$KUBE_BIN/kubeadm is not $KUBE_VERSION"
+says "$KUBE_VERSION" "$KUBE_BIN/kubeadm" version -o short || die "$KUBE_BIN/kubeadm is not $KUBE_VERSION"
 
 # inputs_id FILE...: identifies the files' current versions (name, size, mtime).
 inputs_id() { stat -L -c '%n %s %Y' "$@" | sha256sum | cut -c1-16; }

@@ -10,18 +10,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sealflow/sealflow/internal/testutil"
 )
 
 // waitFor polls cond for up to 20 s (a bound, not a timing assertion).
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.Eventually(t, what, 20*time.Second, 20*time.Millisecond, testutil.True(cond))
 }
 
 type supFixture struct {

@@ -20,6 +20,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/sealflow/sealflow/internal/testutil"
 )
 
 // testSSHD is a real OpenSSH server on 127.0.0.1 with its own config,
@@ -258,11 +260,5 @@ func (s *syncBuffer) String() string {
 // waitFor polls cond until it holds or a generous limit passes.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.Eventually(t, what, 30*time.Second, 20*time.Millisecond, testutil.True(cond))
 }
