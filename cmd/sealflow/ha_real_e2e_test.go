@@ -205,7 +205,7 @@ func TestHAOnRealStack(t *testing.T) {
 		t.Skip("builds a Kubernetes cluster")
 	}
 	start := time.Now()
-	pkg := kubelab.RealPackage(t)
+	pkg := kubelab.RealPackageCopy(t)
 	bin := sealflowBin(t)
 	dir := t.TempDir()
 

@@ -3,8 +3,8 @@ package kubelab
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,42 +17,34 @@ import (
 // kubelet, containerd, runc, CNI plugins, images, flannel), on lab hosts
 // with systemd as PID 1 (lab.Config.Systemd and its NodeStack).
 
-// packageScript builds the real package through the lab's mirror of the
-// upstream release files and images.
-const packageScript = "testdata/kube/package.sh"
-
-// RealPackage builds the real offline package if needed (cached: seconds
-// when nothing changed; about 2 minutes when sealflow changed, as its
-// image is in the package) and returns the tarball's path. It skips the
-// test only when it cannot build here (not root).
-func RealPackage(t testing.TB) string {
+// RealPackageCopy is RealForTest's package, copied into the test's
+// temporary directory: package.sh run from another checkout may replace
+// the cached one while the test runs.
+func RealPackageCopy(t testing.TB) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("the Kubernetes package is built into /var/cache/sealflow: run as root")
+	path := RealForTest(t)
+	own := filepath.Join(t.TempDir(), filepath.Base(path))
+	if err := copyFile(path, own); err != nil {
+		t.Fatalf("copy the package: %v", err)
 	}
-	root, err := repoRoot()
+	return own
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
-	defer cancel()
-	start := time.Now()
-	var stdout, stderr strings.Builder
-	cmd := exec.CommandContext(ctx, "bash", filepath.Join(root, packageScript))
-	cmd.Dir = root
-	cmd.Stdout = &stdout
-	cmd.Stderr = &stderr
-	cmd.WaitDelay = 10 * time.Second
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("build the real Kubernetes package (bash %s): %v\n%s", packageScript, err, tail(stderr.String(), 30))
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
 	}
-	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
-	path := strings.TrimSpace(lines[len(lines)-1])
-	if fi, err := os.Stat(path); err != nil || fi.Size() == 0 {
-		t.Fatalf("build the real Kubernetes package: %s printed %q, not a package", packageScript, path)
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
 	}
-	t.Logf("real Kubernetes package %s (ready in %s)", path, time.Since(start).Round(time.Millisecond))
-	return path
+	return out.Close()
 }
 
 // RealStackVars are the `--set` values plans/ha.yaml needs on lab hosts,
