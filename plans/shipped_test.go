@@ -20,7 +20,7 @@ func TestShippedPlans(t *testing.T) {
 `)
 	want := map[string]map[string][]string{
 		"ha": {
-			"kubeadm-init": {"m1"}, "join-masters": {"m2", "m3"}, "vip-rules": {"n1", "n2", "n3"},
+			"kubeadm-init": {"m1"}, "cni": {"m1"}, "join-masters": {"m2", "m3"}, "vip-rules": {"n1", "n2", "n3"},
 			"join-nodes": {"n1", "n2", "n3"}, "lvscare": {"n1", "n2", "n3"},
 		},
 		"add-node": {

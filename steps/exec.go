@@ -40,9 +40,19 @@ func run(ctx context.Context, t *Target, what, script string, env map[string]str
 }
 
 func runTo(ctx context.Context, t *Target, what, script string, env map[string]string, stdout, stderr io.Writer) error {
+	return execScript(ctx, t, what, script, env, nil, stdout, stderr)
+}
+
+// runInput is run with stdin feeding the script's standard input.
+func runInput(ctx context.Context, t *Target, what, script string, env map[string]string, stdin io.Reader) error {
+	return execScript(ctx, t, what, script, env, stdin, t.Log, t.Log)
+}
+
+func execScript(ctx context.Context, t *Target, what, script string, env map[string]string, stdin io.Reader, stdout, stderr io.Writer) error {
 	res, err := t.Conn.Exec(ctx, transport.Command{
 		Script: script,
 		Env:    mergeEnv(t.Env, env),
+		Stdin:  stdin,
 		Stdout: stdout,
 		Stderr: stderr,
 		Become: t.Become,

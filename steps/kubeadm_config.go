@@ -97,6 +97,10 @@ type KubeadmParams struct {
 	// (failCgroupV1: false, cgroupRoot: /, ...), rendered as that document:
 	// kubeadm stores it for every node of the cluster.
 	KubeletConfig string
+	// ProxyConfig is a YAML mapping of more KubeProxyConfiguration fields
+	// ({conntrack: {maxPerCore: 0}}, ...); mode (ProxyMode) and, in IPVS
+	// mode, ipvs are sealflow's.
+	ProxyConfig string
 }
 
 // ProxyModes are kube-proxy's modes sealflow configures.
@@ -249,7 +253,13 @@ func RenderKubeadmConfig(p KubeadmParams) ([]byte, error) {
 	default:
 		return nil, fmt.Errorf("proxy_mode: %q: want %s", p.ProxyMode, strings.Join(ProxyModes, ", "))
 	}
-	docs := []any{init, cluster, proxy}
+	var proxyDoc any = proxy
+	if strings.TrimSpace(p.ProxyConfig) != "" {
+		if proxyDoc, err = proxyConfigDoc(proxy, p.ProxyConfig); err != nil {
+			return nil, err
+		}
+	}
+	docs := []any{init, cluster, proxyDoc}
 	if strings.TrimSpace(p.KubeletConfig) != "" {
 		kc, err := kubeletConfigDoc(p.KubeletConfig)
 		if err != nil {
@@ -260,28 +270,65 @@ func RenderKubeadmConfig(p KubeadmParams) ([]byte, error) {
 	return marshalDocs(docs...)
 }
 
+// proxyConfigDoc adds the fields of a YAML mapping to kube-proxy's
+// configuration document.
+func proxyConfigDoc(base kcProxy, text string) (yaml.MapSlice, error) {
+	fields, err := configFields("proxy_config", text)
+	if err != nil {
+		return nil, err
+	}
+	doc := yaml.MapSlice{
+		{Key: "apiVersion", Value: base.APIVersion},
+		{Key: "kind", Value: base.Kind},
+		{Key: "mode", Value: base.Mode},
+	}
+	if base.IPVS != nil {
+		doc = append(doc, yaml.MapItem{Key: "ipvs", Value: base.IPVS})
+	}
+	for _, f := range fields {
+		k := f.Key.(string)
+		switch {
+		case k == "mode":
+			return nil, fmt.Errorf("proxy_config: mode is set by proxy_mode")
+		case k == "ipvs" && base.IPVS != nil:
+			return nil, fmt.Errorf("proxy_config: ipvs is set by sealflow in IPVS mode (the VIP excluded)")
+		}
+		doc = append(doc, f)
+	}
+	return doc, nil
+}
+
+// configFields reads a YAML mapping of a configuration document's fields
+// (without apiVersion and kind, which sealflow sets).
+func configFields(param, text string) (yaml.MapSlice, error) {
+	var fields yaml.MapSlice
+	if err := yaml.UnmarshalWithOptions([]byte(text), &fields, yaml.UseOrderedMap()); err != nil {
+		return nil, fmt.Errorf("%s: not a YAML mapping of configuration fields: %v", param, err)
+	}
+	for _, f := range fields {
+		k, ok := f.Key.(string)
+		if !ok || k == "" {
+			return nil, fmt.Errorf("%s: key %v is not a field name", param, f.Key)
+		}
+		if k == "apiVersion" || k == "kind" {
+			return nil, fmt.Errorf("%s: %s is set by sealflow (give only the fields)", param, k)
+		}
+	}
+	return fields, nil
+}
+
 // kubeletConfigDoc makes a KubeletConfiguration document of a YAML mapping
 // of its fields.
 func kubeletConfigDoc(text string) (yaml.MapSlice, error) {
-	var fields yaml.MapSlice
-	if err := yaml.UnmarshalWithOptions([]byte(text), &fields, yaml.UseOrderedMap()); err != nil {
-		return nil, fmt.Errorf("kubelet_config: not a YAML mapping of KubeletConfiguration fields: %v", err)
+	fields, err := configFields("kubelet_config", text)
+	if err != nil {
+		return nil, err
 	}
 	doc := yaml.MapSlice{
 		{Key: "apiVersion", Value: "kubelet.config.k8s.io/v1beta1"},
 		{Key: "kind", Value: "KubeletConfiguration"},
 	}
-	for _, f := range fields {
-		k, ok := f.Key.(string)
-		if !ok || k == "" {
-			return nil, fmt.Errorf("kubelet_config: key %v is not a field name", f.Key)
-		}
-		if k == "apiVersion" || k == "kind" {
-			return nil, fmt.Errorf("kubelet_config: %s is set by sealflow (give only the fields)", k)
-		}
-		doc = append(doc, f)
-	}
-	return doc, nil
+	return append(doc, fields...), nil
 }
 
 var (

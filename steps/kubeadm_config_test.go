@@ -307,9 +307,9 @@ func TestCACertHash(t *testing.T) {
 func TestRenderProxyModeAndKubeletConfig(t *testing.T) {
 	p := goldenParams("v1.34.4")
 	for _, c := range []struct {
-		mode, kubelet string
-		want, absent  []string
-		err           string
+		mode, kubelet, proxy string
+		want, absent         []string
+		err                  string
 	}{
 		{mode: "", want: []string{"mode: ipvs", "excludeCIDRs:\n    - 10.103.97.2/32"}},
 		{mode: "nftables", want: []string{"mode: nftables"}, absent: []string{"excludeCIDRs", "KubeletConfiguration"}},
@@ -318,8 +318,14 @@ func TestRenderProxyModeAndKubeletConfig(t *testing.T) {
 		{mode: "userspace", err: `proxy_mode: "userspace": want ipvs, nftables, iptables`},
 		{kubelet: "kind: X", err: "kubelet_config: kind is set by sealflow"},
 		{kubelet: "[a, b]", err: "kubelet_config: not a YAML mapping"},
+		{mode: "nftables", proxy: "{conntrack: {maxPerCore: 0}}", want: []string{
+			"apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nmode: nftables\nconntrack:\n  maxPerCore: 0\n"}},
+		{proxy: "{conntrack: {maxPerCore: 0}}", want: []string{"mode: ipvs\nipvs:\n  excludeCIDRs:\n    - 10.103.97.2/32\nconntrack:"}},
+		{proxy: "{ipvs: {scheduler: wrr}}", err: "proxy_config: ipvs is set by sealflow"},
+		{mode: "iptables", proxy: "{mode: ipvs}", err: "proxy_config: mode is set by proxy_mode"},
+		{proxy: "kind: X", err: "proxy_config: kind is set by sealflow"},
 	} {
-		p.ProxyMode, p.KubeletConfig = c.mode, c.kubelet
+		p.ProxyMode, p.KubeletConfig, p.ProxyConfig = c.mode, c.kubelet, c.proxy
 		out, err := RenderKubeadmConfig(p)
 		if c.err != "" {
 			if err == nil || !strings.Contains(err.Error(), c.err) {

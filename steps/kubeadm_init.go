@@ -37,6 +37,7 @@ func kubeadmInitKind() *Kind {
 			{Name: "advertise_address", Type: String, Doc: "the address the API server advertises (default the host's address)"},
 			{Name: "node_name", Type: String, Doc: "the node's name (default the host's name)"},
 			{Name: "proxy_mode", Type: String, Doc: "kube-proxy's mode: ipvs (default, the VIP excluded), nftables or iptables"},
+			{Name: "proxy_config", Type: String, Doc: "more KubeProxyConfiguration fields as a YAML mapping (e.g. {conntrack: {maxPerCore: 0}}); mode is proxy_mode's"},
 			{Name: "kubelet_config", Type: String, Doc: "KubeletConfiguration fields as a YAML mapping, for every node (e.g. {failCgroupV1: false})"},
 		},
 		Rerunnable: true,
@@ -77,6 +78,7 @@ func newKubeadmInit(p Params, paths sysPaths, r io.Reader) (*kubeadmInit, error)
 	c.NodeName, _ = p["node_name"].(string)
 	c.ProxyMode, _ = p["proxy_mode"].(string)
 	c.KubeletConfig, _ = p["kubelet_config"].(string)
+	c.ProxyConfig, _ = p["proxy_config"].(string)
 	s.userConfig, _ = p["kubeadm_config"].(string)
 	var err error
 	if s.version, err = parseKubeVersion(c.Version); err != nil {

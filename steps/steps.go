@@ -209,5 +209,6 @@ func Builtin() *Registry {
 	r.Register(lvscareKind())
 	r.Register(resetKind())
 	r.Register(verifyKind())
+	r.Register(kubeApplyKind())
 	return r
 }

@@ -137,7 +137,8 @@ func TestHAClusterOnLab(t *testing.T) {
 	// A failure injected at the second master's join: a kubeadm that fails
 	// first on m2's PATH.
 	labExec(t, l, "m2", "sh", "-c", `printf '#!/bin/sh\necho "injected failure" >&2\nexit 1\n' > /usr/local/bin/kubeadm && chmod +x /usr/local/bin/kubeadm`)
-	runArgs := append(append([]string{"run", "-i", l.Inventory}, common...), vars...)
+	// The stand-in package has no pod network manifest.
+	runArgs := append(append([]string{"run", "-i", l.Inventory}, common...), append(vars, "--set", "cni_manifest=")...)
 	out, errOut, code := sf(t, bin, dir, "", append(runArgs, "ha")...)
 	if code != 1 || !strings.Contains(out, "FAILED    join-masters@m2") {
 		t.Fatalf("with a failing join on m2: exit %d, want 1 and join-masters@m2 failed\n%s\n%s", code, out, errOut)
@@ -270,7 +271,7 @@ func TestSeedCommandsOnLab(t *testing.T) {
 	addr := func(name string) string { h, _ := l.Host(name); return h.Address }
 	common := []string{"--output", "plain", "--known-hosts", l.KnownHosts, "--pk", l.Key, "--set", "skip_phases=preflight", "--set", "verify=false"}
 	mustSF(t, bin, dir, append([]string{"init", "--master", addr("m1") + "-" + strings.Split(addr("m2"), ".")[3],
-		"--node", addr("n1"), "--pkg", pkg, "--version", kubeVersion}, common...)...)
+		"--node", addr("n1"), "--pkg", pkg, "--version", kubeVersion, "--set", "cni_manifest="}, common...)...)
 	waitUntil(t, "3 nodes Ready", 3*time.Minute, func() (bool, string) {
 		n, seen := readyNodes(l, "m1")
 		return n == 3, seen
