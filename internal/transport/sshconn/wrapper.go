@@ -60,10 +60,16 @@ r='` + runner + `'
 sudo=
 if [ "$become" = 1 ] && [ "$(id -u)" != 0 ]; then
 	command -v sudo >/dev/null 2>&1 || fail "become: sudo is not installed on the host"
-	if sudo -n -k true 2>/dev/null; then
+	tty="; sudo needs a terminal (Defaults requiretty): add 'Defaults:$(id -un) !requiretty' to the host's sudoers"
+	if e=$(sudo -n -k true 2>&1); then
 		sudo=n
+	elif case $e in *tty*|*terminal*) true;; *) false;; esac; then
+		fail "become: sudo said: $e$tty"
 	elif [ -n "$pw" ]; then
-		printf '%s\n' "$pw" | sudo -k -S -p '' -v 2>/dev/null || fail "become: sudo refused the password of user $(id -un)"
+		e=$(printf '%s\n' "$pw" | sudo -k -S -p '' -v 2>&1) || {
+			case $e in *tty*|*terminal*) fail "become: sudo said: $e$tty";; esac
+			fail "become: sudo refused the password of user $(id -un)${e:+ (sudo said: $e)}"
+		}
 		sudo=S
 	else
 		fail "become: sudo asks user $(id -un) for a password and none is configured (set the host's password, or allow NOPASSWD)"
