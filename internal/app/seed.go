@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 )
 
@@ -63,6 +65,9 @@ func Init(ctx context.Context, o SeedOptions, io IO) error {
 	if err := overlap(masters, nodes); err != nil {
 		return err
 	}
+	if err := checkSeedInputs("init", o); err != nil {
+		return err
+	}
 	c := cluster{Masters: masters, Nodes: nodes, User: orStr(o.User, "root"), Port: orInt(o.Port, 22), KeyFile: o.KeyFile, Vars: seedVars(o, nil)}
 	return runSeed(ctx, o, io, "ha", c, nil, func(root string) error { return saveCluster(root, c) })
 }
@@ -92,6 +97,9 @@ func Join(ctx context.Context, o SeedOptions, io IO) error {
 		}
 	}
 	if err := overlap(masters, nodes); err != nil {
+		return err
+	}
+	if err := checkSeedInputs("join", o); err != nil {
 		return err
 	}
 	next := c
@@ -145,6 +153,51 @@ func Clean(ctx context.Context, o SeedOptions, io IO) error {
 		}
 		return saveCluster(root, c)
 	})
+}
+
+// checkSeedInputs checks every input that is not a host before any host
+// is touched: local files exist and are readable, addresses and ranges
+// parse, flags combine. All problems come back at once (exit 2).
+func checkSeedInputs(cmd string, o SeedOptions) error {
+	var probs []string
+	readable := func(flag, file string) {
+		if file == "" {
+			return
+		}
+		f, err := os.Open(file)
+		if err != nil {
+			probs = append(probs, fmt.Sprintf("%s %s: %v", flag, file, errors.Unwrap(err)))
+			return
+		}
+		defer f.Close()
+		st, err := f.Stat()
+		if err == nil && !st.Mode().IsRegular() {
+			probs = append(probs, fmt.Sprintf("%s %s: not a regular file", flag, file))
+			return
+		}
+		if _, err := f.Read(make([]byte, 1)); err != nil && !errors.Is(err, io.EOF) {
+			probs = append(probs, fmt.Sprintf("%s %s: cannot read it: %v", flag, file, err))
+		}
+	}
+	readable("--pkg", o.Pkg)
+	readable("--kubeadm-config", o.KubeadmConfig)
+	readable("--pk", o.KeyFile)
+	if o.Pkg != "" && o.PkgURL != "" {
+		probs = append(probs, "--pkg and --pkg-url: give only one")
+	}
+	if o.VIP != "" && net.ParseIP(o.VIP).To4() == nil {
+		probs = append(probs, fmt.Sprintf("--vip %q: want an IPv4 address such as 10.103.97.2", o.VIP))
+	}
+	for flag, v := range map[string]string{"--podcidr": o.PodCIDR, "--svccidr": o.SvcCIDR} {
+		if _, _, err := net.ParseCIDR(v); v != "" && err != nil {
+			probs = append(probs, fmt.Sprintf("%s %q: want a CIDR such as 10.244.0.0/16", flag, v))
+		}
+	}
+	if len(probs) == 0 {
+		return nil
+	}
+	sort.Strings(probs)
+	return Invalidf("%s: nothing was done on any host:\n  %s", cmd, strings.Join(probs, "\n  "))
 }
 
 // runSeed writes the inventory of c (with group new when given) and runs

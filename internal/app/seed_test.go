@@ -1,6 +1,8 @@
 package app
 
 import (
+	"context"
+	"os"
 	"strings"
 	"testing"
 
@@ -38,5 +40,40 @@ groups:
 `
 	if got != want {
 		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// A bad input of init or join is found before any host is touched: exit 2
+// with every problem, no state written, no host dialed (port 1 would be
+// refused, a failed task, exit 1).
+func TestSeedChecksInputsFirst(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	state := dir + "/state"
+	var stderr strings.Builder
+	streams := IO{Stdin: strings.NewReader(""), Stdout: &strings.Builder{}, Stderr: &stderr}
+	o := SeedOptions{
+		ExecOptions: ExecOptions{StateDir: state, Parallel: 4, Output: "plain"},
+		Masters:     []string{"127.0.0.1"}, Port: 1,
+		Pkg: dir + "/missing.tar.gz", KubeadmConfig: dir, VIP: "10.103.97", PodCIDR: "10.244.0.0",
+		Version: "v1.34.4",
+	}
+	err := Init(context.Background(), o, streams)
+	if Code(err) != ExitInvalid {
+		t.Fatalf("init: %v (exit %d), want exit 2", err, Code(err))
+	}
+	for _, want := range []string{
+		"init: nothing was done on any host",
+		"--pkg " + dir + "/missing.tar.gz: no such file or directory",
+		"--kubeadm-config " + dir + ": not a regular file",
+		`--vip "10.103.97": want an IPv4 address`,
+		`--podcidr "10.244.0.0": want a CIDR`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error:\n%v\nwant it to say %q", err, want)
+		}
+	}
+	if _, err := os.Stat(state); !os.IsNotExist(err) {
+		t.Errorf("the state directory was written (%v)", err)
 	}
 }

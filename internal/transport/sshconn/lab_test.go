@@ -128,6 +128,27 @@ func TestNonRootUser(t *testing.T) {
 		<-errc
 	})
 
+	// sudo's own words come through, with the fix, when its policy
+	// (Defaults requiretty) refuses a session without a terminal.
+	t.Run("sudo requiretty", func(t *testing.T) {
+		ctx := context.Background()
+		rule := "/etc/sudoers.d/zz-requiretty"
+		if out, err := l.Exec(ctx, h.Name, "sh", "-c", "echo 'Defaults requiretty' >"+rule+" && chmod 0440 "+rule); err != nil {
+			t.Fatalf("write %s: %v %s", rule, err, out)
+		}
+		t.Cleanup(func() { l.Exec(ctx, h.Name, "rm", "-f", rule) })
+		for _, cfg := range []Config{pwCfg, func() Config { c := base; c.KeyFiles = []string{l.Key}; return c }()} {
+			c := dial(t, cfg)
+			_, err := c.Exec(ctx, transport.Command{Script: "id -u", Become: true})
+			if err == nil || !strings.Contains(err.Error(), "tty") || !strings.Contains(err.Error(), "Defaults:deploy !requiretty") {
+				t.Errorf("want sudo's message about a tty and the fix, got %v", err)
+			}
+			if err != nil && strings.Contains(err.Error(), "refused the password") {
+				t.Errorf("the error blames the password: %v", err)
+			}
+		}
+	})
+
 	t.Run("become without a password", func(t *testing.T) {
 		cfg := base
 		cfg.KeyFiles = []string{l.Key}

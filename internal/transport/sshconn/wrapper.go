@@ -122,10 +122,17 @@ r='` + runner + `'
 sudo=
 if [ "$_sfb" = 1 ] && [ "$(id -u)" != 0 ]; then
 	command -v sudo >/dev/null 2>&1 || _sff "become: sudo is not installed on the host"
-	if sudo -n -k true 2>/dev/null; then
+	_sfy="; sudo needs a terminal (Defaults requiretty): add 'Defaults:$(id -un) !requiretty' to the host's sudoers"
+	if _sfe=$(sudo -n -k true 2>&1); then
 		sudo=n
+	elif case $_sfe in *tty*|*terminal*) true;; *) false;; esac; then
+		_sff "become: sudo said: $_sfe$_sfy"
 	elif [ -n "$_sfp" ]; then
-		printf '%s\n' "$_sfp" | sudo -k -S -p '' -v 2>/dev/null || _sff "become: sudo refused the password of user $(id -un)"
+		_sfe=$(printf '%s
+' "$_sfp" | sudo -k -S -p '' -v 2>&1) || {
+			case $_sfe in *tty*|*terminal*) _sff "become: sudo said: $_sfe$_sfy";; esac
+			_sff "become: sudo refused the password of user $(id -un)${_sfe:+ (sudo said: $_sfe)}"
+		}
 		sudo=S
 	else
 		_sff "become: sudo asks user $(id -un) for a password and none is configured (set the host's password, or allow NOPASSWD)"
