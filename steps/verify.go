@@ -11,7 +11,7 @@ import (
 )
 
 // DefaultToolbox is the image the verify kind's pods run: the package's
-// small toolbox (wget, nslookup, nc, httpd).
+// small toolbox (nc, nslookup, httpd).
 const DefaultToolbox = "docker.io/library/busybox:1.36.1"
 
 // verifyKind checks a cluster the way a user would judge it: nodes Ready,
@@ -107,6 +107,10 @@ waitfor() { # waitfor WHAT CMD...: until CMD succeeds or the deadline
 	done
 }
 row CHECK NODE RESULT
+# get POD URL-HOST PORT: an HTTP GET from inside a check pod with nc (busybox
+# builds' wget is not always usable: Debian's static one crashes), printing
+# the body's last line.
+get() { k exec -n "$ns" "$1" -- sh -c 'printf "GET / HTTP/1.0\r\n\r\n" | nc -w 5 "$0" "$1" | tail -n 1' "$2" "$3"; }
 
 # 1. Every node Ready.
 notready() { k get nodes -o jsonpath='{range .items[*]}{.metadata.name}{" "}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' | awk '$2 != "True" {print $1}'; }
@@ -193,7 +197,7 @@ for a in $pods; do
 	for b in $pods; do
 		[ "$a" != "$b" ] || continue
 		bn=${b#*,}; bn=${bn%%,*}; bip=${b##*,}; bp=${b%%,*}
-		if got=$(k exec -n "$ns" "$ap" -- wget -q -T 5 -O - "http://$bip:8080/" 2>&1) && [ "$got" = "$bp" ]; then
+		if got=$(get "$ap" "$bip" 8080 2>&1) && [ "$got" = "$bp" ]; then
 			row pod-network "$an" "ok -> $bn"
 		else
 			fail pod-network "$an" "cannot reach the pod on $bn ($bip:8080): $got"
@@ -205,7 +209,7 @@ done
 svc=$(k get svc web -n "$ns" -o jsonpath='{.spec.clusterIP}')
 for h in $hosts; do
 	hp=${h%%,*}; hn=${h#*,}
-	if got=$(k exec -n "$ns" "$hp" -- wget -q -T 5 -O - "http://$svc/" 2>&1) && [ -n "$got" ]; then
+	if got=$(get "$hp" "$svc" 80 2>&1) && [ -n "$got" ]; then
 		row service "$hn" "ok $svc -> $got"
 	else
 		fail service "$hn" "ClusterIP $svc does not answer: $got"
@@ -229,7 +233,7 @@ done
 for h in $hosts; do
 	hp=${h%%,*}; hn=${h#*,}
 	k get node "$hn" -o jsonpath='{.metadata.labels}' | grep -q 'node-role.kubernetes.io/control-plane' && continue
-	if k exec -n "$ns" "$hp" -- nc -w 3 -e /bin/true "$SF_VIP" 6443 >/dev/null 2>&1; then
+	if k exec -n "$ns" "$hp" -- nc -w 3 "$SF_VIP" 6443 -e /bin/true >/dev/null 2>&1; then
 		row vip "$hn" "ok $SF_VIP:6443"
 	else
 		fail vip "$hn" "cannot connect to $SF_VIP:6443"
