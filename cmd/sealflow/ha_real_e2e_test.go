@@ -392,8 +392,13 @@ spec:
 	inPod := func(args ...string) (string, error) {
 		return kubectl(l, "m1", append([]string{"exec", "client", "--"}, args...)...)
 	}
+	// get is an HTTP GET from the client pod with the toolbox's nc (Debian's
+	// static busybox wget crashes), printing the body's last line.
+	get := func(ip, port string) (string, error) {
+		return inPod("sh", "-c", `printf 'GET /index.html HTTP/1.0\r\n\r\n' | nc -w 5 "$0" "$1" | tail -n 1`, ip, port)
+	}
 	waitUntil(t, "the worker's pod reaching the master's pod", time.Minute, func() (bool, string) {
-		out, err := inPod("wget", "-qO-", "-T", "5", "http://"+webIP+":8080/index.html")
+		out, err := get(webIP, "8080")
 		return err == nil && strings.TrimSpace(out) == "hello-from-m1", fmt.Sprint(out, err)
 	})
 	svcIP, err := kubectl(l, "m1", "get", "service", "web", "-o", "jsonpath={.spec.clusterIP}")
@@ -401,7 +406,7 @@ spec:
 		t.Fatal(err)
 	}
 	waitUntil(t, "the Service's ClusterIP answering", time.Minute, func() (bool, string) {
-		out, err := inPod("wget", "-qO-", "-T", "5", "http://"+strings.TrimSpace(svcIP)+"/index.html")
+		out, err := get(strings.TrimSpace(svcIP), "80")
 		return err == nil && strings.TrimSpace(out) == "hello-from-m1", fmt.Sprint(out, err)
 	})
 	waitUntil(t, "CoreDNS resolving kubernetes.default", time.Minute, func() (bool, string) {
@@ -409,7 +414,11 @@ spec:
 		return err == nil && strings.Contains(out, "10.96.0.1"), fmt.Sprint(out, err)
 	})
 	waitUntil(t, "the Service by name", time.Minute, func() (bool, string) {
-		out, err := inPod("wget", "-qO-", "-T", "5", "http://web.default.svc.cluster.local/index.html")
+		out, err := inPod("nslookup", "web.default.svc.cluster.local")
+		if err != nil || !strings.Contains(out, strings.TrimSpace(svcIP)) {
+			return false, fmt.Sprint(out, err)
+		}
+		out, err = get("web.default.svc.cluster.local", "80")
 		return err == nil && strings.TrimSpace(out) == "hello-from-m1", fmt.Sprint(out, err)
 	})
 	t.Logf("cluster checked %s after the first run started", time.Since(t0).Round(time.Second))
