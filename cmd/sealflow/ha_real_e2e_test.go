@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -174,8 +175,19 @@ func memoryOf(l *lab.Lab, host string) string {
 // test with the output and the end of every task log of the run.
 func runOrLogs(t *testing.T, bin, dir string, args ...string) string {
 	t.Helper()
-	out, errOut, code := sf(t, bin, dir, "", args...)
-	if code == 0 {
+	// Longer than sf's 5 minutes: the run ends with the verify step.
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir = dir
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	out, errOut, code := stdout.String(), stderr.String(), -1
+	if cmd.ProcessState != nil {
+		code = cmd.ProcessState.ExitCode()
+	}
+	if err == nil {
 		return out
 	}
 	var logs strings.Builder
