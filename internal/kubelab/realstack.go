@@ -65,9 +65,6 @@ func RealStackVars() []string {
 	}
 }
 
-// ServiceCIDR is the Service network of plans/ha.yaml (svc_cidr).
-const ServiceCIDR = "10.96.0.0/12"
-
 // machineRuntime is what of a container runtime the machine has installed
 // (Debian's containerd for internal/lab's tests, a docker client), seen in
 // a lab host through its /usr overlay. init.sh rightly refuses a host with
@@ -85,9 +82,10 @@ func machineRuntime() []string {
 // RealStackLab starts a lab whose hosts can run the real node stack:
 // systemd as PID 1 (and NodeStack); the machine's own container runtime
 // hidden (machineRuntime: removed from the host's overlays, the machine
-// keeps it); a route for the Service network (a lab host has no default
-// route, and without a route a connection to a ClusterIP fails before
-// kube-proxy's DNAT; on the lab's link, so nothing leaves the lab); each
+// keeps it); a default route on the lab's link (a lab host has none:
+// without a route a connection to a ClusterIP fails before kube-proxy's
+// DNAT, and flannel picks its interface from the default route; no
+// gateway, so nothing leaves the lab's bridge); each
 // host's resolver its own address (CoreDNS refuses a
 // loopback upstream, its loop check; nothing answers DNS there, so no name
 // leaves the lab).
@@ -101,8 +99,8 @@ func RealStackLab(t testing.TB, name string, masters, nodes int) *lab.Lab {
 	defer cancel()
 	for _, h := range l.Hosts {
 		script := fmt.Sprintf("systemctl is-system-running --wait >/dev/null; rm -f %s && systemctl daemon-reload && "+
-			"ip route add %s dev eth0 && echo 'nameserver %s' > /etc/resolv.conf",
-			strings.Join(machineRuntime(), " "), ServiceCIDR, h.Address)
+			"ip route add default dev eth0 && echo 'nameserver %s' > /etc/resolv.conf",
+			strings.Join(machineRuntime(), " "), h.Address)
 		if out, err := l.Exec(ctx, h.Name, "sh", "-c", script); err != nil {
 			t.Fatalf("%s: resolver: %v\n%s", h.Name, err, out)
 		}
