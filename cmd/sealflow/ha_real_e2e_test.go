@@ -270,7 +270,9 @@ func TestHAOnRealStack(t *testing.T) {
 
 	// Then the plan with its cni step: flannel from the package.
 	t1 := time.Now()
-	out = runOrLogs(t, bin, dir, append(runArgs, "ha")...)
+	// Without the verify step: the toolbox's busybox wget, which it runs,
+	// dies of SIGSEGV in the pods here (exit 139); the checks below use nc.
+	out = runOrLogs(t, bin, dir, append(runArgs, "--set", "verify=false", "ha")...)
 	if !strings.Contains(out, "done      cni@m1") {
 		t.Errorf("the second run did not apply the pod network:\n%s", out)
 	}
@@ -404,25 +406,28 @@ spec:
 	inPod := func(args ...string) (string, error) {
 		return kubectl(l, "m1", append([]string{"exec", "client", "--"}, args...)...)
 	}
+	get := func(addr, port string) (string, error) {
+		return inPod("sh", "-c", `printf 'GET /index.html HTTP/1.0\r\n\r\n' | nc -w 5 "$0" "$1"`, addr, port)
+	}
 	waitUntil(t, "the worker's pod reaching the master's pod", time.Minute, func() (bool, string) {
-		out, err := inPod("wget", "-qO-", "-T", "5", "http://"+webIP+":8080/index.html")
-		return err == nil && strings.TrimSpace(out) == "hello-from-m1", fmt.Sprint(out, err)
+		out, err := get(webIP, "8080")
+		return err == nil && strings.Contains(out, "hello-from-m1"), fmt.Sprint(out, err)
 	})
 	svcIP, err := kubectl(l, "m1", "get", "service", "web", "-o", "jsonpath={.spec.clusterIP}")
 	if err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, "the Service's ClusterIP answering", time.Minute, func() (bool, string) {
-		out, err := inPod("wget", "-qO-", "-T", "5", "http://"+strings.TrimSpace(svcIP)+"/index.html")
-		return err == nil && strings.TrimSpace(out) == "hello-from-m1", fmt.Sprint(out, err)
+		out, err := get(strings.TrimSpace(svcIP), "80")
+		return err == nil && strings.Contains(out, "hello-from-m1"), fmt.Sprint(out, err)
 	})
 	waitUntil(t, "CoreDNS resolving kubernetes.default", time.Minute, func() (bool, string) {
 		out, err := inPod("nslookup", "kubernetes.default.svc.cluster.local")
 		return err == nil && strings.Contains(out, "10.96.0.1"), fmt.Sprint(out, err)
 	})
-	waitUntil(t, "the Service by name", time.Minute, func() (bool, string) {
-		out, err := inPod("wget", "-qO-", "-T", "5", "http://web.default.svc.cluster.local/index.html")
-		return err == nil && strings.TrimSpace(out) == "hello-from-m1", fmt.Sprint(out, err)
+	waitUntil(t, "CoreDNS resolving the Service", time.Minute, func() (bool, string) {
+		out, err := inPod("nslookup", "web.default.svc.cluster.local")
+		return err == nil && strings.Contains(out, strings.TrimSpace(svcIP)), fmt.Sprint(out, err)
 	})
 	t.Logf("cluster checked %s after the first run started", time.Since(t0).Round(time.Second))
 
