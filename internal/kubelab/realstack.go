@@ -75,7 +75,7 @@ func machineRuntime() []string {
 		"/usr/bin/containerd", "/usr/bin/containerd-shim", "/usr/bin/containerd-shim-runc-v1",
 		"/usr/bin/containerd-shim-runc-v2", "/usr/bin/ctr",
 		"/usr/lib/systemd/system/containerd.service", "/usr/lib/systemd/system/docker.service",
-		"/usr/lib/systemd/system/docker.socket",
+		"/usr/lib/systemd/system/docker.socket", "/etc/systemd/system/multi-user.target.wants/containerd.service",
 	}
 }
 
@@ -99,7 +99,7 @@ func RealStackLab(t testing.TB, name string, masters, nodes int) *lab.Lab {
 	defer cancel()
 	for _, h := range l.Hosts {
 		script := fmt.Sprintf("systemctl is-system-running --wait >/dev/null; rm -f %s && systemctl daemon-reload && "+
-			"ip route add default dev eth0 && echo 'nameserver %s' > /etc/resolv.conf",
+			"mkdir -p /lib/modules && ip route add default dev eth0 && echo 'nameserver %s' > /etc/resolv.conf",
 			strings.Join(machineRuntime(), " "), h.Address)
 		if out, err := l.Exec(ctx, h.Name, "sh", "-c", script); err != nil {
 			t.Fatalf("%s: resolver: %v\n%s", h.Name, err, out)
