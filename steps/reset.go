@@ -118,7 +118,15 @@ if [ -x "$SF_BIN" ]; then
 	# Nothing to clean is not an error.
 	"$SF_BIN" lvscare clean --vs "$SF_VS" || true
 fi
-rm -rf -- "$SF_KUBE" "$SF_ETCD" "$SF_KUBELET" "$SF_STATE" || warn "could not remove the Kubernetes directories"
+rm -rf -- "$SF_KUBE" "$SF_STATE" || warn "could not remove the Kubernetes directories"
+# A state directory that is a mount point (its own disk) is emptied, not removed.
+for d in "$SF_ETCD" "$SF_KUBELET"; do
+	if mountpoint -q -- "$d" 2>/dev/null; then
+		find "$d" -mindepth 1 -maxdepth 1 -exec rm -rf -- {} + || warn "could not empty $d"
+	else
+		rm -rf -- "$d" || warn "could not remove $d"
+	fi
+done
 rm -f -- "$SF_BIN" || warn "could not remove $SF_BIN"
 # kubeadm makes the kubelet's volume plugin directory; keep parents that hold more.
 rmdir -p --ignore-fail-on-non-empty /usr/libexec/kubernetes/kubelet-plugins/volume/exec 2>/dev/null

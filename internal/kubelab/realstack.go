@@ -75,18 +75,17 @@ func machineRuntime() []string {
 		"/usr/bin/containerd", "/usr/bin/containerd-shim", "/usr/bin/containerd-shim-runc-v1",
 		"/usr/bin/containerd-shim-runc-v2", "/usr/bin/ctr",
 		"/usr/lib/systemd/system/containerd.service", "/usr/lib/systemd/system/docker.service",
-		"/usr/lib/systemd/system/docker.socket",
+		"/usr/lib/systemd/system/docker.socket", "/etc/systemd/system/multi-user.target.wants/containerd.service",
 	}
 }
 
 // RealStackLab starts a lab whose hosts can run the real node stack:
 // systemd as PID 1 (and NodeStack); the machine's own container runtime
 // hidden (machineRuntime: removed from the host's overlays, the machine
-// keeps it); a default route on the lab's link, without a gateway (a lab
-// host has none, as a real host would: flannel picks its interface by the
-// default route, and a connection to a ClusterIP needs a route before
-// kube-proxy's DNAT; with no gateway nothing is forwarded off the lab's
-// bridge); each
+// keeps it); a default route on the lab's link (a lab host has none:
+// without a route a connection to a ClusterIP fails before kube-proxy's
+// DNAT, and flannel picks its interface from the default route; no
+// gateway, so nothing leaves the lab's bridge); each
 // host's resolver its own address (CoreDNS refuses a
 // loopback upstream, its loop check; nothing answers DNS there, so no name
 // leaves the lab).
@@ -100,7 +99,7 @@ func RealStackLab(t testing.TB, name string, masters, nodes int) *lab.Lab {
 	defer cancel()
 	for _, h := range l.Hosts {
 		script := fmt.Sprintf("systemctl is-system-running --wait >/dev/null; rm -f %s && systemctl daemon-reload && "+
-			"ip route add default dev eth0 && echo 'nameserver %s' > /etc/resolv.conf",
+			"mkdir -p /lib/modules && ip route add default dev eth0 && echo 'nameserver %s' > /etc/resolv.conf",
 			strings.Join(machineRuntime(), " "), h.Address)
 		if out, err := l.Exec(ctx, h.Name, "sh", "-c", script); err != nil {
 			t.Fatalf("%s: resolver: %v\n%s", h.Name, err, out)

@@ -76,6 +76,8 @@ if [ -x "$ctr" ] && k8s version >/dev/null 2>&1; then
 	for i in $imgs; do k8s images rm "$i" >/dev/null 2>&1 || :; done
 	[ -z "$imgs" ] || say "removed $(echo "$imgs" | wc -w) images from namespace k8s.io"
 fi
+# The kubelet's pod slices (systemd cgroup driver) outlive their pods.
+if [ "$manager" = systemd ]; then systemctl stop kubepods.slice >/dev/null 2>&1 || :; fi
 if [ "$runtime" = own ]; then
 	if [ "$manager" != none ]; then
 		systemctl stop containerd >/dev/null 2>&1 || :
@@ -113,7 +115,9 @@ mounts() {
 	awk '{ print $5 }' /proc/self/mountinfo | while IFS= read -r m; do printf '%b\n' "$m"; done |
 		grep -E "$1" | sort -r
 }
-mounts '^(/var/lib/kubelet|/var/lib/containerd|/run/containerd|/run/netns/cni-)' | while IFS= read -r m; do
+# Below the state directories only: one of them may be a file system of its own (a disk for
+# the kubelet or containerd), which stays mounted.
+mounts '^((/var/lib/kubelet|/var/lib/containerd|/run/containerd)/|/run/netns/cni-)' | while IFS= read -r m; do
 	umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || warn "could not unmount $m"
 done
 rm -f /run/netns/cni-* 2>/dev/null || :
@@ -180,6 +184,9 @@ for d in "${dirs[@]}"; do
 		rm -rf "$d" && say "removed $d"
 	fi
 done
+
+# The CNI plugin flannel's DaemonSet copies into /opt/cni/bin, when init.sh made that directory.
+if grep -qxF /opt/cni/bin "$record"; then rm -f /opt/cni/bin/flannel; fi
 
 # --- 5. fstab, swap, sysctl, files ---
 marker='#sealflow-kube# '
