@@ -164,6 +164,21 @@ for v in iptables ip6tables; do
 		fi
 	done
 done
+# The tables iptables-nft made for kube-proxy and the CNI (filter, nat, mangle, raw of ip
+# and ip6) once they hold no rule: only those that were not there before init.sh.
+if command -v nft >/dev/null && [ -f "$state/nft-tables" ]; then
+	nft list tables 2>/dev/null | while read -r _ fam name; do
+		case "$fam $name" in "ip "* | "ip6 "*) ;; *) continue ;; esac
+		case $name in filter | nat | mangle | raw | security) ;; *) continue ;; esac
+		grep -qxF -- "table $fam $name" "$state/nft-tables" && continue
+		rules=$(nft list table "$fam" "$name" 2>/dev/null | awk '
+			/^[[:space:]]*(table|chain) .*\{$/ || /^[[:space:]]*type .* hook / || /^[[:space:]]*\}$/ || /^[[:space:]]*$/ { next }
+			{ n++ } END { print n + 0 }')
+		if [ "$rules" = 0 ]; then
+			nft delete table "$fam" "$name" && say "removed the empty nftables table $fam $name (iptables-nft's)"
+		fi
+	done
+fi
 if command -v ipvsadm >/dev/null && [ -n "$(ipvsadm -Sn 2>/dev/null)" ]; then
 	ipvsadm -C && say "cleared the IPVS rules"
 fi
@@ -175,7 +190,13 @@ dirs=(/etc/kubernetes /var/lib/kubelet /var/lib/etcd /etc/cni /var/lib/cni /var/
 [ "$runtime" = own ] && dirs+=(/var/lib/containerd /run/containerd /run/nri /opt/containerd)
 for d in "${dirs[@]}"; do
 	[ -e "$d" ] || continue
-	if preexisting "$d"; then
+	if preexisting "$d" && grep -qxF -- "$d" "$state/preexisting-empty" 2>/dev/null; then
+		if [ -n "$(mounts "^$d/")" ]; then
+			warn "kept what is in $d: still mounted under it: $(mounts "^$d/" | tr '\n' ' ')"
+		else
+			find "$d" -mindepth 1 -maxdepth 1 -exec rm -rf -- {} + && say "emptied $d (it was empty before init.sh)"
+		fi
+	elif preexisting "$d"; then
 		say "kept $d: it was there before init.sh"
 	elif [ -n "$(mounts "^$d(/|\$)")" ]; then
 		# Never rm -rf through a mount (a pod's volume may be a host directory).
@@ -226,7 +247,7 @@ done
 if [ "$manager" != none ]; then systemctl daemon-reload >/dev/null 2>&1 || :; fi
 
 rm -rf "$state/backup"
-rm -f "$record" "$state/runtime" "$state/preexisting" "$state/fstab-swap" "$state/swaps" "$state/sysctl" "$state/images"
+rm -f "$record" "$state/runtime" "$state/preexisting" "$state/preexisting-empty" "$state/nft-tables" "$state/fstab-swap" "$state/swaps" "$state/sysctl" "$state/images"
 if [ "$own_state" = 1 ]; then
 	rmdir "$state" 2>/dev/null || warn "kept $state: it holds files clean.sh does not know"
 fi

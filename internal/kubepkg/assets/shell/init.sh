@@ -248,6 +248,12 @@ if [ ! -f "$state/preexisting" ]; then
 		/var/log/containers /run/flannel /run/netns /usr/libexec/kubernetes /var/lib/containerd /run/containerd /run/nri /opt/containerd; do
 		if [ -e "$d" ]; then echo "$d"; fi
 	done >"$state/preexisting"
+	# Of those, the empty directories (a disk of its own mounted there): clean.sh empties them again.
+	while IFS= read -r d; do
+		if [ -d "$d" ] && [ -z "$(ls -A -- "$d")" ]; then echo "$d"; fi
+	done <"$state/preexisting" >"$state/preexisting-empty"
+	# The nftables tables there were (iptables-nft makes its tables on first use).
+	if command -v nft >/dev/null; then nft list tables >"$state/nft-tables" 2>/dev/null || :; fi
 fi
 
 # --- 2. binaries ---
