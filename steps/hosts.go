@@ -187,7 +187,7 @@ func (b hostsBlock) env(lines []string, state string) map[string]string {
 
 // hostsWriteScript copies the hosts file without the block into a temp
 // file and appends the block (state present). The previous file is kept as
-// FILE.sealflow-backup; the new one, written and compared in full next to
+// FILE.sealflow-backup (removed with the block); the new one, written and compared in full next to
 // it, is renamed over it, so a crash or a full disk leaves the old file or
 // the new, never a truncated one. A mount point (Docker and the lab bind
 // mount /etc/hosts) cannot be renamed over: it is written in place, only
@@ -231,7 +231,9 @@ if [ -f "$f" ]; then
 else
 	chmod 0644 "$new"
 fi
-mv -f -- "$new" "$f" 2>/dev/null && exit 0
+# Once the block is removed the backup goes too: the file is as it was.
+finish() { if [ "$SF_STATE" = absent ]; then rm -f -- "$d/$b.sealflow-backup"; fi; exit 0; }
+mv -f -- "$new" "$f" 2>/dev/null && finish
 # A mount point (a container's /etc/hosts) cannot be renamed over (EBUSY):
 # write it in place from the complete, checked content, and check again.
 if ! cat "$new" >"$f" || ! cmp -s "$new" "$f"; then
@@ -239,6 +241,7 @@ if ! cat "$new" >"$f" || ! cmp -s "$new" "$f"; then
 	echo "write $f in place failed (disk full?); its previous content was put back from $d/$b.sealflow-backup" >&2
 	exit 5
 fi
+finish
 `
 
 // hostsReadScript prints the number of blocks, then the first block's

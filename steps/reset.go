@@ -94,6 +94,8 @@ if [ -f "$k/config" ]; then
 	fi
 fi
 rm -f -- "$k/config.sealflow-sha256"
+# kubectl's caches (discovery, http) are rebuilt on demand.
+rm -rf -- "$k/cache" "$k/http-cache"
 if [ -f "$k/config.sealflow-backup" ] && [ ! -e "$k/config" ]; then
 	mv -- "$k/config.sealflow-backup" "$k/config" || warn "could not put back $k/config from $k/config.sealflow-backup"
 fi
