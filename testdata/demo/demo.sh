@@ -36,7 +36,7 @@ vip=10.103.97.2
 step "sealflow run ha (kubeadm preflight skipped: it pulls images through a container runtime, which the lab has not)"
 "$bin" run --output plain --state "$work/state" \
 	-i "$work/lab/inventory.yaml" --known-hosts "$work/lab/known_hosts" \
-	--set pkg="$pkg" --set version=v1.34.4 --set skip_phases=preflight --set verify=false ha
+	--set pkg="$pkg" --set version=v1.34.4 --set skip_phases=preflight --set verify=false --set cni_manifest= ha
 
 step "kubectl get nodes (on m1)"
 for _ in $(seq 1 60); do
@@ -66,7 +66,7 @@ via_vip get nodes
 step "a second run changes nothing"
 "$bin" run --output plain --state "$work/state" \
 	-i "$work/lab/inventory.yaml" --known-hosts "$work/lab/known_hosts" \
-	--set pkg="$pkg" --set version=v1.34.4 --set skip_phases=preflight --set verify=false ha | tail -n 2
+	--set pkg="$pkg" --set version=v1.34.4 --set skip_phases=preflight --set verify=false --set cni_manifest= ha | tail -n 2
 
 step "lab down"
 "$bin" lab down --name "$name"
