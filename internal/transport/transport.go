@@ -11,8 +11,10 @@ import (
 
 // Command is one thing to run on a host.
 //
-// Script is run by a POSIX shell with errexit (`sh -e`). It finds in
-// $SEALFLOW_TMP a private directory (0700) that is removed when it ends.
+// Script is run by a POSIX shell with errexit (`sh -e`). A script whose
+// text names $SEALFLOW_TMP finds there a private directory (0700) that is
+// removed when it ends (the ssh transport makes it only then; the local
+// one always).
 // Env is set in the script's environment; implementations must never put Env values or Script
 // on a process command line visible to other users of the host (they may
 // hold secrets): pass them through stdin or a private file instead.
