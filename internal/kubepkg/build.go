@@ -21,6 +21,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/sealflow/sealflow/internal/transport"
 	"github.com/sealflow/sealflow/internal/version"
 )
 
@@ -164,7 +165,7 @@ func Build(ctx context.Context, o BuildOptions) (*Result, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	sum, err := fileSHA256(partial)
+	sum, err := transport.FileSum(partial)
 	if err != nil {
 		return nil, err
 	}
@@ -237,7 +238,7 @@ func (b *builder) fetch(ctx context.Context, f File) (string, Source, error) {
 	}
 	if want != "" && b.o.Cache != "" {
 		cached := filepath.Join(b.o.Cache, "sha256", want)
-		if got, err := fileSHA256(cached); err == nil && got == want {
+		if got, err := transport.FileSum(cached); err == nil && got == want {
 			b.logf("%s: cached (sha256 %s)", f.Name, want[:12])
 			src.SHA256 = want
 			return cached, src, nil
@@ -527,7 +528,7 @@ func (b *builder) sums() ([]FileSum, error) {
 		if err != nil {
 			return err
 		}
-		sum, err := fileSHA256(p)
+		sum, err := transport.FileSum(p)
 		if err != nil {
 			return err
 		}

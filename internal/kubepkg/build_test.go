@@ -30,6 +30,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/sealflow/sealflow/internal/transport"
 )
 
 // upstream is a loopback server holding files at their upstream paths
@@ -337,7 +339,7 @@ func TestBuildWritesAVerifiablePackage(t *testing.T) {
 }
 
 func sumFile(t *testing.T, p string) string {
-	s, err := fileSHA256(p)
+	s, err := transport.FileSum(p)
 	if err != nil {
 		t.Fatal(err)
 	}

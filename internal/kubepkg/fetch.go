@@ -3,8 +3,6 @@ package kubepkg
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +13,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/sealflow/sealflow/internal/transport"
 )
 
 const (
@@ -139,7 +139,7 @@ func (f *Fetcher) Download(ctx context.Context, name, url, dst string) (string, 
 		p.Done(name, err)
 		return "", err
 	}
-	sum, err := fileSHA256(part)
+	sum, err := transport.FileSum(part)
 	if err == nil {
 		err = os.Rename(part, dst)
 	}
@@ -341,17 +341,4 @@ func findSum(body []byte, base string) (string, error) {
 		return lone[0], nil
 	}
 	return "", fmt.Errorf("no sha256 for %s in it", base)
-}
-
-func fileSHA256(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
