@@ -100,6 +100,26 @@ func (f *Fetcher) backoff(attempt int) time.Duration {
 	return d
 }
 
+// retry runs try until it succeeds, fails for good, or the retries (with
+// backoff between them) are spent.
+func (f *Fetcher) retry(ctx context.Context, try func() error) error {
+	retries := f.Retries
+	if retries == 0 {
+		retries = defaultRetries
+	}
+	for attempt := 0; ; attempt++ {
+		err := try()
+		if err == nil || attempt >= retries || !retriable(err) || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(f.backoff(attempt)):
+		}
+	}
+}
+
 // retriable says whether another attempt may help.
 func retriable(err error) bool {
 	var he *HTTPError
@@ -115,26 +135,9 @@ func retriable(err error) bool {
 func (f *Fetcher) Download(ctx context.Context, name, url, dst string) (string, error) {
 	src := f.Mirrors.URL(url)
 	part := dst + ".part"
-	retries := f.Retries
-	if retries == 0 {
-		retries = defaultRetries
-	}
 	p := f.progress()
 	p.Start(name, -1)
-	var err error
-	for attempt := 0; ; attempt++ {
-		err = f.attempt(ctx, name, src, part)
-		if err == nil || attempt >= retries || !retriable(err) || ctx.Err() != nil {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			err = ctx.Err()
-		case <-time.After(f.backoff(attempt)):
-			continue
-		}
-		break
-	}
+	err := f.retry(ctx, func() error { return f.attempt(ctx, name, src, part) })
 	if err != nil {
 		p.Done(name, err)
 		return "", err
@@ -260,22 +263,7 @@ func contentRange(h string) (start, size int64, ok bool) {
 func (f *Fetcher) Checksum(ctx context.Context, checksumURL, fileURL string) (string, error) {
 	src := f.Mirrors.URL(checksumURL)
 	var body []byte
-	var err error
-	retries := f.Retries
-	if retries == 0 {
-		retries = defaultRetries
-	}
-	for attempt := 0; ; attempt++ {
-		body, err = f.get(ctx, src)
-		if err == nil || attempt >= retries || !retriable(err) || ctx.Err() != nil {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return "", ctx.Err()
-		case <-time.After(f.backoff(attempt)):
-		}
-	}
+	err := f.retry(ctx, func() (err error) { body, err = f.get(ctx, src); return err })
 	if err != nil {
 		var he *HTTPError
 		if errors.As(err, &he) && he.Code == http.StatusNotFound {
