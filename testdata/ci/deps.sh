@@ -12,6 +12,7 @@ pkgs=(
 	libseccomp-dev pkgconf        # upstream.sh: runc with seccomp (kubeadm's pods ask for RuntimeDefault)
 	shellcheck                    # internal/kubepkg: lints the package's init.sh and clean.sh
 	containerd runc               # the node stack in lab hosts (internal/lab TestNodeStack)
+	strace                        # sshconn: counts the programs a task starts on the host
 )
 missing=()
 for p in "${pkgs[@]}"; do
