@@ -13,6 +13,7 @@ pkgs=(
 	shellcheck                    # internal/kubepkg: lints the package's init.sh and clean.sh
 	containerd runc               # the node stack in lab hosts (internal/lab TestNodeStack)
 	strace                        # sshconn: counts the programs a task starts on the host
+	bc                            # make bench: figures of the package benchmark
 )
 missing=()
 for p in "${pkgs[@]}"; do
