@@ -74,9 +74,14 @@ func snapshot(t *testing.T, l *lab.Lab, host string) hostSnapshot {
 	s["routes"] = labExec(t, l, host, "ip", "-4", "route", "show", "table", "all")
 	s["addresses"] = labExec(t, l, host, "sh", "-c", "ip -4 -o addr | awk '{print $2, $4}'")
 	s["rules"] = labExec(t, l, host, "nft", "list", "ruleset")
-	s["processes"] = labExec(t, l, host, "sh", "-c", "ps -eo comm= | grep -v -x -e ps -e sh -e sshd -e awk -e sort | sort")
+	s["processes"] = labExec(t, l, host, "sh", "-c", processList)
 	return s
 }
+
+// processList lists a host's programs by name, without the ones this
+// command and the login that runs it start (ps, the pipeline's own grep,
+// sort and sh, sshd, systemd's per-login workers).
+const processList = "ps -eo comm= | grep -v -x -e ps -e sh -e sshd -e awk -e sort -e grep -e systemd-userwor | sort"
 
 func diffSnapshots(before, after hostSnapshot) string {
 	var out []string
