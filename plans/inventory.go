@@ -32,29 +32,38 @@ type hostSpec struct {
 
 // inventory decodes a `hosts:` mapping (or an inventory file of the same
 // shape) into hosts in first-appearance order and groups in file order.
-func (d *decoder) inventory(n ast.Node) ([]*Host, []*Group) {
+// An inventory file (file true) may also hold vars: they are returned as
+// written, for inventoryVars.
+func (d *decoder) inventory(n ast.Node, file bool) ([]*Host, []*Group, *entry) {
 	es, ok := d.mapping(n, "hosts")
 	if !ok {
-		return nil, nil
+		return nil, nil, nil
+	}
+	keys := inventoryKeys
+	if file {
+		keys = append(keys[:len(keys):len(keys)], "vars")
 	}
 	var defaults hostSpec
 	var groupsNode ast.Node
+	var vars *entry
 	for _, e := range es {
-		switch e.key {
-		case "defaults":
+		switch {
+		case e.key == "defaults":
 			defaults = d.hostSpec(e.val, "hosts.defaults", defaultKeys)
-		case "groups":
+		case e.key == "groups":
 			groupsNode = e.val
+		case e.key == "vars" && file:
+			vars = &e
 		default:
-			d.errs.add(d.pos(e.keyNode), didYouMean(e.key, inventoryKeys, "keys"), "unknown key %q in hosts", e.key)
+			d.errs.add(d.pos(e.keyNode), didYouMean(e.key, keys, "keys"), "unknown key %q in hosts", e.key)
 		}
 	}
 	if groupsNode == nil {
-		return nil, nil
+		return nil, nil, vars
 	}
 	ges, ok := d.mapping(groupsNode, "hosts.groups")
 	if !ok {
-		return nil, nil
+		return nil, nil, vars
 	}
 	var (
 		hosts      []*Host
@@ -129,7 +138,73 @@ func (d *decoder) inventory(n ast.Node) ([]*Host, []*Group) {
 			d.errs.add(h.Pos, "rename the host or the group", "host name %q is also a group name", h.Name)
 		}
 	}
-	return hosts, groups
+	return hosts, groups, vars
+}
+
+// inventoryVars sets the plan's vars from an inventory's vars: mapping,
+// before --set (which wins). A var the plan does not declare is left out:
+// one inventory serves several plans (ha, add-node, clean). A value keeps
+// the type the plan gives the var; a string var takes any scalar.
+func (d *decoder) inventoryVars(p *Plan, e *entry) {
+	if e == nil {
+		return
+	}
+	es, ok := d.mapping(e.val, "vars")
+	if !ok {
+		return
+	}
+	for _, ve := range es {
+		old, declared := p.Vars[ve.key]
+		if !declared {
+			continue
+		}
+		v, ok := d.value(ve.val, "vars."+ve.key, 0)
+		if !ok {
+			continue
+		}
+		if got, ok := sameKind(old, v); ok {
+			p.Vars[ve.key] = got
+			continue
+		}
+		d.errs.add(d.pos(ve.val), "", "inventory var %s: the plan's %s is %s; this value is %s", ve.key, ve.key, kindOf(old), kindOf(v))
+	}
+}
+
+// sameKind returns v as the kind of the plan's value old: any scalar for
+// a string (or an unset) var, the same kind otherwise.
+func sameKind(old, v any) (any, bool) {
+	switch old.(type) {
+	case nil, string:
+		if s, ok := scalarString(v); ok {
+			return s, true
+		}
+		return nil, false
+	case float64:
+		if n, ok := v.(int); ok {
+			return float64(n), true
+		}
+	}
+	return v, kindOf(old) == kindOf(v)
+}
+
+func kindOf(v any) string {
+	switch v.(type) {
+	case nil:
+		return "empty"
+	case string:
+		return "a string"
+	case int:
+		return "an integer"
+	case float64:
+		return "a number"
+	case bool:
+		return "a boolean"
+	case []any:
+		return "a list"
+	case map[string]any:
+		return "a mapping"
+	}
+	return fmt.Sprintf("%T", v)
 }
 
 // groupEntry decodes one item of a group list: an address or a host map.

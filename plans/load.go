@@ -82,8 +82,6 @@ func Load(file string, data []byte, opts LoadOptions) (*Plan, error) {
 	if e, ok := fields["vars"]; ok {
 		varPos = d.vars(p, e)
 	}
-	d.applySet(p, fields["vars"], varPos, opts.Set)
-
 	invErrs := len(errs.list)
 	if opts.Inventory != nil {
 		invFile := opts.InventoryFile
@@ -94,15 +92,30 @@ func Load(file string, data []byte, opts LoadOptions) (*Plan, error) {
 		if invRoot != nil {
 			id := newDecoder(invFile, errs, invRoot)
 			id.budget = d.budget
-			if es, ok := id.mapping(invRoot, "inventory"); ok && len(es) == 1 && es[0].key == "hosts" {
+			var vars *entry
+			if es, ok := id.mapping(invRoot, "inventory"); ok && len(es) >= 1 && es[0].key == "hosts" {
+				// The wrapped form: hosts: {...} and maybe vars: {...}.
 				invRoot = es[0].val
+				for _, e := range es[1:] {
+					if e.key == "vars" && vars == nil {
+						vars = &e
+						continue
+					}
+					id.errs.add(id.pos(e.keyNode), "", "unknown key %q in the inventory: it holds hosts: and vars:", e.key)
+				}
 			}
-			p.Hosts, p.Groups = id.inventory(invRoot)
+			var inner *entry
+			p.Hosts, p.Groups, inner = id.inventory(invRoot, true)
+			if vars == nil {
+				vars = inner
+			}
+			id.inventoryVars(p, vars)
 		}
 	} else if e, ok := fields["hosts"]; ok {
-		p.Hosts, p.Groups = d.inventory(e.val)
+		p.Hosts, p.Groups, _ = d.inventory(e.val, false)
 	}
 	invOK := len(errs.list) == invErrs
+	d.applySet(p, fields["vars"], varPos, opts.Set)
 	p.groupViews = p.buildGroupViews()
 
 	srcs := d.steps(p, fields, start, opts.Kinds)

@@ -2,6 +2,7 @@ package plans
 
 import (
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -349,4 +350,40 @@ func TestRenderTyped(t *testing.T) {
 	if _, err = r.Render(bad); err == nil || !strings.Contains(err.Error(), `typed.yaml:29:13: step "rendered" on host 10.0.0.4: with.wait: want a duration`) {
 		t.Errorf("render error %v, want with.wait: want a duration", err)
 	}
+}
+
+func TestLoadInventoryVars(t *testing.T) {
+	t.Parallel()
+	// Both inventory forms; --set wins over the inventory; a var the plan
+	// does not declare is left out (one inventory serves several plans).
+	for _, inv := range []string{
+		"groups:\n  masters: [local]\n  nodes: []\n  workers: []\nvars: {version: v1.31.0, replicas: 7, debug: true, ratio: 3, pkgs: [a], other: x}\n",
+		"hosts:\n  groups:\n    masters: [local]\n    nodes: []\n    workers: []\nvars:\n  version: v1.31.0\n  replicas: 7\n  debug: true\n  ratio: 3\n  pkgs: [a]\n  other: x\n",
+	} {
+		p := loadFile(t, "demo.yaml", LoadOptions{Inventory: []byte(inv), InventoryFile: "inv.yaml", Set: map[string]string{"replicas": "9"}})
+		want := map[string]any{"version": "v1.31.0", "replicas": 9, "debug": true, "ratio": 3.0, "pkgs": []any{"a"}}
+		if diff := cmp.Diff(want, p.Vars); diff != "" {
+			t.Errorf("vars with inventory %q (-want +got):\n%s", inv, diff)
+		}
+	}
+	tests := []struct{ inv, want string }{
+		{"groups:\n  masters: [local]\nvars: {replicas: many}\n", "inv.yaml:3:18: inventory var replicas: the plan's replicas is an integer; this value is a string"},
+		{"groups:\n  masters: [local]\nvars: {version: [1]}\n", "inv.yaml:3:17: inventory var version: the plan's version is a string; this value is a list"},
+		{"hosts:\n  groups: {masters: [local]}\nvar: {}\n", `inv.yaml:3:1: unknown key "var" in the inventory: it holds hosts: and vars:`},
+	}
+	for _, tt := range tests {
+		_, err := Load("demo.yaml", mustRead(t, "../testdata/plans/valid/demo.yaml"), LoadOptions{Kinds: steps.Builtin(), Inventory: []byte(tt.inv), InventoryFile: "inv.yaml"})
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("inventory %q: error %v, want %q", tt.inv, err, tt.want)
+		}
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
