@@ -2,6 +2,7 @@ package plans
 
 import (
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -63,5 +64,36 @@ func TestShippedPlans(t *testing.T) {
 	}
 	if _, ok := Shipped("../go.mod"); ok {
 		t.Error("Shipped reads outside the plans")
+	}
+}
+
+// The verify step of ha and add-node wants kube-proxy and the pod
+// network's agent on every node, and only kube-proxy without a CNI agent.
+func TestShippedVerifyDaemonSets(t *testing.T) {
+	t.Parallel()
+	inv := []byte("groups:\n  masters: [{name: m1, address: 10.1.0.11}]\n  nodes: [{name: n1, address: 10.1.0.21}]\n  new: []\n")
+	for _, name := range []string{"ha", "add-node"} {
+		b, _ := Shipped(name)
+		for set, want := range map[string][]string{
+			"":                          {"kube-system/kube-proxy", "kube-flannel/kube-flannel-ds"},
+			"cni_daemonset=":            {"kube-system/kube-proxy"},
+			"cni_daemonset=calico/node": {"kube-system/kube-proxy", "calico/node"},
+		} {
+			sets := map[string]string{}
+			if k, v, ok := strings.Cut(set, "="); ok {
+				sets[k] = v
+			}
+			p, err := Load(name+".yaml", b, LoadOptions{Kinds: steps.Builtin(), Inventory: inv, Set: sets})
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			params, err := p.Step("verify").Render(p.NewEnv(p.Host("m1")))
+			if err != nil {
+				t.Fatalf("%s --set %s: %v", name, set, err)
+			}
+			if diff := cmp.Diff(want, params["daemonsets"]); diff != "" {
+				t.Errorf("%s --set %q: verify's daemonsets (-want +got):\n%s", name, set, diff)
+			}
+		}
 	}
 }

@@ -29,6 +29,7 @@ func verifyKind() *Kind {
 			{Name: "namespace", Type: String, Doc: "the namespace the checks run in, deleted afterwards (default sealflow-verify)"},
 			{Name: "timeout", Type: String, Doc: "how long nodes and pods may take to be ready (default 5m)"},
 			{Name: "kubeconfig", Type: String, Doc: "the admin kubeconfig on the host (default /etc/kubernetes/admin.conf)"},
+			{Name: "daemonsets", Type: StringList, Doc: "DaemonSets (NAMESPACE/NAME) that must run a ready pod on every node: kube-proxy, the pod network's agent"},
 		},
 		Rerunnable: true,
 		New:        newVerify,
@@ -37,6 +38,7 @@ func verifyKind() *Kind {
 
 type verify struct {
 	vip, image, namespace, kubeconfig string
+	daemonsets                        []string
 	timeout                           time.Duration
 }
 
@@ -51,6 +53,13 @@ func newVerify(p Params) (Step, error) {
 	s.image, _ = p["image"].(string)
 	s.namespace, _ = p["namespace"].(string)
 	s.kubeconfig, _ = p["kubeconfig"].(string)
+	s.daemonsets, _ = p["daemonsets"].([]string)
+	for _, d := range s.daemonsets {
+		ns, name, ok := strings.Cut(d, "/")
+		if !ok || !namespaceRE.MatchString(ns) || !namespaceRE.MatchString(name) {
+			return nil, fmt.Errorf("daemonsets: %q is not NAMESPACE/NAME, e.g. kube-system/kube-proxy", d)
+		}
+	}
 	to, _ := p["timeout"].(string)
 	s.vip = orDefault(s.vip, DefaultVIP)
 	if a, err := netip.ParseAddr(s.vip); err != nil || !a.Is4() {
@@ -81,11 +90,12 @@ func newVerify(p Params) (Step, error) {
 
 func (s *verify) env() map[string]string {
 	return map[string]string{
-		"KUBECONFIG": s.kubeconfig,
-		"SF_VIP":     s.vip,
-		"SF_IMAGE":   s.image,
-		"SF_NS":      s.namespace,
-		"SF_TIMEOUT": strconv.Itoa(int(s.timeout.Seconds())),
+		"KUBECONFIG":    s.kubeconfig,
+		"SF_VIP":        s.vip,
+		"SF_IMAGE":      s.image,
+		"SF_NS":         s.namespace,
+		"SF_TIMEOUT":    strconv.Itoa(int(s.timeout.Seconds())),
+		"SF_DAEMONSETS": strings.Join(s.daemonsets, " "),
 	}
 }
 
@@ -97,7 +107,8 @@ k() { kubectl --request-timeout=30s "$@"; }
 failed=0
 row() { printf '%-14s %-24s %s\n' "$1" "$2" "$3"; }
 fail() { row "$1" "$2" "FAIL: $3"; failed=$((failed + 1)); echo "verify: $1 on $2: $3" >&2; }
-cleanup() { kubectl --request-timeout=30s delete namespace "$ns" --ignore-not-found --wait=true --timeout=120s >/dev/null 2>&1 || :; }
+tmp=$(mktemp -d)
+cleanup() { kubectl --request-timeout=30s delete namespace "$ns" --ignore-not-found --wait=true --timeout=120s >/dev/null 2>&1 || :; rm -rf "$tmp"; }
 trap cleanup EXIT
 deadline=$(( $(date +%s) + SF_TIMEOUT ))
 waitfor() { # waitfor WHAT CMD...: until CMD succeeds or the deadline
@@ -131,6 +142,26 @@ sysok() { [ -z "$(notrunning)" ]; }
 waitfor sysok || :
 for p in $(notrunning); do fail system-pod "${p#*@}" "${p%%@*} is not Running and ready"; done
 [ -n "$(notrunning)" ] || row system-pods all ok
+# 2b. Every node runs a ready pod of each DaemonSet named (kube-proxy, the
+# pod network's agent): a node without its network agent may still look
+# Ready for a while.
+for d in $SF_DAEMONSETS; do
+	dns=${d%%/*}; dname=${d#*/}
+	if ! uid=$(k get ds "$dname" -n "$dns" -o jsonpath='{.metadata.uid}' 2>&1); then
+		fail daemonset all "$d: $uid"
+		continue
+	fi
+	missing() { # the nodes without a ready pod of the DaemonSet
+		k get pods -n "$dns" -o jsonpath='{range .items[*]}{.metadata.ownerReferences[0].uid}{" "}{.spec.nodeName}{" "}{.status.phase}{" "}{.status.containerStatuses[*].ready}{"\n"}{end}' |
+			awk -v u="$uid" '$1 == u && $3 == "Running" && $0 !~ /false/ {print $2}' | sort -u > "$tmp/have"
+		for n in $nodes; do grep -qx "$n" "$tmp/have" || echo "$n"; done
+	}
+	none() { [ -z "$(missing)" ]; }
+	waitfor none || :
+	gone=$(missing)
+	for n in $gone; do fail daemonset "$n" "no ready pod of $d"; done
+	[ -n "$gone" ] || row daemonset all "ok $d"
+done
 
 # 3. Check pods: one on the pod network and one on the host network per node.
 cat <<EOF | k apply -f - >/dev/null

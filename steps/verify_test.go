@@ -29,6 +29,8 @@ func TestVerifyParams(t *testing.T) {
 		{Params{"timeout": "forever"}, "timeout"},
 		{Params{"timeout": "3h"}, "timeout"},
 		{Params{"kubeconfig": "relative.conf"}, "kubeconfig"},
+		{Params{"daemonsets": []string{"kube-proxy"}}, "NAMESPACE/NAME"},
+		{Params{"daemonsets": []string{"kube-system/a;b"}}, "NAMESPACE/NAME"},
 	} {
 		if _, err := verifyKind().New(c.p); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: error %v, want one about %s", c.p, err, c.want)

@@ -45,6 +45,7 @@ func labUpCommand() *cli.Command {
 			&cli.BoolFlag{Name: "password", Usage: "enable password login (root and --user) with a generated password (in DIR/password)"},
 			&cli.BoolFlag{Name: "node-stack", Usage: "give every host what containerd, runc and the kubelet need (own cgroups, real-disk /var/lib/containerd, /var/lib/kubelet, /var/log, own /dev; machine-wide sysctls read-only)"},
 			&cli.BoolFlag{Name: "systemd", Usage: "run systemd as every host's PID 1 (implies --node-stack)"},
+			&cli.BoolFlag{Name: "kube-node", Usage: "make every host a fresh machine for a Kubernetes node (implies --systemd; the inventory gets the vars plans/ha.yaml needs on this machine)"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the inventory path"},
 		},
 		Action: func(c *cli.Context) error {
@@ -61,6 +62,7 @@ func labUpCommand() *cli.Command {
 				Password:  c.Bool("password"),
 				NodeStack: c.Bool("node-stack"),
 				Systemd:   c.Bool("systemd"),
+				KubeNode:  c.Bool("kube-node"),
 			}
 			if !c.Bool("quiet") {
 				cfg.Log = func(format string, args ...any) {

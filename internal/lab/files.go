@@ -98,6 +98,12 @@ func (l *Lab) writeInventory() error {
 			fmt.Fprintf(&b, "    - {name: %s, address: %s}\n", h.Name, h.Address)
 		}
 	}
+	if l.st.KubeNode {
+		b.WriteString("# What this machine needs of plans/ha.yaml (lab only: see KubeNodeVars).\nvars:\n")
+		for _, v := range KubeNodeVars() {
+			fmt.Fprintf(&b, "  %s: %s\n", v.Name, strconv.Quote(v.Value))
+		}
+	}
 	return writeFileAtomic(l.Inventory, []byte(b.String()), 0o644)
 }
 

@@ -133,7 +133,11 @@ func (l *Lab) initScript(h hostState, prefix netip.Prefix) string {
 	w("echo %s > /etc/hostname", quote(h.Name))
 	w(`printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%%s\t%%s\n' %s %s > /etc/hosts`, quote(h.Address), quote(h.Name))
 	w("rm -f /etc/resolv.conf")
-	w("echo 'nameserver 127.0.0.1' > /etc/resolv.conf")
+	if l.st.KubeNode {
+		kubeNodeScript(w, h.Address)
+	} else {
+		w("echo 'nameserver 127.0.0.1' > /etc/resolv.conf")
+	}
 	w("mkdir -p %s", quote(filepath.Dir(labAuthorizedKeys)))
 	w("printf '%%s\\n' \"$(<%s)\" > %s", quote(filepath.Join(l.Dir, "id_ed25519.pub")), quote(labAuthorizedKeys))
 	// sshd without PAM refuses a locked account ("!" in shadow) even with

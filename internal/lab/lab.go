@@ -56,6 +56,12 @@ type Config struct {
 	// unit, `systemctl start` works. Units that would change the machine
 	// are masked (nodestack.go).
 	Systemd bool
+	// KubeNode makes every host a fresh machine for a Kubernetes node
+	// (kubenode.go; it implies Systemd): the machine's own container
+	// runtime hidden, a default route on the lab's link, its own address
+	// as resolver, and the inventory's vars set to what this kernel and
+	// machine need of plans/ha.yaml (KubeNodeVars).
+	KubeNode bool
 	// Log receives progress lines; may be nil.
 	Log func(format string, args ...any)
 }

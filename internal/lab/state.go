@@ -33,6 +33,7 @@ type state struct {
 	// Hierarchies.
 	NodeStack   bool        `json:"node_stack,omitempty"`
 	Systemd     bool        `json:"systemd,omitempty"`
+	KubeNode    bool        `json:"kube_node,omitempty"`
 	Hierarchies []hierarchy `json:"cgroup_hierarchies,omitempty"`
 }
 

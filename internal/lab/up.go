@@ -70,12 +70,12 @@ func CheckMachine(cfg Config) error {
 	if os.Geteuid() != 0 {
 		return NeedError{What: "root", Fix: "run as root (e.g. sudo sealflow lab up ...): a lab makes network and mount namespaces"}
 	}
-	if cfg.Systemd {
+	if cfg.Systemd || cfg.KubeNode {
 		if _, err := os.Stat(systemdPath); err != nil {
 			return NeedError{What: "systemd (" + systemdPath + ") for --systemd", Fix: "apt-get install systemd"}
 		}
 	}
-	if cfg.NodeStack || cfg.Systemd {
+	if cfg.NodeStack || cfg.Systemd || cfg.KubeNode {
 		hs, err := hierarchies()
 		if err != nil {
 			return err
@@ -211,8 +211,9 @@ func reserve(ctx context.Context, cfg Config) (*Lab, error) {
 		Password:  cfg.Password,
 		HasPass:   cfg.Password || cfg.User != "",
 		NodeStart: nodeStart(cfg.Masters),
-		NodeStack: cfg.NodeStack || cfg.Systemd,
-		Systemd:   cfg.Systemd,
+		NodeStack: cfg.NodeStack || cfg.Systemd || cfg.KubeNode,
+		Systemd:   cfg.Systemd || cfg.KubeNode,
+		KubeNode:  cfg.KubeNode,
 	}
 	if st.NodeStack {
 		hs, err := hierarchies()
