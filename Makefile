@@ -1,6 +1,6 @@
 GO ?= go
 BIN := bin/sealflow
-PKGS := ./... ./testdata/kubelet/...
+PKGS := ./...
 
 .PHONY: all build deps test tidy-check fmt-check vet unit demo demo-plan bench test-ipvs clean
 

@@ -1,9 +1,8 @@
-// Package kubelab gives tests and the demo the lab's offline Kubernetes
-// packages, cached outside the repository (/var/cache/sealflow): the
-// stand-in one (testdata/kube/build.sh: real Kubernetes binaries from the
-// Go module proxy around the stand-in kubelet) and the real one
-// (testdata/kube/package.sh: `sealflow package build` from loopback mirrors
-// of upstream artifacts the lab builds from the Go module proxy).
+// Package kubelab gives tests the lab's offline Kubernetes package,
+// cached outside the repository (/var/cache/sealflow): what `sealflow
+// package build` makes (testdata/kube/package.sh) from loopback mirrors of
+// upstream artifacts the lab builds from the Go module proxy, and lab hosts
+// that run it (realstack.go).
 package kubelab
 
 import (
@@ -20,30 +19,22 @@ import (
 	"time"
 )
 
-// buildScript is the stand-in package's build script and realScript the
-// real package's, relative to the repository.
-const (
-	buildScript = "testdata/kube/build.sh"
-	realScript  = "testdata/kube/package.sh"
-)
+// script builds the package, relative to the repository.
+const script = "testdata/kube/package.sh"
 
-// buildTimeout bounds a build from a cold module cache (about 7 minutes on
-// 2 cores when the machine is otherwise idle).
-const buildTimeout = 45 * time.Minute
+// buildTimeout bounds a build from a cold module cache (about 30 minutes
+// on 2 cores when the machine is otherwise idle).
+const buildTimeout = 60 * time.Minute
 
 // Package builds the package if needed (cached: seconds when nothing
-// changed) and returns the tarball's path. Build progress goes to log
-// (may be nil); a failure's error ends with the build's last lines.
+// changed) and returns the tarball's path. A failure's error ends with the
+// build's last lines.
 func Package(ctx context.Context) (path string, err error) {
-	return build(ctx, buildScript, nil)
+	return build(ctx, nil)
 }
 
-// RealPackage builds the real package if needed and returns its path.
-func RealPackage(ctx context.Context) (path string, err error) {
-	return build(ctx, realScript, nil)
-}
-
-func build(ctx context.Context, script string, log io.Writer) (string, error) {
+// build runs the script; progress goes to log (may be nil).
+func build(ctx context.Context, log io.Writer) (string, error) {
 	root, err := repoRoot()
 	if err != nil {
 		return "", err
@@ -73,24 +64,13 @@ func build(ctx context.Context, script string, log io.Writer) (string, error) {
 // /var/cache); a failed build fails the test.
 func ForTest(t testing.TB) string {
 	t.Helper()
-	return forTest(t, buildScript)
-}
-
-// RealForTest is ForTest for the real package.
-func RealForTest(t testing.TB) string {
-	t.Helper()
-	return forTest(t, realScript)
-}
-
-func forTest(t testing.TB, script string) string {
-	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("the Kubernetes package is built into /var/cache/sealflow: run as root")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
 	defer cancel()
 	start := time.Now()
-	path, err := build(ctx, script, logWriter{t})
+	path, err := build(ctx, logWriter{t})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,13 +95,13 @@ func repoRoot() (string, error) {
 		return "", fmt.Errorf("find the repository: %w", err)
 	}
 	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, buildScript)); err == nil {
+		if _, err := os.Stat(filepath.Join(d, script)); err == nil {
 			if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
 				return d, nil
 			}
 		}
 		if d == filepath.Dir(d) {
-			return "", errors.New("find the repository: no " + buildScript + " above " + dir + " (run from the sealflow repository)")
+			return "", errors.New("find the repository: no " + script + " above " + dir + " (run from the sealflow repository)")
 		}
 	}
 }

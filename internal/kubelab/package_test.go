@@ -20,7 +20,7 @@ func TestRealPackage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the real offline package")
 	}
-	pkg := RealForTest(t)
+	pkg := ForTest(t)
 	pm, err := kubepkg.Verify(pkg)
 	if err != nil {
 		t.Fatal(err)

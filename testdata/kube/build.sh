@@ -1,22 +1,13 @@
 #!/usr/bin/env bash
-# Builds the lab's offline Kubernetes package (sealos style):
-#
-#   kube1.34.4.tar.gz -> kube/bin    real kubeadm, kube-apiserver, kube-controller-manager,
-#                                    kube-scheduler, kubectl, etcd, etcdctl (built from the Go
-#                                    module proxy), the stand-in kubelet, svc and the systemctl shim
-#                        kube/shell  init.sh, clean.sh
-#                        kube/conf   kubelet.service, 10-kubeadm.conf, kubelet defaults
-#                        kube/images images.tar (empty: the lab has no container runtime)
+# Builds the Kubernetes binaries the lab's upstream artifacts start from (upstream.sh and
+# package.sh use them): kubeadm, kube-apiserver, kube-controller-manager, kube-scheduler,
+# kubectl, etcd, etcdctl, from the Go module proxy.
 #
 # Nothing is built in the repository: a throwaway module under $CACHE/kube/$KUBE_VERSION/mod
 # requires k8s.io/kubernetes with every staging module replaced by its published version.
-# Binaries and the tarball are cached; a run with nothing changed takes a second or two.
-# The stand-in kubelet is rebuilt when its source changes. Safe to run concurrently (flock).
-# The last line printed is the tarball's path.
+# Binaries are cached; a run with nothing changed takes a second. Safe to run concurrently
+# (flock). The last line printed is the binaries' directory.
 set -euo pipefail
-
-here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/../.." && pwd)
 
 KUBE_VERSION=${KUBE_VERSION:-v1.34.4}
 STAGING_VERSION=v0${KUBE_VERSION#v1}   # v1.34.4 -> v0.34.4
@@ -29,7 +20,6 @@ export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 dir=$CACHE/kube/$KUBE_VERSION
 mod=$dir/mod
 bin=$dir/bin
-tarball=$CACHE/kube${KUBE_VERSION#v}.tar.gz
 
 log() { printf 'build.sh: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -124,36 +114,4 @@ else
 	log "Kubernetes binaries built in $(($(date +%s) - start)) s"
 fi
 
-# The stand-in kubelet: part of the sealflow module (standard library + goccy/go-yaml).
-kubelet_sum=$(cd "$repo" && find go.mod go.sum testdata/kubelet -name "*.go" -o -name "go.*" -type f | LC_ALL=C sort | xargs cat | sum)
-if [ "$(cat "$dir/kubelet.stamp" 2>/dev/null)" != "$kubelet_sum" ] || [ ! -x "$bin/kubelet" ]; then
-	log "building the stand-in kubelet"
-	(cd "$repo" && go build -trimpath -ldflags "-s -w -X main.version=$KUBE_VERSION" -o "$bin/kubelet.new" ./testdata/kubelet) ||
-		die "building the stand-in kubelet (testdata/kubelet) failed"
-	mv -f "$bin/kubelet.new" "$bin/kubelet"
-	echo "$kubelet_sum" >"$dir/kubelet.stamp"
-fi
-
-# The package: binaries + shell + conf; repacked when any input changed.
-pkg_sum=$( {
-	echo "$recipe_sum $kubelet_sum sums=1"
-	cd "$here" && find shell conf bin -type f | LC_ALL=C sort | xargs cat
-} | sum)
-if [ "$(cat "$dir/package.stamp" 2>/dev/null)" != "$pkg_sum" ] || [ ! -s "$tarball" ]; then
-	log "packing $tarball"
-	stage=$dir/stage
-	rm -rf "$stage"
-	mkdir -p "$stage/kube/bin" "$stage/kube/images"
-	for c in "${kube_cmds[@]}" etcd etcdctl kubelet; do ln "$bin/$c" "$stage/kube/bin/$c" 2>/dev/null || cp "$bin/$c" "$stage/kube/bin/$c"; done
-	install -m 0755 "$here"/bin/* "$stage/kube/bin/"
-	cp -r "$here/shell" "$here/conf" "$stage/kube/"
-	chmod 0755 "$stage"/kube/shell/*.sh
-	tar -cf "$stage/kube/images/images.tar" -T /dev/null
-	(cd "$stage" && find kube -type f | LC_ALL=C sort | xargs sha256sum >"$dir/SHA256SUMS.new")
-	mv -f "$dir/SHA256SUMS.new" "$stage/kube/SHA256SUMS"
-	tar -C "$stage" --owner=0 --group=0 -cf - kube | gzip -1 >"$tarball.new"
-	mv -f "$tarball.new" "$tarball"
-	rm -rf "$stage"
-	echo "$pkg_sum" >"$dir/package.stamp"
-fi
-echo "$tarball"
+echo "$bin"
