@@ -60,6 +60,7 @@ func Build(in Input) *Report {
 	for i := len(rep.Runs) - 1; i >= 0; i-- {
 		if run := rep.Runs[i]; run.Bars > 0 {
 			rep.Critical, rep.CriticalTotal, rep.CriticalRun = run.CriticalOrder, run.CriticalTotal, run.No
+			run.Expanded = true
 			break
 		}
 	}

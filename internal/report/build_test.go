@@ -136,6 +136,9 @@ func TestCriticalPathOfAResumeCountsOnlyWhatRanThen(t *testing.T) {
 	if rep.CriticalTotal != 3*time.Second {
 		t.Errorf("critical path length = %s, want 3s", rep.CriticalTotal)
 	}
+	if rep.Runs[0].Expanded || !rep.Runs[1].Expanded {
+		t.Errorf("run 1 expanded %v, run 2 %v: want the last run that ran tasks open", rep.Runs[0].Expanded, rep.Runs[1].Expanded)
+	}
 	if got := rep.Runs[0].Bars; got != 3 {
 		t.Errorf("run 1 has %d bars, want 3", got)
 	}
@@ -337,5 +340,18 @@ func TestWithoutThePlanTheJournalStillTells(t *testing.T) {
 	}
 	if g := rep.Runs[0].Groups; len(g) != 1 || g[0].Name != "hosts" {
 		t.Errorf("rows without the plan in groups %v, want one group 'hosts'", g)
+	}
+}
+
+func TestARunThatChangedNothingKeepsTheLastWorkInView(t *testing.T) {
+	t.Parallel()
+	j := &fakeJournal{}
+	j.startRun(0)
+	j.task("a@h1", 0, time.Second, journal.Done)
+	j.startRun(time.Hour) // every task unchanged: nothing journaled
+	rep := Build(Input{Records: j.records, Plan: chainPlan(), Now: t0.Add(2 * time.Hour)})
+	if len(rep.Runs) != 2 || !rep.Runs[0].Expanded || rep.Runs[1].Expanded || rep.CriticalRun != 1 {
+		t.Errorf("%d runs, expanded %v/%v, critical path of run %d; want run 1 open with the critical path",
+			len(rep.Runs), rep.Runs[0].Expanded, rep.Runs[1].Expanded, rep.CriticalRun)
 	}
 }

@@ -104,9 +104,12 @@ type Run struct {
 	No         int
 	Start, End time.Time
 	Open       bool // still going on
-	Groups     []*RowGroup
-	Bars       int // tasks that did something in this run
-	Counts     map[State]int
+	// Expanded marks the run the page shows open: the last one that ran
+	// tasks (a second run that changed nothing has none).
+	Expanded bool
+	Groups   []*RowGroup
+	Bars     int // tasks that did something in this run
+	Counts   map[State]int
 	// Critical marks the tasks of this run's critical path.
 	Critical      map[TaskKey]bool
 	CriticalOrder []*Bar

@@ -37,8 +37,7 @@ var page = template.Must(template.New("report").Funcs(template.FuncMap{
 	"rows": func(g *RowGroup) int {
 		return len(g.Rows)
 	},
-	"lastRun": func(rs []*Run, r *Run) bool { return len(rs) > 0 && rs[len(rs)-1] == r },
-	"states":  func() []State { return legend },
+	"states": func() []State { return legend },
 }).Parse(pageText))
 
 var legend = []State{StateDone, StateFailed, StateInterrupted, StateRunning, StateSkipped, StatePending}
