@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"slices"
 	"sort"
 	"time"
 
@@ -226,7 +227,8 @@ func tasks(p *Plan, f *fold) []*Task {
 // layoutRun puts a run's bars on host rows, the rows in groups: a host
 // goes to its first inventory group (hosts the plan does not know to
 // "other"). Small runs show every group open; big ones only the groups
-// where something failed or runs.
+// where something failed or runs, and in those only the hosts where it
+// did, the others folded.
 func layoutRun(run *Run, bars map[TaskKey]*Bar, p *Plan) {
 	run.Counts = map[State]int{}
 	run.Bars = len(bars)
@@ -297,6 +299,20 @@ func layoutRun(run *Run, bars map[TaskKey]*Bar, p *Plan) {
 			}
 		}
 		g.Open = small || g.Counts[StateFailed]+g.Counts[StateInterrupted]+g.Counts[StateRunning] > 0
+		if small || !g.Open {
+			continue
+		}
+		// A big group opened for a few failures shows those hosts, and
+		// folds the others.
+		var trouble, quiet []*Row
+		for _, r := range g.Rows {
+			if slices.ContainsFunc(r.Bars, (*Bar).Trouble) {
+				trouble = append(trouble, r)
+			} else {
+				quiet = append(quiet, r)
+			}
+		}
+		g.Rows, g.Quiet = trouble, quiet
 	}
 	run.Groups = groups
 }

@@ -310,17 +310,24 @@ func TestBigRunsCollapseGroupsButShowFailures(t *testing.T) {
 	rep := Build(Input{Records: j.records, Plan: p, Now: t0.Add(time.Minute)})
 	var got []string
 	for _, g := range rep.Runs[0].Groups {
-		got = append(got, fmt.Sprintf("%s rows=%d open=%v", g.Name, len(g.Rows), g.Open))
+		var shown []string
+		for _, r := range g.Rows {
+			if g.Open && len(g.Rows) < 10 {
+				shown = append(shown, r.Host)
+			}
+		}
+		got = append(got, fmt.Sprintf("%s rows=%d quiet=%d open=%v %v", g.Name, len(g.Rows), len(g.Quiet), g.Open, shown))
 	}
-	want := []string{"masters rows=3 open=false", "workers rows=490 open=false", "edge rows=2 open=true"}
+	// In the open group only the failed host shows; e1 is folded.
+	want := []string{"masters rows=3 quiet=0 open=false []", "workers rows=490 quiet=0 open=false []", "edge rows=1 quiet=1 open=true [e2]"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("groups of a 495-host run (-want +got):\n%s", diff)
 	}
 
 	small := Build(Input{Records: j.records[:4], Plan: p, Now: t0.Add(time.Minute)}) // run + m0, m1 started/done
 	for _, g := range small.Runs[0].Groups {
-		if !g.Open {
-			t.Errorf("group %s of a small run is collapsed", g.Name)
+		if !g.Open || len(g.Quiet) > 0 {
+			t.Errorf("group %s of a small run is collapsed or folds %d hosts", g.Name, len(g.Quiet))
 		}
 	}
 }

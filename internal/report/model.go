@@ -124,13 +124,19 @@ func (r *Run) Duration() time.Duration { return r.End.Sub(r.Start) }
 // RowGroup is the rows of one inventory group; it starts collapsed on big
 // runs unless something in it failed or runs.
 type RowGroup struct {
-	Name   string
-	Rows   []*Row
+	Name string
+	Rows []*Row
+	// Quiet holds, in a big run, the rows of an open group where nothing
+	// failed or runs: shown folded under the rows that need a look.
+	Quiet  []*Row
 	Open   bool
 	Counts map[State]int
 	// Start and End span the group's bars, for the collapsed summary.
 	Start, End time.Time
 }
+
+// Hosts is the number of rows of the group.
+func (g *RowGroup) Hosts() int { return len(g.Rows) + len(g.Quiet) }
 
 // Failed reports whether a task of the group failed in the run.
 func (g *RowGroup) Failed() bool { return g.Counts[StateFailed]+g.Counts[StateInterrupted] > 0 }
@@ -150,6 +156,12 @@ type Bar struct {
 	Critical   bool
 	Error      string
 	Note       string
+}
+
+// Trouble reports whether the bar needs a look: failed, interrupted or
+// still running.
+func (b *Bar) Trouble() bool {
+	return b.State == StateFailed || b.State == StateInterrupted || b.State == StateRunning
 }
 
 // Duration is the bar's length.

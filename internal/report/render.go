@@ -34,10 +34,8 @@ var page = template.Must(template.New("report").Funcs(template.FuncMap{
 	"nodeY":    func(n *Node) int { return n.Row*graphRowH + graphPad },
 	"edgeD":    edgePath,
 	"hosts":    func(s Step) int { return len(s.Hosts) },
-	"rows": func(g *RowGroup) int {
-		return len(g.Rows)
-	},
-	"states": func() []State { return legend },
+	"pair":     func(run *Run, row *Row) rowView { return rowView{run, row} },
+	"states":   func() []State { return legend },
 }).Parse(pageText))
 
 var legend = []State{StateDone, StateFailed, StateInterrupted, StateRunning, StateSkipped, StatePending}
@@ -90,6 +88,12 @@ func fmtDur(d time.Duration) string {
 		d = d.Round(time.Minute)
 		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
 	}
+}
+
+// rowView is what the row template needs: the row and its run's scale.
+type rowView struct {
+	Run *Run
+	Row *Row
 }
 
 // Tick is a mark on a run's time axis.
