@@ -49,7 +49,9 @@ func Build(in Input) *Report {
 
 	rep.Tasks = tasks(in.Plan, f)
 	for _, t := range rep.Tasks {
-		if t.State == StateRunning && !rep.Live {
+		// Only the run going on has running tasks; one an earlier run
+		// left started has no end.
+		if t.State == StateRunning && (!rep.Live || t.Run != f.runs[last].No) {
 			t.State = StateInterrupted
 		}
 		rep.Counts[t.State]++

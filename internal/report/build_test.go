@@ -271,6 +271,13 @@ func TestOpenTaskIsRunningOnlyWhileARunHoldsTheState(t *testing.T) {
 		t.Errorf("counts during a run = %v, want 1 running", live.Counts)
 	}
 
+	j2 := &fakeJournal{records: append([]journal.Record(nil), j.records...), run: j.run}
+	j2.startRun(time.Minute) // a new run goes on; b@h1 was left by the one before
+	again := Build(Input{Records: j2.records, Plan: chainPlan(), Now: now.Add(time.Minute), InUse: true})
+	if st := again.Tasks[2].State; again.Tasks[2].Key.String() != "b@h1" || st != StateInterrupted {
+		t.Errorf("%s left started by an earlier run shows %s while a new run goes on, want interrupted", again.Tasks[2].Key, st)
+	}
+
 	dead := Build(Input{Records: j.records, Plan: chainPlan(), Now: now})
 	b = dead.Runs[0].Groups[0].Rows[0].Bars[1]
 	if dead.Live || b.State != StateInterrupted || !b.End.Equal(t0.Add(time.Second)) {
