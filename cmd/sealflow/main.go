@@ -76,6 +76,7 @@ func commands(streams app.IO) []*cli.Command {
 		validateCommand(streams),
 		planCommand(streams),
 		graphCommand(streams),
+		reportCommand(streams),
 		versionCommand(streams),
 	}
 	return append(cmds, extraCommands(streams)...)

@@ -1,12 +1,14 @@
 package app
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
 
+	"github.com/sealflow/sealflow/internal/engine"
 	"github.com/sealflow/sealflow/internal/journal"
 	"github.com/sealflow/sealflow/plans"
 	"github.com/sealflow/sealflow/steps"
@@ -61,8 +63,10 @@ type PlanOptions struct {
 	StateDir string
 }
 
-// Plan prints what a run would do on which host, given the journal of
-// the state directory: it runs nothing and writes nothing.
+// Plan prints what a run would do with each task, given the journal of
+// the state directory, through the engine's own decision (engine.Preview):
+// the decision, why, and what the step would do on the host (its
+// Describe text). It runs nothing and writes nothing.
 func Plan(o PlanOptions, io IO) error {
 	p, err := load(o.LoadOptions)
 	if err != nil {
@@ -72,60 +76,49 @@ func Plan(o PlanOptions, io IO) error {
 	if dir == "" {
 		dir = journal.DefaultDir
 	}
-	states := map[taskKey]*taskState{}
+	var records []journal.Record
 	if _, err := os.Stat(dir); err == nil {
 		rd, err := journal.ReadOnly(dir)
 		if err != nil {
 			return err
 		}
-		records, err := rd.Replay()
+		recs, err := rd.Replay()
 		if err != nil {
 			return err
 		}
+		// The journal of another plan says nothing of this one's tasks.
 		if m, err := readMeta(rd); err == nil && m.Name == p.Name {
-			states, _ = foldStates(records)
+			records = recs
 		}
 	}
+	previews, err := engine.Preview(p, records, nil, nil)
+	if err != nil {
+		var ie *engine.InputError
+		if errors.As(err, &ie) {
+			return Invalid(err)
+		}
+		return err
+	}
+	byStep := map[string][]engine.TaskPreview{}
+	for _, pv := range previews {
+		byStep[pv.ID.Step] = append(byStep[pv.ID.Step], pv)
+	}
 	tw := tabwriter.NewWriter(io.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "STEP\tKIND\tHOST\tWOULD\t")
+	fmt.Fprintln(tw, "STEP\tKIND\tHOST\tWOULD\tWHY\tWHAT\t")
 	for _, s := range p.Steps {
 		if len(s.Targets) == 0 {
-			fmt.Fprintf(tw, "%s\t%s\t-\tnothing: `on: %s` selects no host\t\n", s.ID, s.Kind, s.On)
+			fmt.Fprintf(tw, "%s\t%s\t-\tnothing\t`on: %s` selects no host\t\t\n", s.ID, s.Kind, s.On)
 		}
-		for _, h := range s.Targets {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", s.ID, s.Kind, h.Name, would(p, s, h, states[taskKey{s.ID, h.Name}]))
+		for _, pv := range byStep[s.ID] {
+			would := string(pv.Verdict.Decision)
+			if pv.When != "" {
+				would += " if " + pv.When
+			}
+			what := strings.Join(pv.Describe, "; ")
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", s.ID, s.Kind, pv.ID.Host, would, pv.Verdict.Reason, what)
 		}
 	}
 	return tw.Flush()
-}
-
-func would(p *plans.Plan, s *plans.Step, h *plans.Host, st *taskState) string {
-	cond := ""
-	if s.When != "" {
-		// A condition on vars and hosts is decided now; one on outputs
-		// only when the run gets there.
-		readsOutputs := (len(s.Reads) > 0 || s.ReadsAny) && strings.Contains(s.When, "steps")
-		switch ok, err := s.EvalWhen(p.NewEnv(h)); {
-		case err != nil || readsOutputs:
-			cond = " if " + s.When
-		case !ok:
-			return "skip: when is false"
-		}
-	}
-	if st == nil {
-		return "run" + cond
-	}
-	switch st.state {
-	case "done", "skipped (--skip)":
-		return "skip if unchanged (done earlier)"
-	case "failed":
-		return "run again (failed earlier)" + cond
-	case "running or interrupted", "interrupted":
-		return "ask: interrupted earlier (--rerun or --skip, unless safe to re-run)"
-	case "skipped":
-		return "run" + cond + " (skipped earlier)"
-	}
-	return "run" + cond
 }
 
 // GraphOptions are the options of `sealflow graph`.

@@ -104,6 +104,13 @@ func rules() []rule {
 			},
 		},
 		{
+			name: "report imports nothing of the module but the journal",
+			from: under("internal/report"),
+			forbidden: func(d pkg) bool {
+				return inModule(d.ImportPath) && !under("internal/journal")(d.ImportPath)
+			},
+		},
+		{
 			name:      "no package but a test helper imports testing",
 			from:      func(path string) bool { return inModule(path) && !slices.Contains(testHelpers(), path) },
 			forbidden: func(d pkg) bool { return d.ImportPath == "testing" },
@@ -214,6 +221,8 @@ func TestRulesCatchViolations(t *testing.T) {
 		m("steps/steptest", "fmt"),
 		m("internal/kubelab", "testing"),
 		m("internal/engine", module+"/dag", module+"/plans"),
+		m("internal/journal", "fmt"),
+		m("internal/report", module+"/internal/journal", "fmt"),
 		m("cmd/sealflow", module+"/lvscare", module+"/internal/engine"),
 	}
 	if v := check(rules(), good); len(v) != 0 {
@@ -244,6 +253,7 @@ func TestRulesCatchViolations(t *testing.T) {
 		{"steptest links netlink", withDep("steps/steptest", "github.com/vishvananda/netlink", false), "plans and steps", "github.com/vishvananda/netlink"},
 		{"lvscare links the engine", withDep("lvscare", module+"/internal/engine", true), "lvscare imports nothing", module + "/internal/engine"},
 		{"podspec imports steps", withDep("lvscare/podspec", module+"/steps", false), "lvscare imports nothing", module + "/steps"},
+		{"report links the plan format", withDep("internal/report", module+"/plans", true), "report imports nothing", module + "/plans"},
 		{"engine imports testing", withDep("internal/engine", "testing", false), "no package but a test helper", "testing"},
 		{"the binary links testing", withDep("cmd/sealflow", "testing", true), "the shipped binary", "testing"},
 	} {

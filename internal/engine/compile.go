@@ -139,14 +139,17 @@ func (r *runner) checkInterrupted() error {
 	var undecided, ids []string
 	for _, id := range r.order {
 		p := r.prior[id]
-		if p == nil || !p.interrupted() || r.rerun[id] || r.skip[id] {
+		if !p.interrupted() {
 			continue
 		}
 		t := r.tasks[id]
-		if t.kind.Rerunnable {
-			continue
+		safe := t.kind.Rerunnable
+		if !safe {
+			step, err := r.buildFromPrior(t)
+			safe = err == nil && steps.SafeToRerun(t.kind, step)
 		}
-		if step, err := r.buildFromPrior(t); err == nil && steps.SafeToRerun(t.kind, step) {
+		in := DecideInput{Prior: p.typed(), Rerun: r.rerun[id], Skip: r.skip[id], SafeToRerun: safe}
+		if Decide(in).Decision != DecideAsk {
 			continue
 		}
 		undecided = append(undecided, fmt.Sprintf("%s (attempt %d started %s, no end recorded)",

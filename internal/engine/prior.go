@@ -22,7 +22,15 @@ type prior struct {
 
 // interrupted reports whether the task was left without a known end.
 func (p *prior) interrupted() bool {
-	return p.state == journal.Started || (p.state == journal.Failed && p.cancelled)
+	return p != nil && (p.state == journal.Started || (p.state == journal.Failed && p.cancelled))
+}
+
+// fingerprint is the fingerprint the task was done with ("" for none).
+func (p *prior) fingerprint() string {
+	if p == nil {
+		return ""
+	}
+	return p.fp
 }
 
 func (p *prior) secretValues() []string {

@@ -42,8 +42,12 @@ func (r *runner) visit(ctx context.Context, id TaskID) error {
 	}
 	fp := r.fingerprint(t, params)
 	p := r.prior[id]
-	switch {
-	case r.skip[id]:
+	// An interrupted task that is not safe to run twice was asked about
+	// before the run started (checkInterrupted): here it is decided.
+	v := Decide(DecideInput{Prior: p.typed(), Fingerprint: fp, PriorFP: p.fingerprint(),
+		Rerun: r.rerun[id], Skip: r.skip[id], SafeToRerun: true})
+	switch v.Decision {
+	case DecideSkip:
 		for _, rec := range []journal.Record{
 			{Event: journal.Decided, Step: id.Step, Host: id.Host, Note: "skip"},
 			{Event: journal.Done, Step: id.Step, Host: id.Host, Fingerprint: fp, Note: "skipped by --skip"},
@@ -56,7 +60,7 @@ func (r *runner) visit(ctx context.Context, id TaskID) error {
 		r.setStatus(id, StatusSkipped)
 		r.emit(Event{Type: EventTaskSkipped, Task: id.String(), Step: id.Step, Host: id.Host, Note: "--skip"})
 		return nil
-	case p != nil && p.state == journal.Done && p.fp == fp && !r.rerun[id]:
+	case DecideUnchanged:
 		r.secrets.Add(p.secretValues()...)
 		r.finish(id, fp, p.outputs)
 		r.mu.Lock()

@@ -14,6 +14,7 @@ pkgs=(
 	containerd runc               # the node stack in lab hosts (internal/lab TestNodeStack)
 	strace                        # sshconn: counts the programs a task starts on the host
 	bc                            # make bench: figures of the package benchmark
+	chromium                      # sealflow report: the page is opened in headless Chromium
 )
 missing=()
 for p in "${pkgs[@]}"; do

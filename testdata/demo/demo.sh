@@ -76,4 +76,6 @@ step "a second run changes nothing (verify runs again: it always does)"
 
 step "lab down"
 "$bin" lab down --name "$name"
+"$bin" report --state "$work/state" -o bin/demo-report.html >/dev/null # $work goes at exit; bin/ stays
+printf '\nthe run as a page (open it in a browser): %s\n' "$PWD/bin/demo-report.html"
 printf '\ndemo took %ss\n' "$(($(date +%s) - start))"
