@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -487,5 +488,48 @@ spec:
 	}
 	if pods, _ := filepath.Glob(filepath.Join(mem, "kubepods", "besteffort", "pod*")); len(pods) == 0 {
 		t.Errorf("no pod cgroup under %s/kubepods/besteffort", mem)
+	}
+}
+
+// TestKubeNodeHost: a KubeNode host is a fresh machine for a node (no
+// container runtime of the machine's, a default route on the lab's link
+// without a gateway, its own address as resolver, /lib/modules) and the
+// lab's inventory carries the plan vars this machine needs.
+func TestKubeNodeHost(t *testing.T) {
+	t.Parallel()
+	if _, err := os.Stat(systemdPath); err != nil {
+		t.Skipf("no systemd here (%v): apt-get install systemd", err)
+	}
+	l := ForTest(t, Config{Name: "kn", Masters: 1, KubeNode: true})
+	h := mustHost(t, l, "m1")
+	if got := mustExec(t, l, "m1", "cat", "/proc/1/comm"); got != "systemd" {
+		t.Errorf("PID 1 of the host is %q", got)
+	}
+	for _, f := range machineRuntime() {
+		if _, err := os.Stat(f); err != nil {
+			continue // not on the machine either
+		}
+		if out, err := l.Exec(testCtx(t), "m1", "test", "-e", f); err == nil {
+			t.Errorf("the machine's %s shows in the host %s", f, out)
+		}
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("the machine lost %s: %v", f, err)
+		}
+	}
+	if got := mustExec(t, l, "m1", "ip", "-4", "route", "show", "default"); got != "default dev eth0 scope link" {
+		t.Errorf("default route %q, want one on eth0 without a gateway", got)
+	}
+	if got := mustExec(t, l, "m1", "cat", "/etc/resolv.conf"); got != "nameserver "+h.Address {
+		t.Errorf("resolv.conf %q, want the host's own address", got)
+	}
+	mustExec(t, l, "m1", "test", "-d", "/lib/modules")
+	inv, err := os.ReadFile(l.Inventory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range KubeNodeVars() {
+		if !strings.Contains(string(inv), "  "+v.Name+": "+strconv.Quote(v.Value)+"\n") {
+			t.Errorf("the inventory has no var %s:\n%s", v.Name, inv)
+		}
 	}
 }
