@@ -270,7 +270,10 @@ func execute(ctx context.Context, plan *plans.Plan, st *journal.State, o ExecOpt
 		return err
 	}
 	defer conns.Close()
-	sink := ui.New(io.Stdout, ui.Mode(o.Output), io.TTY)
+	sink := ui.New(io.Stdout, ui.Options{Mode: ui.Mode(o.Output), TTY: io.TTY, Size: io.Size, Resized: io.Resized, Color: io.Color})
+	defer sink.Close()
+	// Ctrl-C: the view says what is being cancelled while it stops.
+	defer context.AfterFunc(ctx, sink.Interrupt)()
 	res, err := engine.Run(ctx, engine.Options{
 		Plan:      plan,
 		State:     st,
