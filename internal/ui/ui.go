@@ -191,7 +191,11 @@ func (s *Sink) Interrupt() {
 	}
 	msg := "interrupted: nothing was running"
 	if len(names) > 0 {
-		msg = fmt.Sprintf("interrupted: cancelling %d running task(s): %s", len(names), strings.Join(names, ", "))
+		shown := names[:min(len(names), MaxRows)]
+		msg = fmt.Sprintf("interrupted: cancelling %d running task(s): %s", len(names), strings.Join(shown, ", "))
+		if more := len(names) - len(shown); more > 0 {
+			msg += fmt.Sprintf(", +%d more", more)
+		}
 	}
 	s.line(s.now(), s.paint(yellow, msg))
 	if s.mode == Live {
@@ -399,17 +403,26 @@ func (s *Sink) block() string {
 	if show > limit {
 		show = max(limit, 0)
 	}
+	// Each row: the elapsed time, the task (cut in the middle when the row
+	// is too wide: hosts often differ only at the end of their names), and
+	// its upload's progress.
 	pad := 0
 	for _, n := range names[:show] {
-		pad = max(pad, len(n))
+		pad = max(pad, cells(n))
 	}
 	for _, n := range names[:show] {
 		r := s.running[n]
-		row := fmt.Sprintf("  %-*s %6s", pad, n, clock(now.Sub(r.started)))
+		prefix := fmt.Sprintf("  %6s  ", clock(now.Sub(r.started)))
+		suffix := ""
 		if r.xfer != nil {
-			row += "  upload " + r.xfer.text()
+			suffix = "  upload " + r.xfer.text()
 		}
-		rows = append(rows, row)
+		room := max(w-1-cells(prefix)-cells(suffix), 16)
+		name := middle(n, room)
+		if suffix != "" {
+			name += strings.Repeat(" ", max(min(pad, room)-cells(name), 0))
+		}
+		rows = append(rows, prefix+name+suffix)
 	}
 	if more := len(names) - show; more > 0 {
 		rows = append(rows, fmt.Sprintf("  +%d more", more))
@@ -472,6 +485,17 @@ func truncate(text string, n int) string {
 		return text
 	}
 	return string(r[:n-1]) + "…"
+}
+
+// middle cuts text to at most n columns by putting "…" in its middle.
+func middle(text string, n int) string {
+	r := []rune(text)
+	if len(r) <= n || n < 3 {
+		return text
+	}
+	head := (n - 1) / 2
+	tail := n - 1 - head
+	return string(r[:head]) + "…" + string(r[len(r)-tail:])
 }
 
 // clock is a duration as 5s, 1m05s or 1h02m03s.

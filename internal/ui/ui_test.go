@@ -174,17 +174,17 @@ func TestLiveScreen(t *testing.T) {
 				"done      a-step-with-a-long-name@host-02 (1s)",
 				"FAILED    a-step-with-a-long-name@host-03: exit status 1",
 				"3/31 done, 1 failed, 26 running  39s",
-				"  a-step-with-a-long-name@host-04    35s",
-				"  a-step-with-a-long-name@host-05    34s",
-				"  a-step-with-a-long-name@host-06    33s",
-				"  a-step-with-a-long-name@host-07    32s",
-				"  a-step-with-a-long-name@host-08    31s",
+				"     35s  a-step-with-a-long-name@host-04",
+				"     34s  a-step-with-a-long-name@host-05",
+				"     33s  a-step-with-a-long-name@host-06",
+				"     32s  a-step-with-a-long-name@host-07",
+				"     31s  a-step-with-a-long-name@host-08",
 				"  +21 more",
 			}
-			for i := range want {
-				want[i] = truncate(want[i], width-1)
-				if i < 5 && width < 120 {
-					want[i] = lines[i] // finished lines wrap; checked below
+			if width == 40 {
+				// Cut in the middle: the hosts stay apart.
+				for i := 6; i <= 10; i++ {
+					want[i] = fmt.Sprintf("     %ds  a-step-with-a-…g-name@host-%02d", 41-i, i-2)
 				}
 			}
 			if width == 120 {
@@ -215,7 +215,7 @@ func TestLiveElapsedMovesOn(t *testing.T) {
 	for _, d := range []time.Duration{time.Second, 75 * time.Second} {
 		now = t0.Add(d)
 		s.Redraw()
-		want := fmt.Sprintf("run p: 1 tasks\n0/1 done, 0 failed, 1 running  %s\n  a@h %6s", clock(d), clock(d))
+		want := fmt.Sprintf("run p: 1 tasks\n0/1 done, 0 failed, 1 running  %s\n  %6s  a@h", clock(d), clock(d))
 		if got := scr.String(); got != want {
 			t.Errorf("after %s:\n%s\nwant:\n%s", d, got, want)
 		}
@@ -237,7 +237,7 @@ func TestLiveTransferAndInterrupt(t *testing.T) {
 	}
 	xfer("pkg@h1", 0, 0, false)
 	xfer("pkg@h1", 4*time.Second, 40*mib, false)
-	if got := scr.String(); !strings.Contains(got, "  pkg@h1     4s  upload kube.tgz 40.0 MiB/100.0 MiB 40% 10.0 MiB/s ETA 6s") {
+	if got := scr.String(); !strings.Contains(got, "      4s  pkg@h1  upload kube.tgz 40.0 MiB/100.0 MiB 40% 10.0 MiB/s ETA 6s") {
 		t.Errorf("no upload progress in the task's row:\n%s", got)
 	}
 	xfer("pkg@h1", 10*time.Second, 100*mib, true)
