@@ -189,7 +189,7 @@ func TestScreenManyTasks(t *testing.T) {
 		t.Run(strconv.Itoa(width), func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
-			writeFile(t, filepath.Join(dir, "plan.yaml"), manyPlan("2.5"))
+			write(t, filepath.Join(dir, "plan.yaml"), manyPlan("2.5"))
 			bin := sealflowBin(t)
 			s := startTmux(t, width, 40, dir, shellQuote(bin)+" run --state st plan.yaml")
 			var seen []*liveView
@@ -243,7 +243,7 @@ func TestScreenManyTasks(t *testing.T) {
 func TestScreenResize(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "plan.yaml"), manyPlan("4"))
+	write(t, filepath.Join(dir, "plan.yaml"), manyPlan("4"))
 	s := startTmux(t, 120, 40, dir, shellQuote(sealflowBin(t))+" run --state st plan.yaml")
 	width := 120
 	resized := false
@@ -280,7 +280,7 @@ func TestScreenUploadNoColor(t *testing.T) {
 		f.Write(chunk)
 	}
 	f.Close()
-	writeFile(t, filepath.Join(dir, "plan.yaml"), `name: up
+	write(t, filepath.Join(dir, "plan.yaml"), `name: up
 hosts: {groups: {g: [{name: h1, address: local}, {name: h2, address: local}, {name: h3, address: local}]}}
 steps:
   - id: copy
@@ -312,7 +312,7 @@ steps:
 func TestScreenCtrlC(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "plan.yaml"), manyPlan("30"))
+	write(t, filepath.Join(dir, "plan.yaml"), manyPlan("30"))
 	s := startTmux(t, 100, 40, dir, shellQuote(sealflowBin(t))+" run --state st plan.yaml")
 	pressed := false
 	code, last := s.waitExit(60*time.Second, func(lines []string) {
@@ -382,7 +382,7 @@ func TestPipeClosedEarly(t *testing.T) {
 		t.Run(output, func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
-			writeFile(t, filepath.Join(dir, "plan.yaml"), smallPlan)
+			write(t, filepath.Join(dir, "plan.yaml"), smallPlan)
 			cmd := exec.Command("bash", "-c", shellQuote(sealflowBin(t))+" run --output "+output+" --state st plan.yaml | head -1; echo \"${PIPESTATUS[0]}\" >code")
 			cmd.Dir = filepath.Join(dir)
 			out, err := cmd.CombinedOutput()
@@ -405,7 +405,7 @@ func TestPipeClosedEarly(t *testing.T) {
 func TestSIGHUP(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "plan.yaml"), smallPlan)
+	write(t, filepath.Join(dir, "plan.yaml"), smallPlan)
 	cmd := exec.Command(sealflowBin(t), "run", "--output", "plain", "--state", "st", "plan.yaml")
 	cmd.Dir = dir
 	var out strings.Builder
@@ -426,7 +426,7 @@ func TestSIGHUP(t *testing.T) {
 func TestTerminalHangUp(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "plan.yaml"), smallPlan)
+	write(t, filepath.Join(dir, "plan.yaml"), smallPlan)
 	s := startTmux(t, 80, 24, dir, "echo $$ >pid; exec "+shellQuote(sealflowBin(t))+" run --state st plan.yaml")
 	var pid int
 	deadline := time.Now().Add(10 * time.Second)
@@ -461,13 +461,6 @@ func alive(pid int) bool {
 	}
 	_, rest, _ := strings.Cut(string(b), ") ")
 	return !strings.HasPrefix(rest, "Z")
-}
-
-func writeFile(t *testing.T, name, text string) {
-	t.Helper()
-	if err := os.WriteFile(name, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // shellQuote quotes s for a POSIX shell.

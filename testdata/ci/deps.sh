@@ -14,6 +14,8 @@ pkgs=(
 	containerd runc               # the node stack in lab hosts (internal/lab TestNodeStack)
 	strace                        # sshconn: counts the programs a task starts on the host
 	bc                            # make bench: figures of the package benchmark
+	tmux                          # cmd/sealflow: the live view's screen in a real terminal
+	zsh                           # cmd/sealflow: the zsh completion script
 )
 missing=()
 for p in "${pkgs[@]}"; do
