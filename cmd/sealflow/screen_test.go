@@ -95,7 +95,7 @@ func (s *tmuxSession) waitExit(timeout time.Duration, each func([]string)) (int,
 
 var (
 	headerRE   = regexp.MustCompile(`^(cancelling \(Ctrl-C\): )?(\d+)/(\d+) done, (\d+) failed, (\d+) running  \d+[smh]`)
-	taskRowRE  = regexp.MustCompile(`^ +(\d+s|\d+m\d\ds|\d+h\d\dm\d\ds)  \S+( +upload \S+ [0-9.]+ \S*.*)?$`)
+	taskRowRE  = regexp.MustCompile(`^ +(\d+s|\d+m\d\ds|\d+h\d\dm\d\ds)  \S+( +upload \d+% .*)?$`)
 	moreRowRE  = regexp.MustCompile(`^  \+(\d+) more$`)
 	finishedRE = regexp.MustCompile(`^(run \S+: \d+ tasks|done      \S+ \(\S+\)|uploaded  \S+: .*|interrupted: .*|\d+ done.*|EXIT=\d+|)$`)
 	fragmentRE = regexp.MustCompile(`\d+/\d+ done, `)

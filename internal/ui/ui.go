@@ -83,6 +83,8 @@ type Sink struct {
 	drawn []int
 	// width is the terminal width the block was drawn at.
 	width int
+	// drawnAt is the time of the event that drew the block last.
+	drawnAt time.Time
 
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -163,6 +165,7 @@ func (s *Sink) Close() {
 	if s.mode == Live {
 		s.write(s.clear())
 	}
+	s.ended = true
 }
 
 // Redraw draws the live block again (at the terminal's current width).
@@ -258,9 +261,18 @@ func (s *Sink) Event(ev engine.Event) {
 		return
 	}
 	if s.mode == Live {
+		// Many uploads at once report often: their rows are redrawn at most
+		// every transferRedraw (and by the refresh).
+		if ev.Type == engine.EventTransfer && (ev.Transfer == nil || !ev.Transfer.End) && ev.Time.Sub(s.drawnAt) < transferRedraw {
+			return
+		}
+		s.drawnAt = ev.Time
 		s.write(s.clear() + s.block())
 	}
 }
+
+// transferRedraw is how often upload progress alone redraws the live view.
+const transferRedraw = 250 * time.Millisecond
 
 // transfer follows an upload: the live view shows it in the task's row;
 // plain mode prints a line per 10 %; both print a line when it ends.
@@ -294,7 +306,7 @@ func (s *Sink) transfer(ev engine.Event) {
 	if s.mode == Plain && x.total > 0 {
 		if d := int(x.bytes * 10 / x.total); d > x.decile && d < 10 {
 			x.decile = d
-			s.line(ev.Time, fmt.Sprintf("upload    %s: %s", ev.Task, x.text()))
+			s.line(ev.Time, fmt.Sprintf("upload    %s: %s %s", ev.Task, x.name, x.text(false)))
 		}
 	}
 }
@@ -308,21 +320,37 @@ func (x *transfer) rate() float64 {
 	return float64(x.bytes-x.firstBytes) / d
 }
 
-// text is "NAME 12.0 MiB/64.0 MiB 18% 5.2 MiB/s ETA 10s".
-func (x *transfer) text() string {
+// text is "18% 12.0/64.0 MiB 5.2 MiB/s ETA 10s": what matters first, as
+// the live view cuts its rows at the end.
+// Short, it leaves the amounts out ("18% 5.2 MiB/s ETA 10s").
+func (x *transfer) text(short bool) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s", x.name, bytesText(x.bytes))
-	if x.total > 0 {
-		fmt.Fprintf(&b, "/%s %d%%", bytesText(x.total), x.bytes*100/x.total)
+	switch {
+	case x.total > 0 && short:
+		fmt.Fprintf(&b, "%d%%", x.bytes*100/x.total)
+	case x.total > 0:
+		fmt.Fprintf(&b, "%d%% %s", x.bytes*100/x.total, amountText(x.bytes, x.total))
+	default:
+		b.WriteString(bytesText(x.bytes))
 	}
 	if rate := x.rate(); rate > 0 {
 		fmt.Fprintf(&b, " %s/s", bytesText(int64(rate)))
 		if x.total > 0 {
 			eta := time.Duration(float64(x.total-x.bytes) / rate * float64(time.Second))
-			fmt.Fprintf(&b, " ETA %s", eta.Round(time.Second))
+			fmt.Fprintf(&b, " ETA %s", clock(eta))
 		}
 	}
 	return b.String()
+}
+
+// amountText is "12.0/64.0 MiB", or "512.0 KiB/64.0 MiB" across units.
+func amountText(n, total int64) string {
+	a, t := bytesText(n), bytesText(total)
+	au, tu := a[strings.LastIndexByte(a, ' '):], t[strings.LastIndexByte(t, ' '):]
+	if au == tu {
+		return strings.TrimSuffix(a, au) + "/" + t
+	}
+	return a + "/" + t
 }
 
 // line prints msg above the live block.
@@ -415,9 +443,12 @@ func (s *Sink) block() string {
 		prefix := fmt.Sprintf("  %6s  ", clock(now.Sub(r.started)))
 		suffix := ""
 		if r.xfer != nil {
-			suffix = "  upload " + r.xfer.text()
+			suffix = "  upload " + r.xfer.text(false)
+			if cells(prefix)+min(cells(n), 12)+cells(suffix) >= w {
+				suffix = "  upload " + r.xfer.text(true)
+			}
 		}
-		room := max(w-1-cells(prefix)-cells(suffix), 16)
+		room := max(w-1-cells(prefix)-cells(suffix), 8)
 		name := middle(n, room)
 		if suffix != "" {
 			name += strings.Repeat(" ", max(min(pad, room)-cells(name), 0))

@@ -237,7 +237,7 @@ func TestLiveTransferAndInterrupt(t *testing.T) {
 	}
 	xfer("pkg@h1", 0, 0, false)
 	xfer("pkg@h1", 4*time.Second, 40*mib, false)
-	if got := scr.String(); !strings.Contains(got, "      4s  pkg@h1  upload kube.tgz 40.0 MiB/100.0 MiB 40% 10.0 MiB/s ETA 6s") {
+	if got := scr.String(); !strings.Contains(got, "      4s  pkg@h1  upload 40% 40.0/100.0 MiB 10.0 MiB/s ETA 6s") {
 		t.Errorf("no upload progress in the task's row:\n%s", got)
 	}
 	xfer("pkg@h1", 10*time.Second, 100*mib, true)
@@ -340,5 +340,22 @@ func TestJSONInterrupt(t *testing.T) {
 	want := `{"version":1,"time":"2026-01-02T03:04:05Z","type":"interrupt","running":["a@h"]}`
 	if got := strings.Split(strings.TrimSpace(b.String()), "\n")[1]; got != want {
 		t.Errorf("interrupt event:\n%s\nwant\n%s", got, want)
+	}
+}
+
+// TestLiveTransferNarrow: on a narrow terminal an upload's row keeps the
+// percentage, rate and ETA and leaves the amounts out.
+func TestLiveTransferNarrow(t *testing.T) {
+	t.Parallel()
+	scr := &screen{w: 52}
+	now := t0
+	s := New(term{t, scr}, Options{TTY: true, Size: func() (int, int) { return 52, 24 }, Now: func() time.Time { return now }, Refresh: -1})
+	s.Event(engine.Event{Time: now, Type: engine.EventTaskStart, Task: "distribute-package@master-1"})
+	for _, n := range []int64{0, 40 << 20} {
+		s.Event(engine.Event{Time: now, Type: engine.EventTransfer, Task: "distribute-package@master-1", Transfer: &engine.Transfer{Name: "kube.tgz", Bytes: n, Total: 100 << 20}})
+		now = now.Add(4 * time.Second)
+	}
+	if got, want := scr.String(), "      4s  distr…ter-1  upload 40% 10.0 MiB/s ETA 6s"; !strings.HasSuffix(got, want) {
+		t.Errorf("narrow upload row:\n%s\nwant it to end with\n%s", got, want)
 	}
 }
