@@ -107,7 +107,8 @@ var (
 	headerRE   = regexp.MustCompile(`^(cancelling \(Ctrl-C\): )?(\d+)/(\d+) done, (\d+) failed, (\d+) running  \d+[smh]`)
 	taskRowRE  = regexp.MustCompile(`^ +(\d+s|\d+m\d\ds|\d+h\d\dm\d\ds)  \S+( +upload \d+% .*)?$`)
 	moreRowRE  = regexp.MustCompile(`^  \+(\d+) more$`)
-	finishedRE = regexp.MustCompile(`^(run \S+: \d+ tasks|done      \S+ \(\S+\)|uploaded  \S+: .*|interrupted: .*|\d+ done.*|EXIT=\d+|)$`)
+	finishedRE = regexp.MustCompile(`^(run \S+: \d+ tasks|done      \S+ \(\S+\)|uploaded  \S+: .*|interrupted: .*|` +
+		`\d+ (done|unchanged|skipped|failed|interrupted|not run)(, \d+ [a-z ]+)*|sealflow: interrupted|EXIT=\d+|)$`)
 	fragmentRE = regexp.MustCompile(`\d+/\d+ done, `)
 	doneTailRE = regexp.MustCompile(`^\S+ \(\S+\)$`)
 )
