@@ -178,6 +178,34 @@ func (s *Sink) Redraw() {
 	s.write(s.clear() + s.block())
 }
 
+// Above returns a writer whose text shows above the live block (cleared
+// before, drawn again after a complete line), so that what else the run
+// prints on the terminal, such as warnings on stderr, does not garble the
+// view. Outside the live view it is w.
+func (s *Sink) Above(w io.Writer) io.Writer {
+	if s.mode != Live {
+		return w
+	}
+	return &aboveWriter{s: s, w: w}
+}
+
+type aboveWriter struct {
+	s *Sink
+	w io.Writer
+}
+
+func (a *aboveWriter) Write(p []byte) (int, error) {
+	s := a.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.write(s.clear())
+	n, err := a.w.Write(p)
+	if len(p) > 0 && p[len(p)-1] == '\n' {
+		s.write(s.block())
+	}
+	return n, err
+}
+
 // Interrupt says that the run is being cancelled (Ctrl-C), naming the
 // tasks that were running.
 func (s *Sink) Interrupt() {

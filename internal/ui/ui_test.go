@@ -359,3 +359,23 @@ func TestLiveTransferNarrow(t *testing.T) {
 		t.Errorf("narrow upload row:\n%s\nwant it to end with\n%s", got, want)
 	}
 }
+
+// TestLiveAbove: a warning printed while the live view is on the terminal
+// shows above it, and the view stays whole below.
+func TestLiveAbove(t *testing.T) {
+	t.Parallel()
+	scr := &screen{w: 80}
+	s := New(term{t, scr}, Options{TTY: true, Now: func() time.Time { return t0 }, Refresh: -1})
+	s.Event(engine.Event{Time: t0, Type: engine.EventRunStart, Total: 2, Note: "p"})
+	s.Event(engine.Event{Time: t0, Type: engine.EventTaskStart, Task: "a@h"})
+	fmt.Fprintln(s.Above(term{t, scr}), "warning: added the host key of h")
+	s.Event(engine.Event{Time: t0, Type: engine.EventTaskStart, Task: "b@h"})
+	want := "run p: 2 tasks\nwarning: added the host key of h\n0/2 done, 0 failed, 2 running  0s\n      0s  a@h\n      0s  b@h"
+	if got := scr.String(); got != want {
+		t.Errorf("screen:\n%s\nwant:\n%s", got, want)
+	}
+	var b bytes.Buffer
+	if w := New(&b, Options{Mode: Plain}).Above(&b); w != &b {
+		t.Errorf("outside the live view Above wraps the writer")
+	}
+}
