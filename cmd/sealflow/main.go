@@ -55,7 +55,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		streams.Color = os.Getenv("NO_COLOR") == ""
 		winch := make(chan os.Signal, 1)
 		signal.Notify(winch, syscall.SIGWINCH)
-		defer signal.Stop(winch)
+		defer func() { signal.Stop(winch); close(winch) }()
 		resized := make(chan struct{}, 1)
 		go func() {
 			for range winch {
