@@ -87,7 +87,7 @@ func (s *copyStep) Run(ctx context.Context, t *Target) (Outputs, error) {
 	if t.Log != nil {
 		fmt.Fprintf(t.Log, "copy %s (%d bytes, sha256 %s) to %s mode %04o\n", s.src, st.Size(), sum, dest, mode)
 	}
-	if err := t.Conn.Upload(ctx, f, dest, mode, sum); err != nil {
+	if err := uploadFile(ctx, t, f, st.Size(), dest, mode, sum); err != nil {
 		return nil, err
 	}
 	return Outputs{"sha256": sum}, nil

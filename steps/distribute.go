@@ -97,7 +97,7 @@ func (s *distribute) Run(ctx context.Context, t *Target) (Outputs, error) {
 		return nil, err
 	}
 	logf(t, "distribute %s (%d bytes, sha256 %s) to %s\n", s.src, st.Size(), sum, dest)
-	if err := t.Conn.Upload(ctx, f, dest, 0o644, sum); err != nil {
+	if err := uploadFile(ctx, t, f, st.Size(), dest, 0o644, sum); err != nil {
 		return nil, fmt.Errorf("upload %s to %s: %w", s.src, dest, err)
 	}
 	return Outputs{"sha256": sum}, nil

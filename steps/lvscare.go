@@ -196,7 +196,7 @@ func (s *lvscareStep) uploadBinary(ctx context.Context, t *Target) error {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("read %s: %w", bin, err)
 	}
-	if err := t.Conn.Upload(ctx, f, s.paths.Bin, 0o755, sum); err != nil {
+	if err := uploadFile(ctx, t, f, st.Size(), s.paths.Bin, 0o755, sum); err != nil {
 		return fmt.Errorf("copy %s to %s: %w", bin, s.paths.Bin, err)
 	}
 	return nil

@@ -38,6 +38,9 @@ type Target struct {
 	// Secrets are the run's secret values, hidden in the task's log, its
 	// errors and the run's events. Steps add to it through Secret.
 	Secrets *redact.Set
+	// Progress, when set, is told how far the task's uploads are. It is
+	// called often (on every read of the file): it must be quick.
+	Progress func(Progress)
 }
 
 // Secret registers values as secrets of the run, so that nothing the run

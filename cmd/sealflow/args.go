@@ -11,7 +11,8 @@ import (
 // works like `sealflow run -i hosts.yaml plan.yaml` (urfave/cli/v2 stops
 // at the first argument). Everything after "--" stays as it is.
 func interspersed(cmds []*cli.Command, args []string) []string {
-	if len(args) < 3 {
+	if len(args) < 3 || args[len(args)-1] == completionFlag {
+		// Completion reads the words as typed, the flag last.
 		return args
 	}
 	var cmd *cli.Command

@@ -59,4 +59,10 @@ type IO struct {
 	Stderr io.Writer
 	// TTY says whether Stdout is a terminal.
 	TTY bool
+	// Size returns the terminal's columns and rows (nil: not known).
+	Size func() (cols, rows int)
+	// Resized receives a value when the terminal's size changed.
+	Resized <-chan struct{}
+	// Color allows ANSI colours on the terminal (NO_COLOR unset).
+	Color bool
 }

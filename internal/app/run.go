@@ -265,12 +265,18 @@ func execute(ctx context.Context, plan *plans.Plan, st *journal.State, o ExecOpt
 	if err != nil {
 		return err
 	}
+	sink := ui.New(io.Stdout, ui.Options{Mode: ui.Mode(o.Output), TTY: io.TTY, Size: io.Size, Resized: io.Resized, Color: io.Color})
+	defer sink.Close()
+	// Warnings while the run shows (host keys learned, ...) go above the
+	// live view, not through it.
+	io.Stderr = sink.Above(io.Stderr)
 	conns, err := newConnector(o.Connect, io)
 	if err != nil {
 		return err
 	}
 	defer conns.Close()
-	sink := ui.New(io.Stdout, ui.Mode(o.Output), io.TTY)
+	// Ctrl-C: the view says what is being cancelled while it stops.
+	defer context.AfterFunc(ctx, sink.Interrupt)()
 	res, err := engine.Run(ctx, engine.Options{
 		Plan:      plan,
 		State:     st,

@@ -114,6 +114,7 @@ func (r *runner) execute(ctx context.Context, t *task, step steps.Step, fp strin
 	if t.step.Become != nil {
 		target.Become = *t.step.Become
 	}
+	target.Progress = r.progress(id)
 	safe := steps.SafeToRerun(t.kind, step)
 	start := r.now()
 	for a := 1; ; a++ {
@@ -221,6 +222,32 @@ func (r *runner) succeed(id TaskID, fp string, attempt int, elapsed time.Duratio
 	r.mu.Unlock()
 	r.emit(Event{Type: ev, Task: id.String(), Step: id.Step, Host: id.Host, Attempt: attempt, Duration: elapsed, Note: rec.Note, LogPath: logPath})
 	return nil
+}
+
+// progressEvery is how often a task's upload progress becomes an event.
+const progressEvery = 200 * time.Millisecond
+
+// progress returns what a task's steps report uploads to: a transfer
+// event when the upload starts, at most one per progressEvery after, and
+// one at its end.
+func (r *runner) progress(id TaskID) func(steps.Progress) {
+	var mu sync.Mutex
+	var last time.Time
+	var name string
+	return func(p steps.Progress) {
+		now := r.now()
+		mu.Lock()
+		due := p.End || p.Name != name || now.Sub(last) >= progressEvery
+		if due {
+			last, name = now, p.Name
+		}
+		mu.Unlock()
+		if !due {
+			return
+		}
+		r.emit(Event{Time: now, Type: EventTransfer, Task: id.String(), Step: id.Step, Host: id.Host,
+			Transfer: &Transfer{Name: p.Name, Dest: p.Dest, Bytes: p.Bytes, Total: p.Total, End: p.End, Sent: p.Sent}})
+	}
 }
 
 func splitSecrets(outputs steps.Outputs, secretKeys []string) (clear, secret map[string]string) {

@@ -15,6 +15,8 @@ pkgs=(
 	strace                        # sshconn: counts the programs a task starts on the host
 	bc                            # make bench: figures of the package benchmark
 	chromium                      # sealflow report: the page is opened in headless Chromium
+	tmux                          # cmd/sealflow: the live view's screen in a real terminal
+	zsh                           # cmd/sealflow: the zsh completion script
 )
 missing=()
 for p in "${pkgs[@]}"; do
