@@ -19,3 +19,7 @@ if [ -f testdata/bench/lvscare.sh ]; then
 	echo "== lvscare: failover time and idle cost"
 	bash testdata/bench/lvscare.sh
 fi
+
+echo
+echo "== HA cluster on the real node stack: time to Ready and to verify, memory, idle CPU"
+bash testdata/bench/cluster.sh
