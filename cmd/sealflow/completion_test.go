@@ -28,7 +28,7 @@ func TestBashCompletion(t *testing.T) {
 		line []string // the words; the last is the one being completed
 		want []string
 	}{
-		{[]string{"sealflow", "re"}, []string{"resume"}},
+		{[]string{"sealflow", "re"}, []string{"resume", "report"}},
 		{[]string{"sealflow", "l"}, []string{"lab", "lvscare"}},
 		{[]string{"sealflow", "lab", ""}, []string{"up", "down", "exec", "ls"}},
 		{[]string{"sealflow", "run", "--out"}, []string{"--output"}},
@@ -73,7 +73,7 @@ func TestZshCompletion(t *testing.T) {
 	for _, tc := range []struct {
 		words, want string
 	}{
-		{"sealflow re", "resume"},
+		{"sealflow re", "resume report"},
 		{"sealflow lab ''", "up down exec ls"},
 		{"sealflow run --ou", "--output"},
 	} {
