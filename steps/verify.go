@@ -281,20 +281,37 @@ func (s *verify) Run(ctx context.Context, t *Target) (Outputs, error) {
 	out, err := output(ctx, t, "verify the cluster", verifyScript, s.env())
 	logf(t, "%s", out)
 	if err != nil {
-		return nil, fmt.Errorf("%w\n%s", err, failures(out))
+		if f := failures(out); f != "" {
+			// The first line is what a summary shows: the checks that failed.
+			return nil, fmt.Errorf("%s\n%w", f, err)
+		}
+		return nil, err
 	}
 	return Outputs{"checks": strconv.Itoa(strings.Count(out, " ok"))}, nil
 }
 
-// failures are the table's failed rows.
+// failures names the table's failed rows on one line ("2 checks failed:
+// daemonset n2: no ready pod of ...; dns m1: ..."), at most five of them.
 func failures(table string) string {
 	var rows []string
 	for _, l := range strings.Split(table, "\n") {
-		if strings.Contains(l, "FAIL: ") {
-			rows = append(rows, strings.TrimSpace(l))
+		check, result, ok := strings.Cut(l, "FAIL: ")
+		if !ok {
+			continue
 		}
+		rows = append(rows, strings.Join(strings.Fields(check), " ")+": "+strings.TrimSpace(result))
 	}
-	return strings.Join(rows, "\n")
+	if len(rows) == 0 {
+		return ""
+	}
+	head := fmt.Sprintf("%d checks failed: ", len(rows))
+	if len(rows) == 1 {
+		head = "1 check failed: "
+	}
+	if len(rows) > 5 {
+		rows = append(rows[:5], fmt.Sprintf("and %d more (see the log)", len(rows)-5))
+	}
+	return head + strings.Join(rows, "; ")
 }
 
 func (s *verify) Describe(t *Target) []string {

@@ -1,6 +1,7 @@
 package steps
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -55,7 +56,17 @@ func TestVerifyScriptParses(t *testing.T) {
 			t.Errorf("%s -n: %v\n%s", sh, err, out)
 		}
 	}
-	if got := failures("CHECK NODE RESULT\nnode-ready  w1  FAIL: NotReady\ndns  m1  ok\n"); got != "node-ready  w1  FAIL: NotReady" {
+	if got := failures("CHECK NODE RESULT\nnode-ready  w1  FAIL: NotReady\ndns  m1  ok\n"); got != "1 check failed: node-ready w1: NotReady" {
 		t.Errorf("failures = %q", got)
+	}
+	table := "CHECK NODE RESULT\n"
+	for i := range 7 {
+		table += fmt.Sprintf("daemonset      n%d     FAIL: no ready pod of kube-flannel/kube-flannel-ds\n", i)
+	}
+	if got, want := failures(table), "7 checks failed: daemonset n0: no ready pod of kube-flannel/kube-flannel-ds; "; !strings.HasPrefix(got, want) || !strings.HasSuffix(got, "; and 2 more (see the log)") {
+		t.Errorf("failures = %q", got)
+	}
+	if got := failures("CHECK NODE RESULT\ndns  m1  ok\n"); got != "" {
+		t.Errorf("failures of a table without one = %q", got)
 	}
 }

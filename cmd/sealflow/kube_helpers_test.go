@@ -165,8 +165,12 @@ func kubectl(l *lab.Lab, host string, args ...string) (string, error) {
 	return l.Exec(ctx, host, append([]string{"kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "--request-timeout", "30s"}, args...)...)
 }
 
-func nodes(l *lab.Lab) ([]k8sNode, string) {
-	out, err := kubectl(l, "m1", "get", "nodes", "-o", "json")
+// nodes are the cluster's nodes as m1's apiserver says.
+func nodes(l *lab.Lab) ([]k8sNode, string) { return nodesOn(l, "m1") }
+
+// nodesOn asks master's apiserver.
+func nodesOn(l *lab.Lab, master string) ([]k8sNode, string) {
+	out, err := kubectl(l, master, "get", "nodes", "-o", "json")
 	if err != nil {
 		return nil, out + err.Error()
 	}
@@ -282,7 +286,6 @@ func runSF(t *testing.T, bin, dir string, want int, args ...string) (string, str
 	t.Fatalf("sealflow %s: exit %d (%v), want %d\n%s\n%s\n%s", strings.Join(args, " "), code, err, want, out, errOut, logs.String())
 	return "", ""
 }
-
 
 // allReady says whether the cluster has want nodes, every one Ready.
 func allReady(l *lab.Lab, want int) (bool, string) {
