@@ -148,11 +148,14 @@ type lab struct {
 	masters  []*testNS
 	servers  []*proc
 	addrs    []string
+	// lockDir holds the daemons' locks and backend pins (the machine's
+	// /run/sealflow is not the tests').
+	lockDir string
 }
 
 func newLab(t *testing.T) *lab {
 	t.Helper()
-	l := &lab{sw: newNS(t, "sw"), node: newNS(t, "node")}
+	l := &lab{sw: newNS(t, "sw"), node: newNS(t, "node"), lockDir: t.TempDir()}
 	ipCmd(t, "-n", l.sw.name, "link", "add", "br0", "type", "bridge")
 	ipCmd(t, "-n", l.sw.name, "link", "set", "br0", "up")
 	plug := func(ns *testNS, port, addr string) {
@@ -182,6 +185,7 @@ func (l *lab) stop(i int) { l.servers[i].kill() }
 
 func (l *lab) care(t *testing.T, o podspec.Options) *proc {
 	t.Helper()
+	o.LockDir = l.lockDir
 	js, err := json.Marshal(o)
 	if err != nil {
 		t.Fatal(err)
@@ -191,7 +195,7 @@ func (l *lab) care(t *testing.T, o podspec.Options) *proc {
 
 func (l *lab) clean(t *testing.T, vs netip.AddrPort) {
 	t.Helper()
-	p := startHelper(t, l.node, "clean", []string{"LVSCARE_VS=" + vs.String(), "LVSCARE_MODE=nftables"}, false)
+	p := startHelper(t, l.node, "clean", []string{"LVSCARE_VS=" + vs.String(), "LVSCARE_MODE=nftables", "LVSCARE_LOCKDIR=" + l.lockDir}, false)
 	select {
 	case <-p.done:
 		if p.err != nil {
@@ -414,7 +418,7 @@ func TestNFTablesLoopbackServers(t *testing.T) {
 		servers = append(servers, srv)
 		o.RS = append(o.RS, netip.MustParseAddrPort(l.Addr().String()))
 	}
-	l := &lab{node: ns}
+	l := &lab{node: ns, lockDir: t.TempDir()}
 	care := l.care(t, o)
 	url := "http://" + o.VS.String() + "/"
 	eventually(t, "VIP reaches all three", 15*time.Second, reachAll(l, url, []string{"s1", "s2", "s3"}))
@@ -423,7 +427,7 @@ func TestNFTablesLoopbackServers(t *testing.T) {
 	if err := care.term(t); err != nil {
 		t.Fatalf("care after SIGTERM: %v", err)
 	}
-	p := startHelper(t, ns, "clean", []string{"LVSCARE_VS=" + o.VS.String(), "LVSCARE_MODE=auto"}, false)
+	p := startHelper(t, ns, "clean", []string{"LVSCARE_VS=" + o.VS.String(), "LVSCARE_MODE=auto", "LVSCARE_LOCKDIR=" + l.lockDir}, false)
 	<-p.done
 	if p.err != nil {
 		t.Fatalf("clean: %v\n%s", p.err, p.out.String())
