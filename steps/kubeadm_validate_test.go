@@ -94,12 +94,13 @@ kind: JoinConfiguration
 discovery:
   bootstrapToken:
     apiServerEndpoint: 10.0.0.9:6443
-  timeout: 10m0s
 nodeRegistration:
   criSocket: unix:///run/containerd/containerd.sock
   kubeletExtraArgs:
     - name: node-labels
       value: zone=a
+timeouts:
+  discovery: 10m0s
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
