@@ -81,7 +81,7 @@ func TestSeedChecksInputsFirst(t *testing.T) {
 
 // --kubeadm-join-config becomes the plans' kubeadm_join_config, as an
 // absolute path; a later join without the flag keeps the one init got.
-func TestSeedVarsKubeadmJoinConfig(t *testing.T) {
+func TestKubeadmJoinConfigVar(t *testing.T) {
 	t.Parallel()
 	init := seedVars(SeedOptions{KubeadmJoinConfig: "/etc/sealflow/join.yaml"}, nil)
 	if got := init["kubeadm_join_config"]; got != "/etc/sealflow/join.yaml" {
