@@ -56,11 +56,7 @@ func (k kernel) care(ctx context.Context, o podspec.Options, clock Clock, log *s
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	m, err := k.choose(ctx, lockDir(o.LockDir), o.VS, o.Mode, log)
-	if err != nil {
-		return err
-	}
-	b, err := k.open(m)
+	b, err := k.openPinned(ctx, lockDir(o.LockDir), o.VS, o.Mode, log)
 	if err != nil {
 		return err
 	}

@@ -129,34 +129,31 @@ func (k kernel) modes(mode podspec.Mode) []podspec.Mode {
 	return []podspec.Mode{mode}
 }
 
-// choose returns the backend that programs vs for mode, pinning it when vs
-// has no pin yet. In auto mode the pin decides; without one, a backend
-// that already holds vs (rules from before pins existed) is kept, else
-// IPVS when the kernel has it, else nftables.
-func (k kernel) choose(ctx context.Context, dir string, vs netip.AddrPort, mode podspec.Mode, log *slog.Logger) (podspec.Mode, error) {
+// choose returns the backend that programs vs for mode, and whether vs
+// has no pin yet (the caller pins it with writePin once the backend
+// opened: a backend the kernel lacks is never pinned). In auto mode the
+// pin decides; without one, a backend that already holds vs (rules from
+// before pins existed) is kept, else IPVS when the kernel has it, else
+// nftables.
+func (k kernel) choose(ctx context.Context, dir string, vs netip.AddrPort, mode podspec.Mode, log *slog.Logger) (podspec.Mode, bool, error) {
 	pinned, err := ReadPin(dir, vs)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	file := PinFile(dir, vs)
 	if mode != podspec.ModeAuto && mode != "" {
-		if pinned == "" {
-			if pinned, err = writePin(dir, vs, mode); err != nil {
-				return "", err
-			}
+		if pinned != "" && pinned != mode {
+			return "", false, &PinnedError{VS: vs, Pinned: pinned, Want: mode, File: file}
 		}
-		if pinned != mode {
-			return "", &PinnedError{VS: vs, Pinned: pinned, Want: mode, File: file}
-		}
-		return mode, nil
+		return mode, pinned == "", nil
 	}
 	if pinned != "" {
 		if pinned == podspec.ModeIPVS && !k.hasIPVS() {
-			return "", fmt.Errorf("virtual server %s is pinned to the ipvs backend (%s) but the kernel has no IPVS now: "+
+			return "", false, fmt.Errorf("virtual server %s is pinned to the ipvs backend (%s) but the kernel has no IPVS now: "+
 				"load module ip_vs, or remove it with `sealflow lvscare clean --vs %s` and run again", vs, file, vs)
 		}
 		log.Info("lvscare: using the backend the virtual server is pinned to", "vs", vs, "backend", pinned, "pin", file)
-		return pinned, nil
+		return pinned, false, nil
 	}
 	m := podspec.ModeNFTables
 	if k.hasIPVS() {
@@ -168,11 +165,36 @@ func (k kernel) choose(ctx context.Context, dir string, vs netip.AddrPort, mode 
 			break
 		}
 	}
-	if pinned, err = writePin(dir, vs, m); err != nil {
-		return "", err
+	return m, true, nil
+}
+
+// openPinned opens the backend choose picked and pins it when needed. When
+// another process pinned vs in the meantime, its pin wins: auto mode
+// follows it, an explicit mode is refused.
+func (k kernel) openPinned(ctx context.Context, dir string, vs netip.AddrPort, mode podspec.Mode, log *slog.Logger) (Backend, error) {
+	m, unpinned, err := k.choose(ctx, dir, vs, mode, log)
+	if err != nil {
+		return nil, err
 	}
-	log.Info("lvscare: backend chosen and pinned", "vs", vs, "backend", pinned, "pin", file)
-	return pinned, nil
+	b, err := k.open(m)
+	if err != nil || !unpinned {
+		return b, err
+	}
+	pinned, err := writePin(dir, vs, m)
+	if err != nil {
+		closeBackend(b)
+		return nil, err
+	}
+	if pinned == m {
+		log.Info("lvscare: backend chosen and pinned", "vs", vs, "backend", m, "pin", PinFile(dir, vs))
+		return b, nil
+	}
+	closeBackend(b)
+	if mode != podspec.ModeAuto && mode != "" {
+		return nil, &PinnedError{VS: vs, Pinned: pinned, Want: mode, File: PinFile(dir, vs)}
+	}
+	log.Info("lvscare: using the backend the virtual server is pinned to", "vs", vs, "backend", pinned, "pin", PinFile(dir, vs))
+	return k.open(pinned)
 }
 
 // holds reports whether backend m has vs; a backend that cannot be read

@@ -189,6 +189,17 @@ func TestPinFirstChoice(t *testing.T) {
 		t.Errorf("auto over unpinned nftables rules: held by %q, pin %q; want nftables", got, pin)
 	}
 
+	// --mode ipvs on a kernel without IPVS fails and pins nothing (a later
+	// auto run is free to use nftables).
+	dir = t.TempDir()
+	fk = newFakeKernel(false)
+	if err := runOnce(t, fk.kernel(), dir, podspec.ModeIPVS); err == nil || !strings.Contains(err.Error(), "no IPVS") {
+		t.Errorf("--mode ipvs without IPVS: %v", err)
+	}
+	if pin := readPinFile(t, dir); pin != "" {
+		t.Errorf("a failed --mode ipvs left the pin %q", pin)
+	}
+
 	// Pinned to IPVS, and the kernel has lost it: a clear error.
 	fk = newFakeKernel(false)
 	dir = t.TempDir()
