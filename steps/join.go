@@ -12,7 +12,8 @@ import (
 // joinKind joins a master or a worker to the cluster with a
 // JoinConfiguration file (the token and certificate key never go on a
 // command line, except the key for v1.14, whose kubeadm has no field
-// for it).
+// for it): sealflow's, or the user's kubeadm_config filled with what it
+// leaves empty (see join_config.go).
 func joinKind() *Kind {
 	return &Kind{
 		Name: "join",
