@@ -405,8 +405,8 @@ func TestCleanAndStatusOnFake(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "virtual server 10.103.97.2:6443 (fake)\n  -> 192.168.7.11:6443\n  -> 192.168.7.12:6443\n"
-	if diff := cmp.Diff(want, FormatStatus(svc, r.fake.Name())); diff != "" {
+	want := "virtual server 10.103.97.2:6443 (fake)\n  backend not pinned\n  -> 192.168.7.11:6443\n  -> 192.168.7.12:6443\n"
+	if diff := cmp.Diff(want, FormatStatus(StatusReport{Service: svc, Backend: r.fake.Name()})); diff != "" {
 		t.Errorf("status (-want +got):\n%s", diff)
 	}
 	if err := r.fake.Delete(ctx, testVS); err != nil {
@@ -418,7 +418,7 @@ func TestCleanAndStatusOnFake(t *testing.T) {
 	if err := r.fake.Delete(ctx, testVS); !errors.Is(err, ErrNotFound) {
 		t.Errorf("second clean: %v, want ErrNotFound", err)
 	}
-	if got := FormatStatus(Service{VS: testVS, Intact: true}, "nftables"); !strings.Contains(got, "connections are refused") {
+	if got := FormatStatus(StatusReport{Service: Service{VS: testVS, Intact: true}, Backend: "nftables"}); !strings.Contains(got, "connections are refused") {
 		t.Errorf("empty status: %q", got)
 	}
 }

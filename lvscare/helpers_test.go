@@ -116,7 +116,8 @@ func helperCare() int {
 	return 0
 }
 
-// helperClean runs Clean for LVSCARE_VS with LVSCARE_MODE.
+// helperClean runs Clean for LVSCARE_VS with LVSCARE_MODE and the lock
+// directory LVSCARE_LOCKDIR.
 func helperClean() int {
 	vs, err := podspec.ParseAddrPort("--vs", os.Getenv("LVSCARE_VS"))
 	if err != nil {
@@ -126,7 +127,7 @@ func helperClean() int {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := Clean(ctx, vs, podspec.Mode(os.Getenv("LVSCARE_MODE")), log); err != nil {
+	if err := Clean(ctx, vs, podspec.Mode(os.Getenv("LVSCARE_MODE")), os.Getenv("LVSCARE_LOCKDIR"), log); err != nil {
 		fmt.Fprintln(os.Stderr, "clean:", err)
 		return 1
 	}

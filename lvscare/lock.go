@@ -10,10 +10,13 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sealflow/sealflow/lvscare/podspec"
 )
 
-// DefaultLockDir holds the lock of each virtual server's daemon.
-const DefaultLockDir = "/run/sealflow"
+// DefaultLockDir holds the lock of each virtual server's daemon and its
+// backend pin (PinFile).
+const DefaultLockDir = podspec.DefaultLockDir
 
 // LockedError is a virtual server another daemon already keeps.
 type LockedError struct {

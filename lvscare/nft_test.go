@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"sort"
 	"strings"
 	"syscall"
@@ -148,11 +149,14 @@ type lab struct {
 	masters  []*testNS
 	servers  []*proc
 	addrs    []string
+	// lockDir holds the daemons' locks and backend pins (the machine's
+	// /run/sealflow is not the tests').
+	lockDir string
 }
 
 func newLab(t *testing.T) *lab {
 	t.Helper()
-	l := &lab{sw: newNS(t, "sw"), node: newNS(t, "node")}
+	l := &lab{sw: newNS(t, "sw"), node: newNS(t, "node"), lockDir: t.TempDir()}
 	ipCmd(t, "-n", l.sw.name, "link", "add", "br0", "type", "bridge")
 	ipCmd(t, "-n", l.sw.name, "link", "set", "br0", "up")
 	plug := func(ns *testNS, port, addr string) {
@@ -182,6 +186,7 @@ func (l *lab) stop(i int) { l.servers[i].kill() }
 
 func (l *lab) care(t *testing.T, o podspec.Options) *proc {
 	t.Helper()
+	o.LockDir = l.lockDir
 	js, err := json.Marshal(o)
 	if err != nil {
 		t.Fatal(err)
@@ -191,7 +196,7 @@ func (l *lab) care(t *testing.T, o podspec.Options) *proc {
 
 func (l *lab) clean(t *testing.T, vs netip.AddrPort) {
 	t.Helper()
-	p := startHelper(t, l.node, "clean", []string{"LVSCARE_VS=" + vs.String(), "LVSCARE_MODE=nftables"}, false)
+	p := startHelper(t, l.node, "clean", []string{"LVSCARE_VS=" + vs.String(), "LVSCARE_MODE=nftables", "LVSCARE_LOCKDIR=" + l.lockDir}, false)
 	select {
 	case <-p.done:
 		if p.err != nil {
@@ -414,7 +419,7 @@ func TestNFTablesLoopbackServers(t *testing.T) {
 		servers = append(servers, srv)
 		o.RS = append(o.RS, netip.MustParseAddrPort(l.Addr().String()))
 	}
-	l := &lab{node: ns}
+	l := &lab{node: ns, lockDir: t.TempDir()}
 	care := l.care(t, o)
 	url := "http://" + o.VS.String() + "/"
 	eventually(t, "VIP reaches all three", 15*time.Second, reachAll(l, url, []string{"s1", "s2", "s3"}))
@@ -423,10 +428,83 @@ func TestNFTablesLoopbackServers(t *testing.T) {
 	if err := care.term(t); err != nil {
 		t.Fatalf("care after SIGTERM: %v", err)
 	}
-	p := startHelper(t, ns, "clean", []string{"LVSCARE_VS=" + o.VS.String(), "LVSCARE_MODE=auto"}, false)
+	p := startHelper(t, ns, "clean", []string{"LVSCARE_VS=" + o.VS.String(), "LVSCARE_MODE=auto", "LVSCARE_LOCKDIR=" + l.lockDir}, false)
 	<-p.done
 	if p.err != nil {
 		t.Fatalf("clean: %v\n%s", p.err, p.out.String())
+	}
+	if diff := cmp.Diff(before, ns.dump(t)); diff != "" {
+		t.Errorf("clean must leave rules and routes as they were (-before +after):\n%s", diff)
+	}
+}
+
+// The rules phase (--run-once, mode auto) pins nftables in the lock
+// directory; the daemon started after it with --mode ipvs is refused by
+// the pin (not by the missing IPVS), in mode auto it keeps the rules; clean
+// removes rules and pin.
+func TestNFTablesPin(t *testing.T) {
+	needRoot(t)
+	t.Parallel()
+	ns := newNS(t, "pin")
+	before := ns.dump(t)
+	ln, err := ns.listen("127.0.0.1:18091")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "s1") })}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	l := &lab{node: ns, lockDir: t.TempDir()}
+	o := podspec.DefaultOptions()
+	o.VS, o.RS = netip.MustParseAddrPort("10.103.97.14:6443"), []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:18091")}
+	o.Health.Scheme, o.Health.Path = "http", "/"
+	wait := func(p *proc) error {
+		t.Helper()
+		select {
+		case <-p.done:
+			return p.err
+		case <-time.After(30 * time.Second):
+			t.Fatal("helper still running after 30s")
+		}
+		return nil
+	}
+
+	rules := o
+	rules.RunOnce = true
+	if p := l.care(t, rules); wait(p) != nil {
+		t.Fatalf("rules phase: %v\n%s", p.err, p.out.String())
+	}
+	url := "http://" + o.VS.String() + "/"
+	eventually(t, "the VIP after the rules phase", 5*time.Second, reachAll(l, url, []string{"s1"}))
+	if b, err := os.ReadFile(PinFile(l.lockDir, o.VS)); err != nil || string(b) != "nftables\n" {
+		t.Fatalf("pin after the rules phase: %q, %v; want nftables", b, err)
+	}
+
+	ipvs := o
+	ipvs.Mode = podspec.ModeIPVS
+	p := l.care(t, ipvs)
+	if err := wait(p); err == nil || !strings.Contains(p.out.String(), "held by the nftables backend") {
+		t.Errorf("daemon with --mode ipvs over the nftables pin: %v\n%s\nwant it refused by the pin", err, p.out.String())
+	}
+
+	daemon := l.care(t, o)
+	eventually(t, "the daemon in mode auto on the pinned backend", 10*time.Second, func() error {
+		if out := daemon.out.String(); !strings.Contains(out, "pinned to\" vs=10.103.97.14:6443 backend=nftables") {
+			return fmt.Errorf("daemon log:\n%s", out)
+		}
+		return nil
+	})
+	eventually(t, "the VIP with the daemon in mode auto", 5*time.Second, reachAll(l, url, []string{"s1"}))
+	if err := daemon.term(t); err != nil {
+		t.Fatalf("daemon after SIGTERM: %v\n%s", err, daemon.out.String())
+	}
+
+	c := startHelper(t, ns, "clean", []string{"LVSCARE_VS=" + o.VS.String(), "LVSCARE_MODE=auto", "LVSCARE_LOCKDIR=" + l.lockDir}, false)
+	if err := wait(c); err != nil {
+		t.Fatalf("clean: %v\n%s", err, c.out.String())
+	}
+	if _, err := os.Stat(PinFile(l.lockDir, o.VS)); !os.IsNotExist(err) {
+		t.Errorf("the pin is left after clean (%v)", err)
 	}
 	if diff := cmp.Diff(before, ns.dump(t)); diff != "" {
 		t.Errorf("clean must leave rules and routes as they were (-before +after):\n%s", diff)

@@ -97,3 +97,35 @@ func TestShippedVerifyDaemonSets(t *testing.T) {
 		}
 	}
 }
+
+// kubeadm_join_config reaches every join of ha and add-node, masters and
+// workers, as their kubeadm_config.
+func TestShippedKubeadmJoinConfig(t *testing.T) {
+	t.Parallel()
+	inv := []byte("groups:\n  masters: [{name: m1, address: 10.1.0.11}, {name: m2, address: 10.1.0.12}]\n" +
+		"  nodes: [{name: n1, address: 10.1.0.21}]\n  new: [{name: m2, address: 10.1.0.12}, {name: n1, address: 10.1.0.21}]\n")
+	for _, name := range []string{"ha", "add-node"} {
+		b, _ := Shipped(name)
+		p, err := Load(name+".yaml", b, LoadOptions{Kinds: steps.Builtin(), Inventory: inv, Set: map[string]string{"kubeadm_join_config": "/etc/sealflow/join.yaml"}})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for step, host := range map[string]string{"join-masters": "m2", "join-nodes": "n1"} {
+			s := p.Step(step)
+			if s == nil {
+				t.Fatalf("%s has no step %s", name, step)
+			}
+			env := p.NewEnv(p.Host(host))
+			env.Steps["kubeadm-init"] = StepView{Outputs: map[string]string{
+				"token": "abcdef.0123456789abcdef", "ca_cert_hash": "sha256:00", "certificate_key": "00", "join_endpoint": "apiserver.cluster.local:6443",
+			}}
+			params, err := s.Render(env)
+			if err != nil {
+				t.Fatalf("%s %s: %v", name, step, err)
+			}
+			if got := params["kubeadm_config"]; got != "/etc/sealflow/join.yaml" {
+				t.Errorf("%s %s: kubeadm_config = %v, want the plan's kubeadm_join_config", name, step, got)
+			}
+		}
+	}
+}

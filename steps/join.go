@@ -12,7 +12,8 @@ import (
 // joinKind joins a master or a worker to the cluster with a
 // JoinConfiguration file (the token and certificate key never go on a
 // command line, except the key for v1.14, whose kubeadm has no field
-// for it).
+// for it): sealflow's, or the user's kubeadm_config filled with what it
+// leaves empty (see join_config.go).
 func joinKind() *Kind {
 	return &Kind{
 		Name: "join",
@@ -30,6 +31,7 @@ func joinKind() *Kind {
 			{Name: "node_name", Type: String, Doc: "the node's name (default the host's name)"},
 			{Name: "ignore_preflight_errors", Type: StringList, Doc: "preflight checks whose errors are only warnings"},
 			{Name: "skip_phases", Type: StringList, Doc: "kubeadm join phases to skip"},
+			{Name: "kubeadm_config", Type: String, Doc: "a local kubeadm join configuration file (a JoinConfiguration in the version's API); sealflow fills only the discovery token, endpoint and CA hash, the node name and, for masters, the certificate key and advertise address, where the file leaves them empty"},
 		},
 		New: func(p Params) (Step, error) { return newJoin(p, defaultPaths()) },
 	}
@@ -44,6 +46,7 @@ type join struct {
 	ignore     []string
 	skip       []string
 	paths      sysPaths
+	user       *userJoinConfig // kubeadm_config, nil without one
 }
 
 // joinParams is what renderJoinConfig needs.
@@ -108,6 +111,16 @@ func newJoin(p Params, paths sysPaths) (*join, error) {
 	if _, err := renderJoinConfig(s.jp); err != nil {
 		return nil, err
 	}
+	// The file is read when the task is built, as it starts: a missing or
+	// wrong file stops it before anything on the host changes.
+	if f, _ := p["kubeadm_config"].(string); f != "" {
+		if s.user, err = readUserJoinConfig(f, s.version); err != nil {
+			return nil, err
+		}
+		if _, _, _, err := s.user.merged(s.jp); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -135,31 +148,40 @@ type (
 
 var endpointRE = regexp.MustCompile(`^[A-Za-z0-9.-]+:[0-9]{1,5}$|^\[[0-9A-Fa-f:.]+\]:[0-9]{1,5}$`)
 
+// checkJoinParams checks the values that go into a JoinConfiguration.
+func checkJoinParams(p joinParams) error {
+	if !endpointRE.MatchString(p.Endpoint) {
+		return fmt.Errorf("endpoint: %q is not HOST:PORT", p.Endpoint)
+	}
+	if !tokenRE.MatchString(p.Token) {
+		return fmt.Errorf("token: not a bootstrap token ([a-z0-9]{6}.[a-z0-9]{16})")
+	}
+	if !caHash.MatchString(p.CACertHash) {
+		return fmt.Errorf("ca_cert_hash: %q is not sha256: and 64 hex digits", p.CACertHash)
+	}
+	if p.CertificateKey != "" && !keyRE.MatchString(p.CertificateKey) {
+		return fmt.Errorf("certificate_key: not 64 hex digits")
+	}
+	if p.AdvertiseAddress != "" {
+		if _, err := netip.ParseAddr(p.AdvertiseAddress); err != nil {
+			return fmt.Errorf("advertise_address: %q is not an IP address", p.AdvertiseAddress)
+		}
+	}
+	if p.NodeName != "" && !nodeNameRE.MatchString(p.NodeName) {
+		return fmt.Errorf("node_name: %q is not a valid node name (lowercase letters, digits, '-' and '.')", p.NodeName)
+	}
+	return nil
+}
+
 // renderJoinConfig renders the JoinConfiguration in the configuration
 // API of the version.
 func renderJoinConfig(p joinParams) ([]byte, error) {
-	if !endpointRE.MatchString(p.Endpoint) {
-		return nil, fmt.Errorf("endpoint: %q is not HOST:PORT", p.Endpoint)
-	}
-	if !tokenRE.MatchString(p.Token) {
-		return nil, fmt.Errorf("token: not a bootstrap token ([a-z0-9]{6}.[a-z0-9]{16})")
-	}
-	if !caHash.MatchString(p.CACertHash) {
-		return nil, fmt.Errorf("ca_cert_hash: %q is not sha256: and 64 hex digits", p.CACertHash)
-	}
-	if p.CertificateKey != "" && !keyRE.MatchString(p.CertificateKey) {
-		return nil, fmt.Errorf("certificate_key: not 64 hex digits")
+	if err := checkJoinParams(p); err != nil {
+		return nil, err
 	}
 	var adv string
 	if p.AdvertiseAddress != "" {
-		a, err := netip.ParseAddr(p.AdvertiseAddress)
-		if err != nil {
-			return nil, fmt.Errorf("advertise_address: %q is not an IP address", p.AdvertiseAddress)
-		}
-		adv = a.String()
-	}
-	if p.NodeName != "" && !nodeNameRE.MatchString(p.NodeName) {
-		return nil, fmt.Errorf("node_name: %q is not a valid node name (lowercase letters, digits, '-' and '.')", p.NodeName)
+		adv = netip.MustParseAddr(p.AdvertiseAddress).String()
 	}
 	j := kcJoin{
 		APIVersion: p.Version.APIVersion(), Kind: "JoinConfiguration",
@@ -227,6 +249,24 @@ func (s *join) joined(ctx context.Context, t *Target) (bool, error) {
 	return strings.TrimSpace(out) == "joined", err
 }
 
+// config renders the host's JoinConfiguration, or fills the user's.
+func (s *join) config(t *Target) ([]byte, error) {
+	if s.user == nil {
+		return renderJoinConfig(s.forHost(t))
+	}
+	cfg, filled, secrets, err := s.user.merged(s.forHost(t))
+	if err != nil {
+		return nil, err
+	}
+	t.Secret(secrets...)
+	if len(filled) == 0 {
+		logf(t, "kubeadm_config %s: used as given (it sets every field sealflow fills)\n", s.user.path)
+	} else {
+		logf(t, "kubeadm_config %s: sealflow filled %s\n", s.user.path, strings.Join(filled, ", "))
+	}
+	return cfg, nil
+}
+
 func (s *join) Run(ctx context.Context, t *Target) (Outputs, error) {
 	t.Secret(s.jp.Token, s.jp.CertificateKey)
 	env := s.env()
@@ -236,7 +276,7 @@ func (s *join) Run(ctx context.Context, t *Target) (Outputs, error) {
 		return nil, err
 	}
 	if !joined {
-		cfg, err := renderJoinConfig(s.forHost(t))
+		cfg, err := s.config(t)
 		if err != nil {
 			return nil, err
 		}
@@ -298,6 +338,17 @@ func (s *join) Done(ctx context.Context, t *Target) (bool, Outputs, error) {
 }
 
 func (s *join) Describe(t *Target) []string {
+	if s.user != nil {
+		with := "kubeadm join with " + s.user.path + " (the discovery, node name"
+		if s.master {
+			with += ", certificate key and advertise address"
+		}
+		with += " filled where it leaves them empty)"
+		if s.master {
+			return []string{fmt.Sprintf("%s → %s; %s as a control-plane node; then %s → 127.0.0.1", apiserverName, s.masterAddr, with, apiserverName)}
+		}
+		return []string{fmt.Sprintf("%s → %s (VIP); %s as a worker", apiserverName, s.vip, with)}
+	}
 	if s.master {
 		return []string{fmt.Sprintf("%s → %s; kubeadm join as a control-plane node; then %s → 127.0.0.1", apiserverName, s.masterAddr, apiserverName)}
 	}

@@ -185,3 +185,191 @@ func TestJoinParams(t *testing.T) {
 		}
 	}
 }
+
+// writeUserConfig writes a kubeadm_config file and returns its path.
+func writeUserConfig(t *testing.T, text string) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "join.yaml")
+	if err := os.WriteFile(f, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// The user's master file keeps every field it sets (its own endpoint,
+// bind port, CRI socket, taints); sealflow fills the token, CA hash, node
+// name, certificate key and advertise address, says which, and prints
+// neither secret.
+func TestJoinUserConfigMaster(t *testing.T) {
+	t.Parallel()
+	l, _ := newInitLab(t)
+	const user = `apiVersion: kubeadm.k8s.io/v1beta4
+kind: JoinConfiguration
+discovery:
+  bootstrapToken:
+    token: ""
+    apiServerEndpoint: 10.0.0.9:6443
+nodeRegistration:
+  criSocket: unix:///run/containerd/containerd.sock
+  taints: []
+controlPlane:
+  localAPIEndpoint:
+    bindPort: 6444
+`
+	file := writeUserConfig(t, user)
+	p := joinParamsFor("master", "v1.34.4")
+	p["kubeadm_config"] = file
+	s := l.joinStep(t, p)
+	tg := l.target()
+	tg.Host = Host{Name: "master-1", Address: "10.0.0.3"}
+	if _, err := s.Run(context.Background(), tg); err != nil {
+		t.Fatalf("%v\nlog:\n%s", err, l.log.String())
+	}
+	want := `apiVersion: kubeadm.k8s.io/v1beta4
+kind: JoinConfiguration
+discovery:
+  bootstrapToken:
+    token: ` + testToken + `
+    apiServerEndpoint: 10.0.0.9:6443
+    caCertHashes:
+      - ` + testHash + `
+nodeRegistration:
+  criSocket: unix:///run/containerd/containerd.sock
+  taints: []
+  name: master-1
+controlPlane:
+  localAPIEndpoint:
+    bindPort: 6444
+    advertiseAddress: 10.0.0.3
+  certificateKey: ` + testKey + `
+`
+	if d := cmp.Diff(want, l.read(t, "config.1")); d != "" {
+		t.Errorf("configuration kubeadm join got (-want +got):\n%s", d)
+	}
+	cfg := filepath.Join(l.paths.State, "kubeadm", "join-config.yaml")
+	ups := l.conn.Uploads()
+	if len(ups) != 1 || ups[0].Dst != cfg || ups[0].Mode != 0o600 {
+		t.Errorf("uploads %+v, want the merged configuration once, mode 0600, to %s", ups, cfg)
+	}
+	filled := "kubeadm_config " + file + ": sealflow filled discovery.bootstrapToken.token, discovery.bootstrapToken.caCertHashes, " +
+		"nodeRegistration.name, controlPlane.certificateKey, controlPlane.localAPIEndpoint.advertiseAddress\n"
+	if !strings.Contains(l.log.String(), filled) {
+		t.Errorf("the log does not say which fields sealflow filled (want %q):\n%s", filled, l.log.String())
+	}
+	if got, _ := os.ReadFile(file); string(got) != user {
+		t.Error("the user's file was changed")
+	}
+	if exists(cfg) {
+		t.Error("the join configuration (it holds the token) is left on the host")
+	}
+	l.noSecrets(t, testToken, testKey)
+}
+
+// A worker's file: its own token wins (and is kept out of the log as a
+// secret), the other documents pass through, and no controlPlane appears.
+func TestJoinUserConfigWorker(t *testing.T) {
+	t.Parallel()
+	l, _ := newInitLab(t)
+	const userToken = "zyxwvu.9876543210fedcba"
+	file := writeUserConfig(t, `---
+apiVersion: kubeadm.k8s.io/v1beta3
+kind: JoinConfiguration
+discovery:
+  bootstrapToken:
+    token: `+userToken+`
+  timeout: 10m0s
+nodeRegistration:
+  name: edge-7
+  kubeletExtraArgs:
+    node-labels: zone=a
+---
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+maxPods: 50
+`)
+	p := joinParamsFor("node", "v1.29.3")
+	p["kubeadm_config"] = file
+	s := l.joinStep(t, p)
+	if _, err := s.Run(context.Background(), l.target()); err != nil {
+		t.Fatalf("%v\nlog:\n%s", err, l.log.String())
+	}
+	want := `apiVersion: kubeadm.k8s.io/v1beta3
+kind: JoinConfiguration
+discovery:
+  bootstrapToken:
+    token: ` + userToken + `
+    apiServerEndpoint: apiserver.cluster.local:6443
+    caCertHashes:
+      - ` + testHash + `
+  timeout: 10m0s
+nodeRegistration:
+  name: edge-7
+  kubeletExtraArgs:
+    node-labels: zone=a
+---
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+maxPods: 50
+`
+	if d := cmp.Diff(want, l.read(t, "config.1")); d != "" {
+		t.Errorf("configuration kubeadm join got (-want +got):\n%s", d)
+	}
+	if !strings.Contains(l.log.String(), ": sealflow filled discovery.bootstrapToken.apiServerEndpoint, discovery.bootstrapToken.caCertHashes\n") {
+		t.Errorf("the log does not say which fields sealflow filled:\n%s", l.log.String())
+	}
+	l.noSecrets(t, userToken)
+}
+
+func TestJoinUserConfigRefused(t *testing.T) {
+	t.Parallel()
+	missing := filepath.Join(t.TempDir(), "nope.yaml")
+	tests := []struct {
+		name, role, text string
+		want             []string
+	}{
+		{"older API", "node", "apiVersion: kubeadm.k8s.io/v1beta3\nkind: JoinConfiguration\n",
+			[]string{"kubeadm_config ", "document 1 (JoinConfiguration) is kubeadm.k8s.io/v1beta3", "v1.34.4 reads kubeadm.k8s.io/v1beta4", "kubeadm config migrate"}},
+		{"other kubeadm document in an older API", "node",
+			"apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\n---\napiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\n",
+			[]string{"document 2 (ClusterConfiguration) is kubeadm.k8s.io/v1beta3"}},
+		{"no JoinConfiguration", "node", "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\n",
+			[]string{"no JoinConfiguration document", "apiVersion: kubeadm.k8s.io/v1beta4, kind: JoinConfiguration"}},
+		{"two JoinConfigurations", "node", "apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\n---\napiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\n",
+			[]string{"more than one JoinConfiguration"}},
+		{"not a mapping", "node", "- a\n", []string{"document 1 is not a mapping"}},
+		{"no kind", "node", "apiVersion: kubeadm.k8s.io/v1beta4\n", []string{"document 1 has no apiVersion or kind"}},
+		{"worker with controlPlane", "node", "apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\ncontrolPlane: {}\n",
+			[]string{"controlPlane", "role is node"}},
+		{"discovery not a mapping", "node", "apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\ndiscovery: x\n",
+			[]string{"JoinConfiguration discovery is not a mapping"}},
+		{"missing file", "master", "", []string{"kubeadm_config: read " + missing + ": no such file"}},
+	}
+	for _, tt := range tests {
+		p := joinParamsFor(tt.role, "v1.34.4")
+		p["kubeadm_config"] = missing
+		if tt.text != "" {
+			p["kubeadm_config"] = writeUserConfig(t, tt.text)
+		}
+		_, err := joinKind().New(p)
+		if err == nil {
+			t.Errorf("%s: accepted", tt.name)
+			continue
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: error %q, want it to say %q", tt.name, err, w)
+			}
+		}
+	}
+	// A file with discovery.file is left to it: no bootstrap token added.
+	p := joinParamsFor("node", "v1.34.4")
+	p["kubeadm_config"] = writeUserConfig(t, "apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\ndiscovery:\n  file:\n    kubeConfigPath: /etc/kubernetes/discovery.conf\n")
+	s, err := newJoin(p, defaultPaths())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, filled, _, err := s.user.merged(s.jp)
+	if err != nil || strings.Contains(string(out), "bootstrapToken") || len(filled) != 0 {
+		t.Errorf("file discovery: filled %v, err %v:\n%s", filled, err, out)
+	}
+}

@@ -82,4 +82,43 @@ func TestKubeadmConfigValidate(t *testing.T) {
 			validate(name, join)
 		}
 	}
+	// A user's join configuration (the join kind's kubeadm_config) as
+	// sealflow fills it, for a master and a worker.
+	v, err := parseKubeVersion("v1.34.4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	userFile := filepath.Join(dir, "user-join.yaml")
+	if err := os.WriteFile(userFile, []byte(`apiVersion: kubeadm.k8s.io/v1beta4
+kind: JoinConfiguration
+discovery:
+  bootstrapToken:
+    apiServerEndpoint: 10.0.0.9:6443
+nodeRegistration:
+  criSocket: unix:///run/containerd/containerd.sock
+  kubeletExtraArgs:
+    - name: node-labels
+      value: zone=a
+timeouts:
+  discovery: 10m0s
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	user, err := readUserJoinConfig(userFile, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, master := range []bool{true, false} {
+		p := joinParams{Version: v, Endpoint: ControlPlaneAddress, Token: testToken, CACertHash: testHash, NodeName: "n"}
+		name := "user-join-node"
+		if master {
+			p.CertificateKey, p.ControlPlane, p.AdvertiseAddress = testKey, true, "10.0.0.3"
+			name = "user-join-master"
+		}
+		cfg, _, _, err := user.merged(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		validate(name, cfg)
+	}
 }

@@ -21,6 +21,8 @@ import (
 func lvscareCommand() *cli.Command {
 	modeFlag := &cli.StringFlag{Name: "mode", Value: string(podspec.ModeAuto),
 		Usage: "backend: auto (IPVS when the kernel has it, else nftables), ipvs or nftables"}
+	lockDirFlag := &cli.StringFlag{Name: "lock-dir", Value: lvscare.DefaultLockDir,
+		Usage: "`DIR` of the lock that keeps a second daemon off the same virtual server, and of the backend pin (the backend the first program chose)"}
 	vsFlag := &cli.StringFlag{Name: "vs", Required: true, Usage: "virtual server `IP:PORT`, e.g. " + podspec.DefaultVIP + ":6443"}
 	return &cli.Command{
 		Name:  "lvscare",
@@ -43,20 +45,20 @@ func lvscareCommand() *cli.Command {
 					modeFlag,
 					&cli.BoolFlag{Name: "run-once", Usage: "probe once, apply, exit"},
 					&cli.BoolFlag{Name: "debug", Usage: "log every failed probe"},
-					&cli.StringFlag{Name: "lock-dir", Value: lvscare.DefaultLockDir, Usage: "`DIR` of the lock that keeps a second daemon off the same virtual server"},
+					lockDirFlag,
 				},
 				Action: noArgs(lvscareCare),
 			},
 			{
 				Name:   "clean",
-				Usage:  "remove the virtual server and what was added for it (rules, address or route)",
-				Flags:  []cli.Flag{vsFlag, modeFlag},
+				Usage:  "remove the virtual server and what was added for it (rules, address or route), and its backend pin",
+				Flags:  []cli.Flag{vsFlag, modeFlag, lockDirFlag},
 				Action: noArgs(lvscareClean),
 			},
 			{
 				Name:   "status",
-				Usage:  "show the kernel's virtual server and its real servers",
-				Flags:  []cli.Flag{vsFlag, modeFlag},
+				Usage:  "show the kernel's virtual server, its real servers and the backend it is pinned to",
+				Flags:  []cli.Flag{vsFlag, modeFlag, lockDirFlag},
 				Action: noArgs(lvscareStatus),
 			},
 		},
@@ -116,6 +118,7 @@ func lvscareOptions(c *cli.Context) (podspec.Options, error) {
 		errs = append(errs, fmt.Errorf("--%w", err))
 	}
 	o.RunOnce = c.Bool("run-once")
+	o.LockDir = c.String("lock-dir")
 	if err := errors.Join(errs...); err != nil {
 		return o, err
 	}
@@ -153,7 +156,12 @@ func lvscareCare(c *cli.Context) error {
 	}
 	// SIGTERM ends c.Context (see run); the daemon then returns and leaves
 	// the rules in place.
-	return lvscare.Care(c.Context, o, lvscareLogger(c))
+	err = lvscare.Care(c.Context, o, lvscareLogger(c))
+	var pe *lvscare.PinnedError
+	if errors.As(err, &pe) {
+		return usageError{fmt.Errorf("lvscare care: %w", err)}
+	}
+	return err
 }
 
 func lvscareClean(c *cli.Context) error {
@@ -165,7 +173,7 @@ func lvscareClean(c *cli.Context) error {
 	if err != nil {
 		return usageError{fmt.Errorf("--%w", err)}
 	}
-	return lvscare.Clean(c.Context, vs, mode, lvscareLogger(c))
+	return lvscare.Clean(c.Context, vs, mode, c.String("lock-dir"), lvscareLogger(c))
 }
 
 func lvscareStatus(c *cli.Context) error {
@@ -177,10 +185,10 @@ func lvscareStatus(c *cli.Context) error {
 	if err != nil {
 		return usageError{fmt.Errorf("--%w", err)}
 	}
-	svc, backend, err := lvscare.Status(c.Context, vs, mode)
+	r, err := lvscare.Status(c.Context, vs, mode, c.String("lock-dir"))
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprint(c.App.Writer, lvscare.FormatStatus(svc, backend))
+	_, err = fmt.Fprint(c.App.Writer, lvscare.FormatStatus(r))
 	return err
 }

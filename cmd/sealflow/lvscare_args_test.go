@@ -43,3 +43,22 @@ func TestLvscareSecondDaemonRefused(t *testing.T) {
 		t.Errorf("second daemon: exit %d, want 2 and %q\n%s", code, want, stderr)
 	}
 }
+
+// An explicit --mode that contradicts the backend pin is exit 2, saying
+// which backend holds the virtual server and how to switch; it programs
+// nothing (the pin is read before any backend is opened).
+func TestLvscarePinnedModeRefused(t *testing.T) {
+	bin := sealflowBin(t)
+	dir := t.TempDir()
+	vs := netip.MustParseAddrPort("10.103.97.9:6443")
+	if err := os.WriteFile(lvscare.PinFile(dir, vs), []byte("nftables\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code := sf(t, bin, dir, "", "lvscare", "care", "--vs", vs.String(), "--rs", "127.0.0.1:1",
+		"--mode", "ipvs", "--run-once", "--lock-dir", dir)
+	for _, want := range []string{"held by the nftables backend", "sealflow lvscare clean --vs 10.103.97.9:6443"} {
+		if code != 2 || !strings.Contains(stderr, want) {
+			t.Errorf("--mode ipvs over a nftables pin: exit %d, want 2 and %q\n%s", code, want, stderr)
+		}
+	}
+}

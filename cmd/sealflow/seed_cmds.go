@@ -27,6 +27,7 @@ func seedFlags(withPackage bool) []cli.Flag {
 			&cli.StringFlag{Name: "pkg-url", Usage: "offline package `URL` each host downloads"},
 			&cli.StringFlag{Name: "version", Usage: "Kubernetes version, e.g. v1.34.4"},
 			&cli.StringFlag{Name: "kubeadm-config", Usage: "kubeadm configuration `FILE` used as given"},
+			&cli.StringFlag{Name: "kubeadm-join-config", Usage: "kubeadm JoinConfiguration `FILE` for every join (sealflow fills the discovery, node name and a master's key and address where it leaves them empty)"},
 			&cli.StringFlag{Name: "podcidr", Usage: "pod network (default 100.64.0.0/10)"},
 			&cli.StringFlag{Name: "svccidr", Usage: "service network (default 10.96.0.0/12)"},
 		)
@@ -46,21 +47,22 @@ func seedOptions(c *cli.Context, streams app.IO) (app.SeedOptions, error) {
 		fmt.Fprintln(streams.Stderr, "warning: --passwd shows the password in ps; prefer --password-stdin")
 	}
 	return app.SeedOptions{
-		ExecOptions:   eo,
-		Masters:       c.StringSlice("master"),
-		Nodes:         c.StringSlice("node"),
-		User:          c.String("user"),
-		Port:          c.Int("port"),
-		KeyFile:       c.String("pk"),
-		VIP:           c.String("vip"),
-		Set:           c.StringSlice("set"),
-		Pkg:           stringIf(c, "pkg"),
-		PkgURL:        stringIf(c, "pkg-url"),
-		Version:       stringIf(c, "version"),
-		KubeadmConfig: stringIf(c, "kubeadm-config"),
-		PodCIDR:       stringIf(c, "podcidr"),
-		SvcCIDR:       stringIf(c, "svccidr"),
-		All:           c.Command.Name == "clean" && c.Bool("all"),
+		ExecOptions:       eo,
+		Masters:           c.StringSlice("master"),
+		Nodes:             c.StringSlice("node"),
+		User:              c.String("user"),
+		Port:              c.Int("port"),
+		KeyFile:           c.String("pk"),
+		VIP:               c.String("vip"),
+		Set:               c.StringSlice("set"),
+		Pkg:               stringIf(c, "pkg"),
+		PkgURL:            stringIf(c, "pkg-url"),
+		Version:           stringIf(c, "version"),
+		KubeadmConfig:     stringIf(c, "kubeadm-config"),
+		KubeadmJoinConfig: stringIf(c, "kubeadm-join-config"),
+		PodCIDR:           stringIf(c, "podcidr"),
+		SvcCIDR:           stringIf(c, "svccidr"),
+		All:               c.Command.Name == "clean" && c.Bool("all"),
 	}, nil
 }
 

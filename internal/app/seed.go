@@ -26,10 +26,13 @@ type SeedOptions struct {
 	Version        string
 	VIP            string
 	KubeadmConfig  string
-	PodCIDR        string
-	SvcCIDR        string
-	Set            []string // more plan vars: key=value
-	All            bool     // clean: every host of the cluster
+	// KubeadmJoinConfig is the user's JoinConfiguration for every join (the
+	// plans' kubeadm_join_config); join reuses the one init was given.
+	KubeadmJoinConfig string
+	PodCIDR           string
+	SvcCIDR           string
+	Set               []string // more plan vars: key=value
+	All               bool     // clean: every host of the cluster
 }
 
 // cluster is what the seed commands remember of a cluster, in
@@ -181,6 +184,7 @@ func checkSeedInputs(cmd string, o SeedOptions) error {
 	}
 	readable("--pkg", o.Pkg)
 	readable("--kubeadm-config", o.KubeadmConfig)
+	readable("--kubeadm-join-config", o.KubeadmJoinConfig)
 	readable("--pk", o.KeyFile)
 	if o.Pkg != "" && o.PkgURL != "" {
 		probs = append(probs, "--pkg and --pkg-url: give only one")
@@ -232,7 +236,7 @@ func seedVars(o SeedOptions, base map[string]string) map[string]string {
 	}
 	for k, x := range map[string]string{
 		"pkg": abs(o.Pkg), "pkg_url": o.PkgURL, "version": o.Version, "vip": o.VIP,
-		"kubeadm_config": abs(o.KubeadmConfig), "pod_cidr": o.PodCIDR, "svc_cidr": o.SvcCIDR,
+		"kubeadm_config": abs(o.KubeadmConfig), "kubeadm_join_config": abs(o.KubeadmJoinConfig), "pod_cidr": o.PodCIDR, "svc_cidr": o.SvcCIDR,
 	} {
 		if x != "" {
 			v[k] = x

@@ -55,7 +55,7 @@ func TestSeedChecksInputsFirst(t *testing.T) {
 	o := SeedOptions{
 		ExecOptions: ExecOptions{StateDir: state, Parallel: 4, Output: "plain"},
 		Masters:     []string{"127.0.0.1"}, Port: 1,
-		Pkg: dir + "/missing.tar.gz", KubeadmConfig: dir, VIP: "10.103.97", PodCIDR: "10.244.0.0",
+		Pkg: dir + "/missing.tar.gz", KubeadmConfig: dir, KubeadmJoinConfig: dir + "/join.yaml", VIP: "10.103.97", PodCIDR: "10.244.0.0",
 		Version: "v1.34.4",
 	}
 	err := Init(context.Background(), o, streams)
@@ -66,6 +66,7 @@ func TestSeedChecksInputsFirst(t *testing.T) {
 		"init: nothing was done on any host",
 		"--pkg " + dir + "/missing.tar.gz: no such file or directory",
 		"--kubeadm-config " + dir + ": not a regular file",
+		"--kubeadm-join-config " + dir + "/join.yaml: no such file or directory",
 		`--vip "10.103.97": want an IPv4 address`,
 		`--podcidr "10.244.0.0": want a CIDR`,
 	} {
@@ -75,5 +76,21 @@ func TestSeedChecksInputsFirst(t *testing.T) {
 	}
 	if _, err := os.Stat(state); !os.IsNotExist(err) {
 		t.Errorf("the state directory was written (%v)", err)
+	}
+}
+
+// --kubeadm-join-config becomes the plans' kubeadm_join_config, as an
+// absolute path; a later join without the flag keeps the one init got.
+func TestKubeadmJoinConfigVar(t *testing.T) {
+	t.Parallel()
+	init := seedVars(SeedOptions{KubeadmJoinConfig: "/etc/sealflow/join.yaml"}, nil)
+	if got := init["kubeadm_join_config"]; got != "/etc/sealflow/join.yaml" {
+		t.Errorf("init: kubeadm_join_config = %q", got)
+	}
+	if got := seedVars(SeedOptions{}, init)["kubeadm_join_config"]; got != "/etc/sealflow/join.yaml" {
+		t.Errorf("join without the flag: kubeadm_join_config = %q, want init's", got)
+	}
+	if got := seedVars(SeedOptions{KubeadmJoinConfig: "/other.yaml"}, init)["kubeadm_join_config"]; got != "/other.yaml" {
+		t.Errorf("join with the flag: kubeadm_join_config = %q, want its own", got)
 	}
 }

@@ -212,9 +212,9 @@ func TestIPVSScenario(t *testing.T) {
 	// Stopping the daemon leaves the rules: traffic keeps flowing.
 	stopDaemon()
 	eventually(t, "traffic with the daemon stopped", 5*time.Second, reach(url, 30, all))
-	svc, backend, err := lvscare.Status(context.Background(), o.VS, podspec.ModeAuto)
-	if err != nil || backend != "ipvs" || len(svc.RS) != 3 || !svc.Intact {
-		t.Errorf("status: %+v %s %v", svc, backend, err)
+	st, err := lvscare.Status(context.Background(), o.VS, podspec.ModeAuto, t.TempDir())
+	if err != nil || st.Backend != "ipvs" || len(st.RS) != 3 || !st.Intact {
+		t.Errorf("status: %+v %v", st, err)
 	}
 
 	// Someone flushes IPVS and removes the VIP: a new daemon puts both back.
@@ -228,7 +228,7 @@ func TestIPVSScenario(t *testing.T) {
 	eventually(t, "VIP back after an external flush", 20*time.Second, reach(url, 30, all))
 	stopDaemon()
 
-	if err := lvscare.Clean(context.Background(), o.VS, podspec.ModeIPVS, log); err != nil {
+	if err := lvscare.Clean(context.Background(), o.VS, podspec.ModeIPVS, t.TempDir(), log); err != nil {
 		t.Fatalf("clean: %v", err)
 	}
 	if diff := cmp.Diff(before, state(t, b, o.VS)); diff != "" {

@@ -99,6 +99,11 @@ func StaticPod(o PodOptions) ([]byte, error) {
 		VolumeMounts:    []podVolumeMount{{Name: "lib-modules", MountPath: "/lib/modules", ReadOnly: true}},
 	}
 	vols := []podVolume{{Name: "lib-modules", HostPath: podHostPath{Path: "/lib/modules", Type: "Directory"}}}
+	// The host's lock and backend pin: a second daemon on the host, and
+	// the rules phase that ran before the pod, see the same files.
+	lockDir := o.Care.withDefaults().LockDir
+	c.VolumeMounts = append(c.VolumeMounts, podVolumeMount{Name: "lvscare-state", MountPath: lockDir})
+	vols = append(vols, podVolume{Name: "lvscare-state", HostPath: podHostPath{Path: lockDir, Type: "DirectoryOrCreate"}})
 	if ca := o.Care.Health.CAFile; ca != "" {
 		dir := path.Dir(ca)
 		c.VolumeMounts = append(c.VolumeMounts, podVolumeMount{Name: "health-ca", MountPath: dir, ReadOnly: true})
@@ -198,6 +203,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Mode == "" {
 		o.Mode = d.Mode
+	}
+	if o.LockDir == "" {
+		o.LockDir = d.LockDir
 	}
 	return o
 }

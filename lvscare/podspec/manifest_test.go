@@ -57,11 +57,18 @@ spec:
         - name: lib-modules
           mountPath: /lib/modules
           readOnly: true
+        - name: lvscare-state
+          mountPath: /run/sealflow
+          readOnly: false
   volumes:
     - name: lib-modules
       hostPath:
         path: /lib/modules
         type: Directory
+    - name: lvscare-state
+      hostPath:
+        path: /run/sealflow
+        type: DirectoryOrCreate
 `
 	if diff := cmp.Diff(want, string(got)); diff != "" {
 		t.Errorf("manifest (-want +got):\n%s", diff)
@@ -73,6 +80,7 @@ func TestStaticPodCarriesOptions(t *testing.T) {
 	o := careOpts("192.168.0.11:6443")
 	o.Health = Health{Scheme: "http", Path: "/ready z", Status: StatusRange{200, 204}, Timeout: 3 * time.Second, CAFile: "/etc/kubernetes/pki/ca.crt"}
 	o.Interval, o.Fall, o.Rise, o.Mode = 2*time.Second, 3, 2, ModeNFTables
+	o.LockDir = "/var/run/lvs"
 	out, err := StaticPod(PodOptions{Care: o})
 	if err != nil {
 		t.Fatal(err)
@@ -99,15 +107,16 @@ func TestStaticPodCarriesOptions(t *testing.T) {
 	want := []string{"sealflow", "lvscare", "care", "--vs", "10.103.97.2:6443", "--rs", "192.168.0.11:6443",
 		"--health-schem", "http", "--health-path", "/ready z", "--health-status", "200-204",
 		"--health-timeout", "3s", "--health-ca", "/etc/kubernetes/pki/ca.crt", "--interval", "2s",
-		"--rise", "2", "--fall", "3", "--mode", "nftables"}
+		"--rise", "2", "--fall", "3", "--mode", "nftables", "--lock-dir", "/var/run/lvs"}
 	if diff := cmp.Diff(want, c.Command); diff != "" {
 		t.Errorf("command (-want +got):\n%s", diff)
 	}
 	if !pod.Spec.HostNetwork || !c.SecurityContext.Privileged || c.Image != version.Image() {
 		t.Errorf("pod: hostNetwork %v privileged %v image %q", pod.Spec.HostNetwork, c.SecurityContext.Privileged, c.Image)
 	}
-	if len(c.VolumeMounts) != 2 || c.VolumeMounts[1].MountPath != "/etc/kubernetes/pki" {
-		t.Errorf("the CA file's directory must be mounted: %+v", c.VolumeMounts)
+	// The lock and pin directory the daemon is told of is the host's.
+	if len(c.VolumeMounts) != 3 || c.VolumeMounts[1].MountPath != "/var/run/lvs" || c.VolumeMounts[2].MountPath != "/etc/kubernetes/pki" {
+		t.Errorf("the lock directory and the CA file's directory must be mounted: %+v", c.VolumeMounts)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -34,6 +35,10 @@ const (
 	DefaultHealthPath    = "/healthz"
 	DefaultHealthScheme  = "https"
 	DefaultResync        = 5 * time.Second
+	// DefaultLockDir holds, for each virtual server, the daemon's lock and
+	// the backend pin (the backend its first program chose). It is on
+	// tmpfs: the pin goes at reboot with the kernel rules it describes.
+	DefaultLockDir = "/run/sealflow"
 )
 
 // DefaultHealthStatus is the range of HTTP status codes that count as
@@ -96,6 +101,8 @@ type Options struct {
 	Resync  time.Duration
 	Mode    Mode
 	RunOnce bool
+	// LockDir holds the lock and the backend pin of VS (DefaultLockDir).
+	LockDir string
 }
 
 // DefaultOptions returns the defaults with no virtual or real servers.
@@ -112,6 +119,7 @@ func DefaultOptions() Options {
 		Fall:     DefaultFall,
 		Resync:   DefaultResync,
 		Mode:     ModeAuto,
+		LockDir:  DefaultLockDir,
 	}
 }
 
@@ -189,6 +197,9 @@ func (o Options) Validate() error {
 	if _, err := ParseMode(string(o.Mode)); err != nil {
 		errs = append(errs, fmt.Errorf("--mode: %w", err))
 	}
+	if o.LockDir != "" && !path.IsAbs(o.LockDir) {
+		errs = append(errs, fmt.Errorf("--lock-dir %q: want an absolute path", o.LockDir))
+	}
 	return errors.Join(errs...)
 }
 
@@ -226,6 +237,9 @@ func (o Options) Args() []string {
 	}
 	if o.Mode != "" && o.Mode != d.Mode {
 		args = append(args, "--mode", string(o.Mode))
+	}
+	if o.LockDir != "" && o.LockDir != d.LockDir {
+		args = append(args, "--lock-dir", o.LockDir)
 	}
 	if o.RunOnce {
 		args = append(args, "--run-once")

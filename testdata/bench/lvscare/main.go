@@ -108,6 +108,13 @@ func care(args []string) int {
 		return 2
 	}
 	o.Fall = *fall
+	// The backend pin goes to a directory of its own, not the machine's
+	// /run/sealflow.
+	if o.LockDir, err = os.MkdirTemp("", "lvscare-bench-"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(o.LockDir)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	if err := lvscare.Care(ctx, o, slog.New(slog.NewTextHandler(os.Stderr, nil))); err != nil {
