@@ -122,6 +122,8 @@ func would(p *plans.Plan, s *plans.Step, h *plans.Host, st *taskState) string {
 		return "run again (failed earlier)" + cond
 	case "running or interrupted", "interrupted":
 		return "ask: interrupted earlier (--rerun or --skip, unless safe to re-run)"
+	case "outcome unknown (connection lost)":
+		return "ask: connection lost while it ran (--rerun or --skip, unless safe to re-run)"
 	case "skipped":
 		return "run" + cond + " (skipped earlier)"
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sealflow/sealflow/internal/journal"
 	"github.com/sealflow/sealflow/internal/redact"
+	"github.com/sealflow/sealflow/internal/transport"
 	"github.com/sealflow/sealflow/steps"
 )
 
@@ -134,6 +135,15 @@ func (r *runner) execute(ctx context.Context, t *task, step steps.Step, fp strin
 		if ctx.Err() != nil {
 			r.append(journal.Record{Event: journal.Failed, Step: id.Step, Host: id.Host, Attempt: attempt, Error: r.secrets.Redact(err.Error()), Duration: elapsed, Note: noteInterrupted})
 			r.setFailed(id, err, elapsed)
+			return err
+		}
+		// A command cut off with its connection may have done its work:
+		// that is no failure to retry but an unknown end, decided like an
+		// interrupted task (check, safe to re-run, or ask).
+		if errors.Is(err, transport.ErrOutcomeUnknown) && !safe {
+			r.append(journal.Record{Event: journal.Failed, Step: id.Step, Host: id.Host, Attempt: attempt, Error: r.secrets.Redact(err.Error()), Duration: elapsed, Note: noteUnknown})
+			r.setFailed(id, err, elapsed)
+			r.emit(Event{Type: EventTaskFailed, Task: id.String(), Step: id.Step, Host: id.Host, Attempt: attempt, Duration: elapsed, Error: err.Error(), Note: noteUnknown, LogPath: logPath})
 			return err
 		}
 		if a > t.step.Retries {
