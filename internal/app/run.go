@@ -127,13 +127,46 @@ func Run(ctx context.Context, o RunOptions, io IO) error {
 	if err != nil {
 		return Invalid(err)
 	}
-	st, err := openState(o.StateDir, io)
+	// Every input is checked before the state directory is created or
+	// changed: a refused command leaves it as it was (or absent).
+	ex, err := prepare(plan, o.ExecOptions, io)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	if prev, err := readMeta(st); err == nil && prev.Name != plan.Name && !o.Fresh {
-		return Invalidf("state directory %s holds a run of plan %q, not %q; use another --state, or --fresh to discard it", st.Dir(), prev.Name, plan.Name)
+	defer ex.conns.Close()
+	dir := stateDir(o.StateDir)
+	existed := dirExists(dir)
+	if o.Fresh || !existed {
+		if err := ex.check(nil); err != nil {
+			return err
+		}
+	}
+	st, err := openState(dir, io)
+	if err != nil {
+		return err
+	}
+	ran := false
+	defer func() {
+		st.Close()
+		if !ran && !existed {
+			// Nothing ran: leave no state directory behind.
+			os.RemoveAll(dir)
+		}
+	}()
+	if !o.Fresh {
+		if prev, err := readMeta(st); err == nil && prev.Name != plan.Name {
+			return Invalidf("state directory %s holds a run of plan %q, not %q; use another --state, or --fresh to discard it", st.Dir(), prev.Name, plan.Name)
+		}
+		if err := st.Lost(); err != nil {
+			return Invalid(err)
+		}
+		records, err := replayState(st)
+		if err != nil {
+			return err
+		}
+		if err := ex.check(records); err != nil {
+			return err
+		}
 	}
 	if o.Fresh {
 		// The lock is held throughout: no other run slips in between.
@@ -152,10 +185,33 @@ func Run(ctx context.Context, o RunOptions, io IO) error {
 	meta, _ := json.Marshal(rm)
 	// An empty inventory file means the plan's own hosts.
 	files := map[string][]byte{journal.PlanFile: planData, journal.VarsFile: varsJSON, journal.MetaFile: meta, journal.InventoryFile: invData}
+	ran = true
 	if err := st.SaveRun(files); err != nil {
 		return err
 	}
-	return execute(ctx, plan, st, o.ExecOptions, io)
+	return ex.run(ctx, st)
+}
+
+// replayState reads the journal; a missing key is the user's to fix.
+func replayState(st *journal.State) ([]journal.Record, error) {
+	records, err := st.Replay()
+	var km *journal.KeyMissingError
+	if errors.As(err, &km) {
+		return nil, Invalid(err)
+	}
+	return records, err
+}
+
+func stateDir(dir string) string {
+	if dir == "" {
+		return journal.DefaultDir
+	}
+	return dir
+}
+
+func dirExists(dir string) bool {
+	fi, err := os.Stat(dir)
+	return err == nil && fi.IsDir()
 }
 
 // ResumeOptions are the options of `sealflow resume`.
@@ -165,7 +221,11 @@ type ResumeOptions struct {
 
 // Resume runs again the plan saved in the state directory.
 func Resume(ctx context.Context, o ResumeOptions, io IO) error {
-	st, err := openState(o.StateDir, io)
+	dir := stateDir(o.StateDir)
+	if !dirExists(dir) {
+		return Invalidf("nothing to resume: there is no state directory %s (start a run with `sealflow run PLAN`)", dir)
+	}
+	st, err := openState(dir, io)
 	if err != nil {
 		return err
 	}
@@ -174,12 +234,27 @@ func Resume(ctx context.Context, o ResumeOptions, io IO) error {
 	if err != nil {
 		return err
 	}
+	if err := st.Lost(); err != nil {
+		return Invalid(err)
+	}
+	records, err := replayState(st)
+	if err != nil {
+		return err
+	}
 	eo := o.ExecOptions
 	if meta, err := readMeta(st); err == nil {
 		eo.Connect = reuseConnect(eo.Connect, meta.Connect, io)
 		notePlanChanged(st, meta, io)
 	}
-	return execute(ctx, plan, st, eo, io)
+	ex, err := prepare(plan, eo, io)
+	if err != nil {
+		return err
+	}
+	defer ex.conns.Close()
+	if err := ex.check(records); err != nil {
+		return err
+	}
+	return ex.run(ctx, st)
 }
 
 // notePlanChanged says when the plan file on disk is no longer the one
@@ -256,32 +331,64 @@ func readMeta(st savedReader) (runMeta, error) {
 	return m, json.Unmarshal(b, &m)
 }
 
-func execute(ctx context.Context, plan *plans.Plan, st *journal.State, o ExecOptions, io IO) error {
+// execution is a run checked and ready: its options and connections.
+type execution struct {
+	plan  *plans.Plan
+	opts  ExecOptions
+	io    IO
+	rerun []engine.TaskID
+	skip  []engine.TaskID
+	conns *connector
+}
+
+// prepare checks the options of run and resume that need no state
+// directory and makes the connector (no host is reached yet).
+func prepare(plan *plans.Plan, o ExecOptions, io IO) (*execution, error) {
 	rerun, err := parseTaskIDs("--rerun", o.Rerun)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	skip, err := parseTaskIDs("--skip", o.Skip)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	conns, err := newConnector(o.Connect, io)
 	if err != nil {
+		return nil, err
+	}
+	return &execution{plan: plan, opts: o, io: io, rerun: rerun, skip: skip, conns: conns}, nil
+}
+
+func (ex *execution) engineOptions(st *journal.State) engine.Options {
+	return engine.Options{
+		Plan:      ex.plan,
+		State:     st,
+		Connect:   ex.conns.Connect,
+		Parallel:  ex.opts.Parallel,
+		KeepGoing: ex.opts.KeepGoing,
+		Limit:     ex.opts.Limit,
+		Rerun:     ex.rerun,
+		Skip:      ex.skip,
+	}
+}
+
+// check is what the engine would refuse, judged against records.
+func (ex *execution) check(records []journal.Record) error {
+	if err := engine.Check(ex.engineOptions(nil), records); err != nil {
+		var inErr *engine.InputError
+		if errors.As(err, &inErr) {
+			return Invalid(err)
+		}
 		return err
 	}
-	defer conns.Close()
-	sink := ui.New(io.Stdout, ui.Mode(o.Output), io.TTY)
-	res, err := engine.Run(ctx, engine.Options{
-		Plan:      plan,
-		State:     st,
-		Connect:   conns.Connect,
-		Parallel:  o.Parallel,
-		KeepGoing: o.KeepGoing,
-		Limit:     o.Limit,
-		Rerun:     rerun,
-		Skip:      skip,
-		Events:    sink.Event,
-	})
+	return nil
+}
+
+func (ex *execution) run(ctx context.Context, st *journal.State) error {
+	sink := ui.New(ex.io.Stdout, ui.Mode(ex.opts.Output), ex.io.TTY)
+	opts := ex.engineOptions(st)
+	opts.Events = sink.Event
+	res, err := engine.Run(ctx, opts)
 	var inErr *engine.InputError
 	if errors.As(err, &inErr) {
 		return Invalid(err)
@@ -299,9 +406,7 @@ func execute(ctx context.Context, plan *plans.Plan, st *journal.State, o ExecOpt
 }
 
 func openState(dir string, io IO) (*journal.State, error) {
-	if dir == "" {
-		dir = journal.DefaultDir
-	}
+	dir = stateDir(dir)
 	opts := journal.Options{Log: func(msg string) { fmt.Fprintln(io.Stderr, msg) }}
 	if k := os.Getenv("SEALFLOW_STATE_KEY"); k != "" {
 		key, err := base64.StdEncoding.DecodeString(k)
