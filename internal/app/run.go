@@ -221,6 +221,12 @@ type ResumeOptions struct {
 
 // Resume runs again the plan saved in the state directory.
 func Resume(ctx context.Context, o ResumeOptions, io IO) error {
+	// Flags first: they are wrong whatever the state directory holds.
+	for flag, ids := range map[string][]string{"--rerun": o.Rerun, "--skip": o.Skip} {
+		if _, err := parseTaskIDs(flag, ids); err != nil {
+			return err
+		}
+	}
 	dir := stateDir(o.StateDir)
 	if !dirExists(dir) {
 		return Invalidf("nothing to resume: there is no state directory %s (start a run with `sealflow run PLAN`)", dir)

@@ -855,3 +855,56 @@ steps:
 		t.Errorf("with --skip: ok=%v, once file %q", res.OK(), f.read("once"))
 	}
 }
+
+// An output that carries a secret output's value (passed on as is, or
+// wrapped in more text) is sealed like a secret: never in the journal in
+// clear, hidden in logs, and restored for dependents on the next run.
+func TestDerivedOutputsStaySecret(t *testing.T) {
+	t.Parallel()
+	const secret = "tok-Derived-9f8e7d"
+	f := newFixture(t, manyHosts(1)+`
+steps:
+  - id: gen
+    kind: shell
+    with:
+      secret_outputs: [tok]
+      run: echo "tok=`+secret+`" >> $SEALFLOW_OUTPUT
+  - id: pass
+    kind: shell
+    needs: [gen]
+    with:
+      run: |
+        echo "out=${{ steps.gen.outputs.tok }}" >> $SEALFLOW_OUTPUT
+        echo "header=Authorization: Bearer ${{ steps.gen.outputs.tok }}" >> $SEALFLOW_OUTPUT
+        echo "plain=nothing secret" >> $SEALFLOW_OUTPUT
+  - id: again
+    kind: shell
+    needs: [pass]
+    with:
+      run: |
+        echo "hop=x${{ steps.pass.outputs.header }}" >> $SEALFLOW_OUTPUT
+        printf %s "${{ steps.pass.outputs.out }}" > ${DIR}/used
+`)
+	if res := f.mustRun(nil); !res.OK() {
+		t.Fatalf("run: %v", statuses(res))
+	}
+	journalText, err := os.ReadFile(filepath.Join(f.state, "journal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(journalText), secret) {
+		t.Errorf("the journal holds the secret in clear:\n%s", journalText)
+	}
+	if !strings.Contains(string(journalText), "nothing secret") {
+		t.Errorf("an output without a secret is no longer in clear:\n%s", journalText)
+	}
+	// The next run restores the derived output for a changed dependent.
+	os.Remove(filepath.Join(f.dir, "used"))
+	f.plan = strings.Replace(f.plan, "> "+f.dir+"/used", "> "+f.dir+"/used; true", 1)
+	if res := f.mustRun(nil); !res.OK() || statuses(res)["pass@h1"] != StatusCached {
+		t.Fatalf("second run: %v", statuses(res))
+	}
+	if got := f.read("used"); got != secret {
+		t.Errorf("the dependent got %q after the restore, want the secret", got)
+	}
+}

@@ -200,6 +200,18 @@ func (r *runner) attempt(ctx context.Context, t *task, step steps.Step, target *
 
 func (r *runner) succeed(id TaskID, fp string, attempt int, elapsed time.Duration, outputs steps.Outputs, secretKeys []string, found bool, logPath string) error {
 	clear, secret := splitSecrets(outputs, secretKeys)
+	// An output that carries a known secret (a token passed on, or
+	// wrapped in more text) is a secret too: sealed in the journal, hidden
+	// in logs.
+	for k, v := range clear {
+		if r.secrets.Holds(v) {
+			if secret == nil {
+				secret = map[string]string{}
+			}
+			secret[k] = v
+			delete(clear, k)
+		}
+	}
 	var values []string
 	for _, v := range secret {
 		values = append(values, v)
