@@ -123,9 +123,12 @@ func Run(ctx context.Context, o RunOptions, io IO) error {
 		}
 	}
 	reg := steps.Builtin()
-	plan, err := plans.Load(o.PlanFile, planData, plans.LoadOptions{Kinds: reg, Set: set, Inventory: invData, InventoryFile: o.InventoryFile})
+	plan, err := plans.Load(o.PlanFile, planData, plans.LoadOptions{Kinds: reg, Set: set, Inventory: invData, InventoryFile: o.InventoryFile, LookupEnv: os.LookupEnv})
 	if err != nil {
 		return Invalid(err)
+	}
+	if missing := plan.MissingSecrets(); len(missing) > 0 {
+		return Invalidf("%s", strings.Join(missing, "\n"))
 	}
 	// Every input is checked before the state directory is created or
 	// changed: a refused command leaves it as it was (or absent).
@@ -175,7 +178,21 @@ func Run(ctx context.Context, o RunOptions, io IO) error {
 		}
 		fmt.Fprintf(io.Stderr, "discarded the earlier run in %s\n", st.Dir())
 	}
-	varsJSON, _ := json.Marshal(set)
+	// Secret vars given with --set are kept for resume sealed with the
+	// state key, never in vars.json; those read from the environment are
+	// not kept at all (resume reads the environment again).
+	clearSet, sealedSet := map[string]string{}, map[string]string{}
+	for k, v := range set {
+		if _, secret := plan.SecretVars[k]; !secret {
+			clearSet[k] = v
+			continue
+		}
+		if sealedSet[k], err = st.SealValue(k, v); err != nil {
+			return err
+		}
+	}
+	varsJSON, _ := json.Marshal(clearSet)
+	secretJSON, _ := json.Marshal(sealedSet)
 	rm := runMeta{Name: plan.Name, PlanFile: o.PlanFile, InventoryFile: o.InventoryFile, Connect: saveConnect(o.Connect)}
 	if _, shipped := plans.Shipped(o.PlanFile); !shipped || fileExists(o.PlanFile) {
 		if abs, err := filepath.Abs(o.PlanFile); err == nil {
@@ -184,7 +201,7 @@ func Run(ctx context.Context, o RunOptions, io IO) error {
 	}
 	meta, _ := json.Marshal(rm)
 	// An empty inventory file means the plan's own hosts.
-	files := map[string][]byte{journal.PlanFile: planData, journal.VarsFile: varsJSON, journal.MetaFile: meta, journal.InventoryFile: invData}
+	files := map[string][]byte{journal.PlanFile: planData, journal.VarsFile: varsJSON, journal.SecretVarsFile: secretJSON, journal.MetaFile: meta, journal.InventoryFile: invData}
 	ran = true
 	if err := st.SaveRun(files); err != nil {
 		return err
@@ -239,6 +256,9 @@ func Resume(ctx context.Context, o ResumeOptions, io IO) error {
 	plan, err := loadSaved(st, steps.Builtin())
 	if err != nil {
 		return err
+	}
+	if missing := plan.MissingSecrets(); len(missing) > 0 {
+		return Invalidf("%s", strings.Join(missing, "\n"))
 	}
 	if err := st.Lost(); err != nil {
 		return Invalid(err)
@@ -306,6 +326,28 @@ func loadSaved(st savedReader, reg *steps.Registry) (*plans.Plan, error) {
 			return nil, fmt.Errorf("read saved vars: %w", err)
 		}
 	}
+	if b, err := st.ReadRunFile(journal.SecretVarsFile); err == nil && len(b) > 0 {
+		var sealed map[string]string
+		if err := json.Unmarshal(b, &sealed); err != nil {
+			return nil, fmt.Errorf("read saved secret vars: %w", err)
+		}
+		// Only a state with its key can open them; a reader without it
+		// loads the plan with those vars empty.
+		if o, ok := st.(interface {
+			OpenValue(name, sealed string) (string, error)
+		}); ok {
+			if set == nil {
+				set = map[string]string{}
+			}
+			for k, v := range sealed {
+				clear, err := o.OpenValue(k, v)
+				if err != nil {
+					return nil, Invalidf("secret var %s saved with the run: %w", k, err)
+				}
+				set[k] = clear
+			}
+		}
+	}
 	inv, err := st.ReadRunFile(journal.InventoryFile)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
@@ -321,7 +363,7 @@ func loadSaved(st savedReader, reg *steps.Registry) (*plans.Plan, error) {
 	if name == "" {
 		name = journal.PlanFile
 	}
-	plan, err := plans.Load(name, planData, plans.LoadOptions{Kinds: reg, Set: set, Inventory: inv, InventoryFile: meta.InventoryFile})
+	plan, err := plans.Load(name, planData, plans.LoadOptions{Kinds: reg, Set: set, Inventory: inv, InventoryFile: meta.InventoryFile, LookupEnv: os.LookupEnv})
 	if err != nil {
 		return nil, Invalidf("the saved plan no longer loads: %w", err)
 	}

@@ -222,3 +222,98 @@ func TestMissingKeyIsNamed(t *testing.T) {
 		t.Errorf("resume of a journal without secrets, key deleted: %v", err)
 	}
 }
+
+// Secret vars ({secret: true}, from --set or {env: NAME}) never reach the
+// state directory in clear (vars.json, journal, logs), yet resume has
+// them: the --set value sealed with the state key, the environment read
+// again. Without a value, run and resume refuse, saying how to give it.
+func TestSecretVarsNeverInClear(t *testing.T) {
+	const pw, tok = "pw-Very-Secret-1", "tok-From-Env-2"
+	dir := t.TempDir()
+	flag := filepath.Join(dir, "go-on")
+	plan := filepath.Join(dir, "plan.yaml")
+	os.WriteFile(plan, []byte(`name: p
+vars:
+  pw: {secret: true}
+  tok: {secret: true, env: SF_TEST_TOK}
+  plain: hello
+hosts: {groups: {g: [{name: h, address: local}]}}
+steps:
+  - id: use
+    kind: shell
+    with:
+      run: |
+        echo "pw is ${{ vars.pw }} and tok is $TOK"
+        echo "derived=x-${{ vars.pw }}-y" >> "$SEALFLOW_OUTPUT"
+        echo "plain=${{ vars.plain }}" >> "$SEALFLOW_OUTPUT"
+      env: {TOK: '${{ vars.tok }}'}
+  - id: later
+    kind: shell
+    needs: [use]
+    with:
+      run: |
+        test -e `+flag+`
+        printf '%s %s' "${{ steps.use.outputs.derived }}" "${{ vars.tok }}" > `+filepath.Join(dir, "got")+`
+`), 0o644)
+	state := filepath.Join(dir, "state")
+	var out bytes.Buffer
+	streams := IO{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &out}
+	run := func(set ...string) error {
+		out.Reset()
+		return Run(context.Background(), RunOptions{ExecOptions: ExecOptions{StateDir: state, Output: "plain"}, PlanFile: plan, Set: set}, streams)
+	}
+	resume := func() error {
+		out.Reset()
+		return Resume(context.Background(), ResumeOptions{ExecOptions: ExecOptions{StateDir: state, Output: "plain"}}, streams)
+	}
+
+	t.Setenv("SF_TEST_TOK", "")
+	os.Unsetenv("SF_TEST_TOK")
+	if err := run(); Code(err) != ExitInvalid || !strings.Contains(err.Error(), "var pw is secret and has no value: give it with --set pw=VALUE") ||
+		!strings.Contains(err.Error(), "$SF_TEST_TOK") {
+		t.Fatalf("run without the secrets: %v, want exit 2 saying how to give pw and tok", err)
+	}
+	os.Setenv("SF_TEST_TOK", tok)
+	if err := run("pw=" + pw); Code(err) != ExitFailed {
+		t.Fatalf("run: %v (want the later task to fail)\n%s", err, out.String())
+	}
+	if strings.Contains(out.String(), pw) || strings.Contains(out.String(), tok) {
+		t.Errorf("the output shows a secret:\n%s", out.String())
+	}
+	checkNoClear := func(when string) {
+		t.Helper()
+		filepath.Walk(state, func(path string, info os.FileInfo, err error) error {
+			if err != nil || !info.Mode().IsRegular() {
+				return nil
+			}
+			b, _ := os.ReadFile(path)
+			for _, s := range []string{pw, tok} {
+				if strings.Contains(string(b), s) {
+					t.Errorf("%s: %s holds the secret %q in clear", when, path, s)
+				}
+			}
+			return nil
+		})
+	}
+	checkNoClear("after the run")
+	if log, _ := os.ReadFile(filepath.Join(state, "logs", "use", "h.log")); !strings.Contains(string(log), "pw is [redacted] and tok is [redacted]") {
+		t.Errorf("the log does not show the vars redacted:\n%s", log)
+	}
+	if j, _ := os.ReadFile(filepath.Join(state, "journal")); !strings.Contains(string(j), "hello") {
+		t.Errorf("a plain output is not in the journal in clear:\n%s", j)
+	}
+
+	os.WriteFile(flag, nil, 0o644)
+	os.Unsetenv("SF_TEST_TOK")
+	if err := resume(); Code(err) != ExitInvalid || !strings.Contains(err.Error(), "$SF_TEST_TOK") {
+		t.Errorf("resume without $SF_TEST_TOK: %v, want exit 2 naming it", err)
+	}
+	os.Setenv("SF_TEST_TOK", tok)
+	if err := resume(); err != nil {
+		t.Fatalf("resume: %v\n%s", err, out.String())
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "got")); string(got) != "x-"+pw+"-y "+tok {
+		t.Errorf("after resume the later step got %q, want the secret values", got)
+	}
+	checkNoClear("after resume")
+}

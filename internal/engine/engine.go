@@ -179,6 +179,9 @@ func newRunnerFrom(opts Options, records []journal.Record) (*runner, error) {
 		hosts:   map[string]map[string]plans.HostOutputs{},
 		secrets: &redact.Set{},
 	}
+	// Secret vars are hidden from the start: in logs, errors and events,
+	// and an output that carries one is sealed.
+	r.secrets.Add(opts.Plan.SecretValues()...)
 	r.prior, r.runNo = replay(records)
 	r.runNo++
 	if err := r.compile(); err != nil {

@@ -268,7 +268,7 @@ func (s *State) Discard() error {
 		}
 		s.keyErr = nil
 	}
-	for _, name := range []string{PlanFile, InventoryFile, VarsFile, MetaFile, logsDir} {
+	for _, name := range []string{PlanFile, InventoryFile, VarsFile, SecretVarsFile, MetaFile, logsDir} {
 		if err := os.RemoveAll(filepath.Join(s.dir, name)); err != nil {
 			return fmt.Errorf("discard the run in %s: %w", s.dir, err)
 		}
