@@ -168,7 +168,7 @@ if [ "$_sfg" = "$$" ]; then
 	_sfp=
 	if [ "$_sfw" = 1 ]; then
 		exec 3<&0
-		_sfwatch "-$$" <&3 3<&- &
+		_sfwatch "-$$" <&3 3<&- >/dev/null 2>&1 &
 		_sfW=$!
 		exec </dev/null 3<&-
 	fi
@@ -217,7 +217,7 @@ fi
 printf '\000sealflow-exec %s\000' "$$"
 exec 3<&0
 if [ "$_sfw" = 1 ]; then
-	_sfwatch "$$" <&3 3<&- &
+	_sfwatch "$$" <&3 3<&- >/dev/null 2>&1 &
 	_sfW=$!
 	exec 3</dev/null
 fi
