@@ -123,7 +123,33 @@ func Load(file string, data []byte, opts LoadOptions) (*Plan, error) {
 		return nil, errs.err()
 	}
 	p.index()
+	d.checkValues(p)
+	if errs.failed() {
+		return nil, errs.err()
+	}
 	return p, nil
+}
+
+// checkValues builds, for kinds that check values only (Kind.LoadCheck),
+// the step of each task whose parameters render from vars, groups and
+// the host (not from other steps' outputs): a bad value is then a load
+// error, before any host is touched. One error per step.
+func (d *decoder) checkValues(p *Plan) {
+	for _, s := range p.Steps {
+		if s.KindDef == nil || !s.KindDef.LoadCheck {
+			continue
+		}
+		for _, h := range s.Targets {
+			params, err := s.Render(p.NewEnv(h))
+			if err != nil {
+				continue // known at run time only
+			}
+			if _, err := s.KindDef.New(params); err != nil {
+				d.errs.add(s.Pos, "", "step %q on host %s: %v", s.ID, h.Name, err)
+				break
+			}
+		}
+	}
 }
 
 // parseYAML parses one YAML document and returns its body, or nil with

@@ -39,8 +39,10 @@ func kubeadmInitKind() *Kind {
 			{Name: "proxy_mode", Type: String, Doc: "kube-proxy's mode: ipvs (default, the VIP excluded), nftables or iptables"},
 			{Name: "proxy_config", Type: String, Doc: "more KubeProxyConfiguration fields as a YAML mapping (e.g. {conntrack: {maxPerCore: 0}}); mode is proxy_mode's"},
 			{Name: "kubelet_config", Type: String, Doc: "KubeletConfiguration fields as a YAML mapping, for every node (e.g. {failCgroupV1: false})"},
+			{Name: "allow_vip_in_cidr", Type: Bool, Doc: "accept a vip inside pod_cidr or svc_cidr: only for a cluster built so already (the seed's 10.103.97.2)"},
 		},
 		Rerunnable: true,
+		LoadCheck:  true,
 		Secret:     []string{"token", "certificate_key"},
 		New: func(p Params) (Step, error) {
 			return newKubeadmInit(p, defaultPaths(), rand.Reader)
@@ -79,6 +81,7 @@ func newKubeadmInit(p Params, paths sysPaths, r io.Reader) (*kubeadmInit, error)
 	c.ProxyMode, _ = p["proxy_mode"].(string)
 	c.KubeletConfig, _ = p["kubelet_config"].(string)
 	c.ProxyConfig, _ = p["proxy_config"].(string)
+	c.AllowVIPInCIDR, _ = p["allow_vip_in_cidr"].(bool)
 	s.userConfig, _ = p["kubeadm_config"].(string)
 	var err error
 	if s.version, err = parseKubeVersion(c.Version); err != nil {

@@ -31,7 +31,7 @@ ls -lh "$pkg"
 
 step "lab up: 3 masters, 2 workers"
 "$bin" lab up --name "$name" --masters 3 --nodes 2 --dir "$work/lab"
-vip=10.103.97.2
+vip=10.255.255.253
 
 step "sealflow run ha (kubeadm preflight skipped: it pulls images through a container runtime, which the lab has not)"
 "$bin" run --output plain --state "$work/state" \
