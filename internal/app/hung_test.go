@@ -83,3 +83,61 @@ func TestHungHostTaskTimesOut(t *testing.T) {
 		})
 	}
 }
+
+// The connection to a host lost while a shell task runs (sshd's processes
+// for it killed): the task does not go on to finish on the host, the run
+// fails it as an unknown outcome, and resume asks instead of running the
+// non-rerunnable task a second time.
+func TestLostConnectionAsksOnResume(t *testing.T) {
+	l := lab.ForTest(t, lab.Config{Name: "lost", Masters: 1})
+	h := l.Hosts[0].Name
+	dir := t.TempDir()
+	plan := filepath.Join(dir, "plan.yaml")
+	os.WriteFile(plan, []byte("name: lost\nsteps:\n  - id: once\n    kind: shell\n    on: all\n    with: {run: 'echo x >> /root/count; sleep 10; touch /root/finished'}\n"), 0o644)
+	state := filepath.Join(dir, "state")
+	var out bytes.Buffer
+	streams := IO{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &out}
+	conn := ConnectOptions{KnownHosts: l.KnownHosts}
+	errc := make(chan error, 1)
+	go func() {
+		errc <- Run(context.Background(), RunOptions{ExecOptions: ExecOptions{StateDir: state, Output: "plain", Connect: conn}, PlanFile: plan, InventoryFile: l.Inventory}, streams)
+	}()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if o, _ := l.Exec(context.Background(), h, "sh", "-c", "test -e /root/count && echo yes || :"); strings.Contains(o, "yes") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the task did not start")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	kill := `l=$(cat /run/sshd.pid)
+for p in /proc/[0-9]*; do
+	read -r c <"$p/comm" 2>/dev/null || continue
+	case $c in sshd*) [ "${p#/proc/}" = "$l" ] || kill -KILL "${p#/proc/}";; esac
+done
+:`
+	if o, err := l.Exec(context.Background(), h, "sh", "-c", kill); err != nil {
+		t.Fatalf("kill sshd: %v %s", err, o)
+	}
+	var err error
+	select {
+	case err = <-errc:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the run did not end")
+	}
+	if Code(err) != ExitFailed || !strings.Contains(out.String(), "outcome is unknown") {
+		t.Errorf("run: %v, output:\n%s\nwant the task failed with an unknown outcome", err, out.String())
+	}
+	out.Reset()
+	err = Resume(context.Background(), ResumeOptions{ExecOptions: ExecOptions{StateDir: state, Output: "plain", Connect: conn}}, streams)
+	if Code(err) != ExitInvalid || !strings.Contains(err.Error(), "--rerun once@") || !strings.Contains(err.Error(), "connection was lost") {
+		t.Errorf("resume: %v, want exit 2 asking about once (the connection was lost)", err)
+	}
+	time.Sleep(11 * time.Second) // past the script's sleep
+	o, _ := l.Exec(context.Background(), h, "sh", "-c", "cat /root/count; test -e /root/finished && echo finished || :")
+	if o != "x\n" {
+		t.Errorf("on the host: %q, want the task started once and not finished", o)
+	}
+}
