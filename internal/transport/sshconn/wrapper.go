@@ -111,6 +111,7 @@ IFS=' ' read -r _sfb _sft _sfm _sfw || _sff "short command header"
 IFS= read -r _sfn || _sff "short command header"
 _sfs= _sfd= _sfp= _sfg= _sfW=
 _sfwatch() {
+	trap - EXIT
 	_sfh=0 _sfi= _sfk= _sfme=
 	read -r _sfme _sfl </proc/self/stat 2>/dev/null || _sfme=
 	trap '[ -n "$_sfk" ] && kill "$_sfk" 2>/dev/null; exit 0' TERM
