@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -236,5 +237,65 @@ func TestHungHostHonoursDeadline(t *testing.T) {
 	}
 	if d := time.Since(c2start); d > 4*time.Second {
 		t.Errorf("Dial of a hung host returned after %s, want about 2s", d)
+	}
+}
+
+// slowSource yields 32 KiB every 20 ms, without end, and counts.
+type slowSource struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (s *slowSource) Read(p []byte) (int, error) {
+	time.Sleep(20 * time.Millisecond)
+	n := min(len(p), 32<<10)
+	for i := range p[:n] {
+		p[i] = 'x'
+	}
+	s.mu.Lock()
+	s.n += n
+	s.mu.Unlock()
+	return n, nil
+}
+
+func (s *slowSource) sent() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.n
+}
+
+// A host that hangs in the middle of an upload: Upload returns at its
+// deadline, not when a keepalive gives up on the connection.
+func TestHungHostUploadHonoursDeadline(t *testing.T) {
+	s := startSSHD(t, "")
+	cfg := s.config()
+	cfg.KeepAlive = -1
+	c := s.dial(cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+	defer cancel()
+	src := &slowSource{}
+	errc := make(chan error, 1)
+	go func() { errc <- c.Upload(ctx, src, filepath.Join(t.TempDir(), "big"), 0o600, "") }()
+	waitFor(t, "the upload to send data", func() bool { return src.sent() > 256<<10 })
+	stopped := append([]int{s.cmd.Process.Pid}, childPIDs(s.cmd.Process.Pid)...)
+	for _, pid := range stopped {
+		for _, p := range append([]int{pid}, childPIDs(pid)...) {
+			syscall.Kill(p, syscall.SIGSTOP)
+		}
+	}
+	defer func() {
+		for _, pid := range stopped {
+			for _, p := range append([]int{pid}, childPIDs(pid)...) {
+				syscall.Kill(p, syscall.SIGCONT)
+			}
+		}
+	}()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Upload: %v, want the deadline", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Upload to a hung host did not return at its deadline")
 	}
 }
