@@ -11,6 +11,7 @@ import (
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
 
+	"github.com/sealflow/sealflow/internal/transport"
 	"github.com/sealflow/sealflow/steps"
 )
 
@@ -26,6 +27,10 @@ type LoadOptions struct {
 	Inventory []byte
 	// InventoryFile names Inventory in error positions.
 	InventoryFile string
+	// LookupEnv reads the environment for secret vars declared with
+	// `env:` (os.LookupEnv in the CLI). Nil: such vars are empty unless
+	// Set gives them.
+	LookupEnv func(name string) (string, bool)
 }
 
 var topKeys = []string{"name", "vars", "hosts", "steps"}
@@ -80,7 +85,7 @@ func Load(file string, data []byte, opts LoadOptions) (*Plan, error) {
 	}
 	var varPos map[string]Position
 	if e, ok := fields["vars"]; ok {
-		varPos = d.vars(p, e)
+		varPos = d.vars(p, e, opts.LookupEnv)
 	}
 	invErrs := len(errs.list)
 	if opts.Inventory != nil {
@@ -131,7 +136,33 @@ func Load(file string, data []byte, opts LoadOptions) (*Plan, error) {
 		return nil, errs.err()
 	}
 	p.index()
+	d.checkValues(p)
+	if errs.failed() {
+		return nil, errs.err()
+	}
 	return p, nil
+}
+
+// checkValues builds, for kinds that check values only (Kind.LoadCheck),
+// the step of each task whose parameters render from vars, groups and
+// the host (not from other steps' outputs): a bad value is then a load
+// error, before any host is touched. One error per step.
+func (d *decoder) checkValues(p *Plan) {
+	for _, s := range p.Steps {
+		if s.KindDef == nil || !s.KindDef.LoadCheck {
+			continue
+		}
+		for _, h := range s.Targets {
+			params, err := s.Render(p.NewEnv(h))
+			if err != nil {
+				continue // known at run time only
+			}
+			if _, err := s.KindDef.New(params); err != nil {
+				d.errs.add(s.Pos, "", "step %q on host %s: %v", s.ID, h.Name, err)
+				break
+			}
+		}
+	}
 }
 
 // parseYAML parses one YAML document and returns its body, or nil with
@@ -214,17 +245,58 @@ func (d *decoder) steps(p *Plan, fields map[string]entry, start Position, kinds 
 }
 
 // vars decodes the plan's vars and returns where each is declared.
-func (d *decoder) vars(p *Plan, e entry) map[string]Position {
+//
+// A var written {secret: true} or {secret: true, env: NAME} is a secret:
+// its value comes from --set or from the environment variable NAME (--set
+// wins), it is a string, and the run never writes it in clear (see
+// Plan.SecretVars).
+func (d *decoder) vars(p *Plan, e entry, lookupEnv func(string) (string, bool)) map[string]Position {
 	es, _ := d.mapping(e.val, "vars")
 	pos := make(map[string]Position, len(es))
 	for _, ve := range es {
 		pos[ve.key] = d.pos(ve.keyNode)
 		v, ok := d.value(ve.val, "vars."+ve.key, 0)
-		if ok {
-			p.Vars[ve.key] = v
+		if !ok {
+			continue
 		}
+		if m, isMap := v.(map[string]any); isMap && secretDecl(m) {
+			if b, _ := m["secret"].(bool); !b {
+				d.errs.add(d.pos(ve.val), "write secret: true, or give the var a plain value", "vars.%s: secret: want true", ve.key)
+				continue
+			}
+			env, _ := m["env"].(string)
+			if _, given := m["env"]; given && !transport.ValidEnvName(env) {
+				d.errs.add(d.pos(ve.val), "", "vars.%s: env: want the name of an environment variable (letters, digits and '_')", ve.key)
+				continue
+			}
+			if p.SecretVars == nil {
+				p.SecretVars = map[string]string{}
+			}
+			p.SecretVars[ve.key] = env
+			val := ""
+			if env != "" && lookupEnv != nil {
+				val, _ = lookupEnv(env)
+			}
+			p.Vars[ve.key] = val
+			continue
+		}
+		p.Vars[ve.key] = v
 	}
 	return pos
+}
+
+// secretDecl reports whether a map var is a secret var's declaration:
+// it has the key secret and no key but secret and env.
+func secretDecl(m map[string]any) bool {
+	if _, ok := m["secret"]; !ok {
+		return false
+	}
+	for k := range m {
+		if k != "secret" && k != "env" {
+			return false
+		}
+	}
+	return true
 }
 
 // applySet applies --set overrides: a var keeps the type it has in the plan.

@@ -7,6 +7,8 @@
 package plans
 
 import (
+	"fmt"
+	"sort"
 	"time"
 
 	"github.com/expr-lang/expr/vm"
@@ -16,16 +18,50 @@ import (
 
 // Plan is a loaded, validated plan.
 type Plan struct {
-	Name   string
-	File   string
-	Vars   map[string]any // after LoadOptions.Set
-	Hosts  []*Host        // every host once, inventory order
-	Groups []*Group       // in file order
-	Steps  []*Step        // in file order
+	Name string
+	File string
+	Vars map[string]any // after LoadOptions.Set
+	// SecretVars names the vars declared {secret: true}: their values are
+	// never written in clear (state directory, logs, journal). Each maps to
+	// the environment variable it is read from ("" when only --set gives
+	// it).
+	SecretVars map[string]string
+	Hosts      []*Host  // every host once, inventory order
+	Groups     []*Group // in file order
+	Steps      []*Step  // in file order
 
 	groupViews map[string][]HostView
 	stepByID   map[string]*Step
 	hostByName map[string]*Host
+}
+
+// MissingSecrets lists, sorted, the secret vars that have no value, each
+// with how to give it.
+func (p *Plan) MissingSecrets() []string {
+	var out []string
+	for name, env := range p.SecretVars {
+		if v, _ := p.Vars[name].(string); v != "" {
+			continue
+		}
+		how := "--set " + name + "=VALUE"
+		if env != "" {
+			how = "$" + env + " or " + how
+		}
+		out = append(out, fmt.Sprintf("var %s is secret and has no value: give it with %s", name, how))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// SecretValues returns the values of the secret vars that have one.
+func (p *Plan) SecretValues() []string {
+	var out []string
+	for name := range p.SecretVars {
+		if v, _ := p.Vars[name].(string); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // index builds the lookups of Step and Host (engines call them per task).

@@ -18,7 +18,13 @@ import (
 
 // Defaults of the Kubernetes kinds.
 const (
-	DefaultVIP          = "10.103.97.2"
+	// DefaultVIP lies outside DefaultSvcCIDR and DefaultPodCIDR (and
+	// the usual pod networks 10.244.0.0/16 and 192.168.0.0/16): at the top
+	// of 10.0.0.0/8, the last place allocators that fill from the bottom
+	// (DHCP ranges, IPAM pools such as Cilium's 10.0.0.0/8) reach, and not
+	// .254 or .1, the usual gateways. 10.103.97.2, the seed's, is inside
+	// 10.96.0.0/12: the ClusterIP allocator may give it to a Service.
+	DefaultVIP          = "10.255.255.253"
 	DefaultPodCIDR      = "100.64.0.0/10"
 	DefaultSvcCIDR      = "10.96.0.0/12"
 	ControlPlaneAddress = apiserverName + ":6443"
@@ -101,6 +107,10 @@ type KubeadmParams struct {
 	// ({conntrack: {maxPerCore: 0}}, ...); mode (ProxyMode) and, in IPVS
 	// mode, ipvs are sealflow's.
 	ProxyConfig string
+	// AllowVIPInCIDR accepts a VIP inside PodCIDR or SvcCIDR: only for a
+	// cluster built so already (the seed's 10.103.97.2 in 10.96.0.0/12),
+	// whose VIP is in its certificates and on every worker.
+	AllowVIPInCIDR bool
 }
 
 // ProxyModes are kube-proxy's modes sealflow configures.
@@ -162,6 +172,24 @@ var (
 	caHash  = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 )
 
+// CheckVIP refuses a VIP inside the pod or the service network: the
+// ClusterIP allocator may hand it to a Service (or the CNI to a pod), and
+// on every worker that address is lvscare's virtual server.
+func CheckVIP(vip netip.Addr, pod, svc netip.Prefix) error {
+	for _, n := range []struct {
+		name string
+		p    netip.Prefix
+	}{{"svc_cidr", svc}, {"pod_cidr", pod}} {
+		if n.p.Contains(vip) {
+			return fmt.Errorf("vip %s lies inside %s %s: Kubernetes may give that address to a Service or a pod, "+
+				"while every worker sends it to the masters; choose a VIP outside svc_cidr and pod_cidr (the default is %s). "+
+				"A cluster built with such a VIP already: see the README's migration note (allow_vip_in_cidr)",
+				vip, n.name, n.p.Masked(), DefaultVIP)
+		}
+	}
+	return nil
+}
+
 // RenderKubeadmConfig renders the InitConfiguration, ClusterConfiguration
 // and KubeProxyConfiguration (IPVS, the VIP excluded so that kube-proxy
 // leaves lvscare's rules alone) for kubeadm init, in the configuration API
@@ -185,6 +213,9 @@ func RenderKubeadmConfig(p KubeadmParams) ([]byte, error) {
 	svc, err := netip.ParsePrefix(orDefault(p.SvcCIDR, DefaultSvcCIDR))
 	if err != nil {
 		return nil, fmt.Errorf("svc_cidr: %q is not a CIDR like %s", p.SvcCIDR, DefaultSvcCIDR)
+	}
+	if err := CheckVIP(vip, pod, svc); err != nil && !p.AllowVIPInCIDR {
+		return nil, err
 	}
 	if !tokenRE.MatchString(p.Token) {
 		return nil, fmt.Errorf("token: not a bootstrap token ([a-z0-9]{6}.[a-z0-9]{16})")

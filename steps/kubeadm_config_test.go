@@ -311,7 +311,7 @@ func TestRenderProxyModeAndKubeletConfig(t *testing.T) {
 		want, absent         []string
 		err                  string
 	}{
-		{mode: "", want: []string{"mode: ipvs", "excludeCIDRs:\n    - 10.103.97.2/32"}},
+		{mode: "", want: []string{"mode: ipvs", "excludeCIDRs:\n    - 10.255.255.253/32"}},
 		{mode: "nftables", want: []string{"mode: nftables"}, absent: []string{"excludeCIDRs", "KubeletConfiguration"}},
 		{mode: "iptables", kubelet: "{failCgroupV1: false, cgroupRoot: /}", want: []string{"mode: iptables",
 			"---\napiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nfailCgroupV1: false\ncgroupRoot: /\n"}},
@@ -320,7 +320,7 @@ func TestRenderProxyModeAndKubeletConfig(t *testing.T) {
 		{kubelet: "[a, b]", err: "kubelet_config: not a YAML mapping"},
 		{mode: "nftables", proxy: "{conntrack: {maxPerCore: 0}}", want: []string{
 			"apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nmode: nftables\nconntrack:\n  maxPerCore: 0\n"}},
-		{proxy: "{conntrack: {maxPerCore: 0}}", want: []string{"mode: ipvs\nipvs:\n  excludeCIDRs:\n    - 10.103.97.2/32\nconntrack:"}},
+		{proxy: "{conntrack: {maxPerCore: 0}}", want: []string{"mode: ipvs\nipvs:\n  excludeCIDRs:\n    - 10.255.255.253/32\nconntrack:"}},
 		{proxy: "{ipvs: {scheduler: wrr}}", err: "proxy_config: ipvs is set by sealflow"},
 		{mode: "iptables", proxy: "{mode: ipvs}", err: "proxy_config: mode is set by proxy_mode"},
 		{proxy: "kind: X", err: "proxy_config: kind is set by sealflow"},

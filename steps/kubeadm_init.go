@@ -39,8 +39,10 @@ func kubeadmInitKind() *Kind {
 			{Name: "proxy_mode", Type: String, Doc: "kube-proxy's mode: ipvs (default, the VIP excluded), nftables or iptables"},
 			{Name: "proxy_config", Type: String, Doc: "more KubeProxyConfiguration fields as a YAML mapping (e.g. {conntrack: {maxPerCore: 0}}); mode is proxy_mode's"},
 			{Name: "kubelet_config", Type: String, Doc: "KubeletConfiguration fields as a YAML mapping, for every node (e.g. {failCgroupV1: false})"},
+			{Name: "allow_vip_in_cidr", Type: Bool, Doc: "accept a vip inside pod_cidr or svc_cidr: only for a cluster built so already (the seed's 10.103.97.2)"},
 		},
 		Rerunnable: true,
+		LoadCheck:  true,
 		Secret:     []string{"token", "certificate_key"},
 		New: func(p Params) (Step, error) {
 			return newKubeadmInit(p, defaultPaths(), rand.Reader)
@@ -65,7 +67,7 @@ type kubeadmInit struct {
 var flagListRE = regexp.MustCompile(`^[A-Za-z0-9_./-]+$`)
 
 func newKubeadmInit(p Params, paths sysPaths, r io.Reader) (*kubeadmInit, error) {
-	s := &kubeadmInit{paths: paths, rand: r, readyTries: 30}
+	s := &kubeadmInit{paths: paths, rand: r, readyTries: 12}
 	c := &s.cfg
 	c.Version, _ = p["version"].(string)
 	c.Masters, _ = p["masters"].([]string)
@@ -79,6 +81,7 @@ func newKubeadmInit(p Params, paths sysPaths, r io.Reader) (*kubeadmInit, error)
 	c.ProxyMode, _ = p["proxy_mode"].(string)
 	c.KubeletConfig, _ = p["kubelet_config"].(string)
 	c.ProxyConfig, _ = p["proxy_config"].(string)
+	c.AllowVIPInCIDR, _ = p["allow_vip_in_cidr"].(bool)
 	s.userConfig, _ = p["kubeadm_config"].(string)
 	var err error
 	if s.version, err = parseKubeVersion(c.Version); err != nil {
@@ -127,19 +130,26 @@ func (s *kubeadmInit) forHost(t *Target, token, key string) KubeadmParams {
 }
 
 // initStateScript prints absent (no admin.conf), ready (the API server
-// answers /readyz) or notready.
+// answers /readyz) or, after $SF_TRIES tries with backoff (1 s doubling to
+// at most 30 s: a control plane slow to come back after a restart gets
+// minutes), notready and the seconds waited; "etcd" follows when etcd
+// holds data ($SF_ETCD/member).
 const initStateScript = `a="$SF_KUBE/admin.conf"
 if [ ! -f "$a" ]; then echo absent; exit 0; fi
-i=0
+i=0 d=1 w=0
 while [ "$i" -lt "$SF_TRIES" ]; do
-	[ "$i" -eq 0 ] || sleep 2
+	if [ "$i" -gt 0 ]; then
+		sleep "$d"
+		w=$((w + d)) d=$((d * 2))
+		[ "$d" -le 30 ] || d=30
+	fi
 	if out=$(kubectl --kubeconfig "$a" --request-timeout=10s get --raw /readyz 2>/dev/null) && [ "$out" = ok ]; then
 		echo ready
 		exit 0
 	fi
 	i=$((i + 1))
 done
-echo notready
+if [ -d "$SF_ETCD/member" ]; then echo "notready $w etcd"; else echo "notready $w"; fi
 `
 
 // privateDirScript makes the 0700 directory the configuration files
@@ -201,7 +211,7 @@ func (s *kubeadmInit) Run(ctx context.Context, t *Target) (Outputs, error) {
 	env := map[string]string{
 		"SF_KUBE": s.paths.Kube, "SF_DIR": dir, "SF_CONFIG": cfgPath, "SF_KEY": key,
 		"SF_SKIP": strings.Join(s.skip, ","), "SF_IGNORE": strings.Join(s.ignore, ","),
-		"SF_TRIES": fmt.Sprint(s.readyTries),
+		"SF_TRIES": fmt.Sprint(s.readyTries), "SF_ETCD": s.paths.Etcd,
 	}
 
 	state, err := output(ctx, t, "check whether the control plane runs", initStateScript, env)
@@ -209,9 +219,16 @@ func (s *kubeadmInit) Run(ctx context.Context, t *Target) (Outputs, error) {
 		return nil, err
 	}
 	state = strings.TrimSpace(state)
-	if state == "notready" {
-		return nil, fmt.Errorf("%s/admin.conf exists but the API server does not answer /readyz: "+
-			"a kubeadm init was interrupted or the control plane is down; reset this host (the reset step) and run again", s.paths.Kube)
+	if f := strings.Fields(state); len(f) >= 2 && f[0] == "notready" {
+		waited := f[1] + "s"
+		if len(f) == 3 && f[2] == "etcd" {
+			// A master with cluster data: reset would destroy it.
+			return nil, fmt.Errorf("%s/admin.conf exists and etcd holds data (%s/member), but the API server did not answer /readyz within %s: "+
+				"the control plane is slow to start or down. Do not reset this host: that deletes the cluster's data. "+
+				"Look at the kubelet and the static pods (journalctl -u kubelet, crictl ps -a), then run again", s.paths.Kube, s.paths.Etcd, waited)
+		}
+		return nil, fmt.Errorf("%s/admin.conf exists but the API server did not answer /readyz within %s and etcd holds no data: "+
+			"a kubeadm init was interrupted; reset this host (the reset step) and run again", s.paths.Kube, waited)
 	}
 	if state != "absent" && state != "ready" {
 		return nil, fmt.Errorf("check whether the control plane runs: the host printed %q", firstLine(state))

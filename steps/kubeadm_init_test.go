@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -200,6 +201,30 @@ func TestKubeadmInitHalfDone(t *testing.T) {
 	_, err := l.initStep(t, initParams("v1.29.3")).Run(context.Background(), l.target())
 	if err == nil || !strings.Contains(err.Error(), "reset this host") {
 		t.Errorf("error %v, want one saying to reset the host", err)
+	}
+	if calls := l.kubeadmCalls(t); len(calls) != 0 {
+		t.Errorf("kubeadm was called: %v", calls)
+	}
+}
+
+// A master whose etcd holds data and whose API server does not come back
+// is never advised a reset (that would destroy the cluster); the wait
+// backs off (1 s, 2 s ...) before it gives up.
+func TestKubeadmInitNeverAdvisesResetWithEtcdData(t *testing.T) {
+	t.Parallel()
+	l, _ := newInitLab(t)
+	l.write(t, filepath.Join(l.paths.Kube, "admin.conf"), "x")
+	l.write(t, filepath.Join(l.paths.Etcd, "member", "snap", "db"), "data")
+	s := l.initStep(t, initParams("v1.29.3"))
+	s.readyTries = 3
+	start := time.Now()
+	_, err := s.Run(context.Background(), l.target())
+	if err == nil || strings.Contains(err.Error(), "reset this host (the reset step)") || !strings.Contains(err.Error(), "Do not reset this host") ||
+		!strings.Contains(err.Error(), "etcd holds data") || !strings.Contains(err.Error(), "within 3s") {
+		t.Errorf("error %v, want one saying etcd holds data, not to reset, and the 3s waited", err)
+	}
+	if d := time.Since(start); d < 3*time.Second {
+		t.Errorf("gave up after %s, want the backoff's 1s+2s", d)
 	}
 	if calls := l.kubeadmCalls(t); len(calls) != 0 {
 		t.Errorf("kubeadm was called: %v", calls)

@@ -59,7 +59,7 @@ func TestLvscareRules(t *testing.T) {
 			t.Fatalf("%v\nlog:\n%s", err, l.log.String())
 		}
 	}
-	want := "lvscare\ncare\n--vs\n10.103.97.2:6443\n--rs\n10.0.0.2:6443\n--rs\n10.0.0.3:6444\n--health-path\n/" + hostile + "\n--run-once\n"
+	want := "lvscare\ncare\n--vs\n10.255.255.253:6443\n--rs\n10.0.0.2:6443\n--rs\n10.0.0.3:6444\n--health-path\n/" + hostile + "\n--run-once\n"
 	for _, n := range []string{"sealflow.1", "sealflow.2"} {
 		if d := cmp.Diff(want, l.read(t, n)); d != "" {
 			t.Errorf("%s: arguments (-want +got):\n%s", n, d)
@@ -91,7 +91,7 @@ func TestLvscareStaticPod(t *testing.T) {
 		t.Fatalf("%v\nlog:\n%s", err, l.log.String())
 	}
 	o := podspec.DefaultOptions()
-	o.VS = netip.MustParseAddrPort("10.103.97.2:6443")
+	o.VS = netip.MustParseAddrPort("10.255.255.253:6443")
 	o.RS = []netip.AddrPort{netip.MustParseAddrPort("10.0.0.2:6443"), netip.MustParseAddrPort("10.0.0.3:6443")}
 	want, err := podspec.StaticPod(podspec.PodOptions{Image: "registry.local/sealflow:v1", Care: o})
 	if err != nil {
@@ -136,7 +136,7 @@ func TestLvscareSystemd(t *testing.T) {
 		t.Fatalf("%v\nlog:\n%s", err, l.log.String())
 	}
 	o := podspec.DefaultOptions()
-	o.VS = netip.MustParseAddrPort("10.103.97.2:6443")
+	o.VS = netip.MustParseAddrPort("10.255.255.253:6443")
 	o.RS = []netip.AddrPort{netip.MustParseAddrPort("10.0.0.2:6443")}
 	wantUnit, err := podspec.SystemdUnit(podspec.UnitOptions{Binary: l.paths.Bin, Care: o})
 	if err != nil {

@@ -38,7 +38,7 @@ func (l *lab) installed(t *testing.T) (pkg, tarball string) {
 		l.write(t, f, "x")
 	}
 	l.write(t, l.paths.Hosts, "127.0.0.1 localhost\n# BEGIN sealflow sealflow\n10.0.0.2 m0\n# END sealflow sealflow\n"+
-		apiserverHosts("10.103.97.2")+"10.9.9.9 mine\n")
+		apiserverHosts("10.255.255.253")+"10.9.9.9 mine\n")
 	return pkg, tarball
 }
 
@@ -66,7 +66,7 @@ func TestReset(t *testing.T) {
 	if d := cmp.Diff([]string{"reset -f"}, l.kubeadmCalls(t)); d != "" {
 		t.Errorf("kubeadm calls (-want +got):\n%s", d)
 	}
-	if got := l.read(t, "sealflow.1"); got != "lvscare\nclean\n--vs\n10.103.97.2:6443\n" {
+	if got := l.read(t, "sealflow.1"); got != "lvscare\nclean\n--vs\n10.255.255.253:6443\n" {
 		t.Errorf("sealflow arguments %q", got)
 	}
 	if got := l.read(t, "systemctl.calls"); got != "disable --now lvscare.service\ndaemon-reload\n" {

@@ -151,6 +151,11 @@ type Kind struct {
 	// New builds the step from rendered parameters. It returns an error
 	// naming the parameter when a value is invalid.
 	New func(p Params) (Step, error)
+	// LoadCheck says New only checks values (no I/O): the plan loader calls
+	// it on each task whose parameters render from vars, groups and the
+	// host alone, so that a bad value is a load error (exit 2) before any
+	// host is touched.
+	LoadCheck bool
 	// Secret lists outputs whose values are secrets (redacted in logs,
 	// encrypted in the journal). The shell kind's secret_outputs adds to it.
 	Secret []string

@@ -22,7 +22,7 @@ import (
 
 const (
 	kubeVersion = "v1.34.4"
-	vip         = "10.103.97.2"
+	vip         = "10.255.255.253"
 )
 
 // hostSnapshot is what a lab host looks like from outside: the files it

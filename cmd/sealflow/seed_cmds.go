@@ -18,7 +18,7 @@ func seedFlags(withPackage bool) []cli.Flag {
 		&cli.StringFlag{Name: "user", Usage: "SSH user (default root)"},
 		&cli.IntFlag{Name: "port", Usage: "SSH port (default 22)"},
 		&cli.StringFlag{Name: "pk", Usage: "SSH private key `FILE`"},
-		&cli.StringFlag{Name: "vip", Usage: "virtual IP of the masters on every worker (default 10.103.97.2)"},
+		&cli.StringFlag{Name: "vip", Usage: "virtual IP of the masters on every worker (default 10.255.255.253)"},
 		&cli.StringSliceFlag{Name: "set", Usage: "more plan variables (`key=value`), e.g. skip_phases=preflight"},
 	}
 	if withPackage {

@@ -123,17 +123,53 @@ func Run(ctx context.Context, o RunOptions, io IO) error {
 		}
 	}
 	reg := steps.Builtin()
-	plan, err := plans.Load(o.PlanFile, planData, plans.LoadOptions{Kinds: reg, Set: set, Inventory: invData, InventoryFile: o.InventoryFile})
+	plan, err := plans.Load(o.PlanFile, planData, plans.LoadOptions{Kinds: reg, Set: set, Inventory: invData, InventoryFile: o.InventoryFile, LookupEnv: os.LookupEnv})
 	if err != nil {
 		return Invalid(err)
 	}
-	st, err := openState(o.StateDir, io)
+	if missing := plan.MissingSecrets(); len(missing) > 0 {
+		return Invalidf("%s", strings.Join(missing, "\n"))
+	}
+	// Every input is checked before the state directory is created or
+	// changed: a refused command leaves it as it was (or absent).
+	ex, err := prepare(plan, o.ExecOptions, io)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	if prev, err := readMeta(st); err == nil && prev.Name != plan.Name && !o.Fresh {
-		return Invalidf("state directory %s holds a run of plan %q, not %q; use another --state, or --fresh to discard it", st.Dir(), prev.Name, plan.Name)
+	defer ex.conns.Close()
+	dir := stateDir(o.StateDir)
+	existed := dirExists(dir)
+	if o.Fresh || !existed {
+		if err := ex.check(nil); err != nil {
+			return err
+		}
+	}
+	st, err := openState(dir, io)
+	if err != nil {
+		return err
+	}
+	ran := false
+	defer func() {
+		st.Close()
+		if !ran && !existed {
+			// Nothing ran: leave no state directory behind.
+			os.RemoveAll(dir)
+		}
+	}()
+	if !o.Fresh {
+		if prev, err := readMeta(st); err == nil && prev.Name != plan.Name {
+			return Invalidf("state directory %s holds a run of plan %q, not %q; use another --state, or --fresh to discard it", st.Dir(), prev.Name, plan.Name)
+		}
+		if err := st.Lost(); err != nil {
+			return Invalid(err)
+		}
+		records, err := replayState(st)
+		if err != nil {
+			return err
+		}
+		if err := ex.check(records); err != nil {
+			return err
+		}
 	}
 	if o.Fresh {
 		// The lock is held throughout: no other run slips in between.
@@ -142,7 +178,21 @@ func Run(ctx context.Context, o RunOptions, io IO) error {
 		}
 		fmt.Fprintf(io.Stderr, "discarded the earlier run in %s\n", st.Dir())
 	}
-	varsJSON, _ := json.Marshal(set)
+	// Secret vars given with --set are kept for resume sealed with the
+	// state key, never in vars.json; those read from the environment are
+	// not kept at all (resume reads the environment again).
+	clearSet, sealedSet := map[string]string{}, map[string]string{}
+	for k, v := range set {
+		if _, secret := plan.SecretVars[k]; !secret {
+			clearSet[k] = v
+			continue
+		}
+		if sealedSet[k], err = st.SealValue(k, v); err != nil {
+			return err
+		}
+	}
+	varsJSON, _ := json.Marshal(clearSet)
+	secretJSON, _ := json.Marshal(sealedSet)
 	rm := runMeta{Name: plan.Name, PlanFile: o.PlanFile, InventoryFile: o.InventoryFile, Connect: saveConnect(o.Connect)}
 	if _, shipped := plans.Shipped(o.PlanFile); !shipped || fileExists(o.PlanFile) {
 		if abs, err := filepath.Abs(o.PlanFile); err == nil {
@@ -151,11 +201,34 @@ func Run(ctx context.Context, o RunOptions, io IO) error {
 	}
 	meta, _ := json.Marshal(rm)
 	// An empty inventory file means the plan's own hosts.
-	files := map[string][]byte{journal.PlanFile: planData, journal.VarsFile: varsJSON, journal.MetaFile: meta, journal.InventoryFile: invData}
+	files := map[string][]byte{journal.PlanFile: planData, journal.VarsFile: varsJSON, journal.SecretVarsFile: secretJSON, journal.MetaFile: meta, journal.InventoryFile: invData}
+	ran = true
 	if err := st.SaveRun(files); err != nil {
 		return err
 	}
-	return execute(ctx, plan, st, o.ExecOptions, io)
+	return ex.run(ctx, st)
+}
+
+// replayState reads the journal; a missing key is the user's to fix.
+func replayState(st *journal.State) ([]journal.Record, error) {
+	records, err := st.Replay()
+	var km *journal.KeyMissingError
+	if errors.As(err, &km) {
+		return nil, Invalid(err)
+	}
+	return records, err
+}
+
+func stateDir(dir string) string {
+	if dir == "" {
+		return journal.DefaultDir
+	}
+	return dir
+}
+
+func dirExists(dir string) bool {
+	fi, err := os.Stat(dir)
+	return err == nil && fi.IsDir()
 }
 
 // ResumeOptions are the options of `sealflow resume`.
@@ -165,7 +238,17 @@ type ResumeOptions struct {
 
 // Resume runs again the plan saved in the state directory.
 func Resume(ctx context.Context, o ResumeOptions, io IO) error {
-	st, err := openState(o.StateDir, io)
+	// Flags first: they are wrong whatever the state directory holds.
+	for flag, ids := range map[string][]string{"--rerun": o.Rerun, "--skip": o.Skip} {
+		if _, err := parseTaskIDs(flag, ids); err != nil {
+			return err
+		}
+	}
+	dir := stateDir(o.StateDir)
+	if !dirExists(dir) {
+		return Invalidf("nothing to resume: there is no state directory %s (start a run with `sealflow run PLAN`)", dir)
+	}
+	st, err := openState(dir, io)
 	if err != nil {
 		return err
 	}
@@ -174,12 +257,30 @@ func Resume(ctx context.Context, o ResumeOptions, io IO) error {
 	if err != nil {
 		return err
 	}
+	if missing := plan.MissingSecrets(); len(missing) > 0 {
+		return Invalidf("%s", strings.Join(missing, "\n"))
+	}
+	if err := st.Lost(); err != nil {
+		return Invalid(err)
+	}
+	records, err := replayState(st)
+	if err != nil {
+		return err
+	}
 	eo := o.ExecOptions
 	if meta, err := readMeta(st); err == nil {
 		eo.Connect = reuseConnect(eo.Connect, meta.Connect, io)
 		notePlanChanged(st, meta, io)
 	}
-	return execute(ctx, plan, st, eo, io)
+	ex, err := prepare(plan, eo, io)
+	if err != nil {
+		return err
+	}
+	defer ex.conns.Close()
+	if err := ex.check(records); err != nil {
+		return err
+	}
+	return ex.run(ctx, st)
 }
 
 // notePlanChanged says when the plan file on disk is no longer the one
@@ -225,6 +326,28 @@ func loadSaved(st savedReader, reg *steps.Registry) (*plans.Plan, error) {
 			return nil, fmt.Errorf("read saved vars: %w", err)
 		}
 	}
+	if b, err := st.ReadRunFile(journal.SecretVarsFile); err == nil && len(b) > 0 {
+		var sealed map[string]string
+		if err := json.Unmarshal(b, &sealed); err != nil {
+			return nil, fmt.Errorf("read saved secret vars: %w", err)
+		}
+		// Only a state with its key can open them; a reader without it
+		// loads the plan with those vars empty.
+		if o, ok := st.(interface {
+			OpenValue(name, sealed string) (string, error)
+		}); ok {
+			if set == nil {
+				set = map[string]string{}
+			}
+			for k, v := range sealed {
+				clear, err := o.OpenValue(k, v)
+				if err != nil {
+					return nil, Invalidf("secret var %s saved with the run: %w", k, err)
+				}
+				set[k] = clear
+			}
+		}
+	}
 	inv, err := st.ReadRunFile(journal.InventoryFile)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
@@ -240,7 +363,7 @@ func loadSaved(st savedReader, reg *steps.Registry) (*plans.Plan, error) {
 	if name == "" {
 		name = journal.PlanFile
 	}
-	plan, err := plans.Load(name, planData, plans.LoadOptions{Kinds: reg, Set: set, Inventory: inv, InventoryFile: meta.InventoryFile})
+	plan, err := plans.Load(name, planData, plans.LoadOptions{Kinds: reg, Set: set, Inventory: inv, InventoryFile: meta.InventoryFile, LookupEnv: os.LookupEnv})
 	if err != nil {
 		return nil, Invalidf("the saved plan no longer loads: %w", err)
 	}
@@ -256,38 +379,71 @@ func readMeta(st savedReader) (runMeta, error) {
 	return m, json.Unmarshal(b, &m)
 }
 
-func execute(ctx context.Context, plan *plans.Plan, st *journal.State, o ExecOptions, io IO) error {
+// execution is a run checked and ready: its options and connections.
+type execution struct {
+	plan  *plans.Plan
+	opts  ExecOptions
+	io    IO
+	rerun []engine.TaskID
+	skip  []engine.TaskID
+	conns *connector
+}
+
+// prepare checks the options of run and resume that need no state
+// directory and makes the connector (no host is reached yet).
+func prepare(plan *plans.Plan, o ExecOptions, io IO) (*execution, error) {
 	rerun, err := parseTaskIDs("--rerun", o.Rerun)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	skip, err := parseTaskIDs("--skip", o.Skip)
 	if err != nil {
+		return nil, err
+	}
+	conns, err := newConnector(o.Connect, io)
+	if err != nil {
+		return nil, err
+	}
+	return &execution{plan: plan, opts: o, io: io, rerun: rerun, skip: skip, conns: conns}, nil
+}
+
+func (ex *execution) engineOptions(st *journal.State) engine.Options {
+	return engine.Options{
+		Plan:      ex.plan,
+		State:     st,
+		Connect:   ex.conns.Connect,
+		Parallel:  ex.opts.Parallel,
+		KeepGoing: ex.opts.KeepGoing,
+		Limit:     ex.opts.Limit,
+		Rerun:     ex.rerun,
+		Skip:      ex.skip,
+	}
+}
+
+// check is what the engine would refuse, judged against records.
+func (ex *execution) check(records []journal.Record) error {
+	if err := engine.Check(ex.engineOptions(nil), records); err != nil {
+		var inErr *engine.InputError
+		if errors.As(err, &inErr) {
+			return Invalid(err)
+		}
 		return err
 	}
-	sink := ui.New(io.Stdout, ui.Options{Mode: ui.Mode(o.Output), TTY: io.TTY, Size: io.Size, Resized: io.Resized, Color: io.Color})
+	return nil
+}
+
+func (ex *execution) run(ctx context.Context, st *journal.State) error {
+	io := ex.io
+	sink := ui.New(io.Stdout, ui.Options{Mode: ui.Mode(ex.opts.Output), TTY: io.TTY, Size: io.Size, Resized: io.Resized, Color: io.Color})
 	defer sink.Close()
 	// Warnings while the run shows (host keys learned, ...) go above the
 	// live view, not through it.
-	io.Stderr = sink.Above(io.Stderr)
-	conns, err := newConnector(o.Connect, io)
-	if err != nil {
-		return err
-	}
-	defer conns.Close()
+	ex.conns.io.Stderr = sink.Above(io.Stderr)
 	// Ctrl-C: the view says what is being cancelled while it stops.
 	defer context.AfterFunc(ctx, sink.Interrupt)()
-	res, err := engine.Run(ctx, engine.Options{
-		Plan:      plan,
-		State:     st,
-		Connect:   conns.Connect,
-		Parallel:  o.Parallel,
-		KeepGoing: o.KeepGoing,
-		Limit:     o.Limit,
-		Rerun:     rerun,
-		Skip:      skip,
-		Events:    sink.Event,
-	})
+	opts := ex.engineOptions(st)
+	opts.Events = sink.Event
+	res, err := engine.Run(ctx, opts)
 	var inErr *engine.InputError
 	if errors.As(err, &inErr) {
 		return Invalid(err)
@@ -305,9 +461,7 @@ func execute(ctx context.Context, plan *plans.Plan, st *journal.State, o ExecOpt
 }
 
 func openState(dir string, io IO) (*journal.State, error) {
-	if dir == "" {
-		dir = journal.DefaultDir
-	}
+	dir = stateDir(dir)
 	opts := journal.Options{Log: func(msg string) { fmt.Fprintln(io.Stderr, msg) }}
 	if k := os.Getenv("SEALFLOW_STATE_KEY"); k != "" {
 		key, err := base64.StdEncoding.DecodeString(k)

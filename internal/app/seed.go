@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/sealflow/sealflow/steps"
 )
 
 // SeedOptions are the options of the seed-style commands (`sealflow init`,
@@ -72,6 +74,11 @@ func Init(ctx context.Context, o SeedOptions, io IO) error {
 		return err
 	}
 	c := cluster{Masters: masters, Nodes: nodes, User: orStr(o.User, "root"), Port: orInt(o.Port, 22), KeyFile: o.KeyFile, Vars: seedVars(o, nil)}
+	// The VIP is recorded even when it is the default: a later join or
+	// clean of this cluster uses it, whatever the default becomes.
+	if c.Vars["vip"] == "" {
+		c.Vars["vip"] = steps.DefaultVIP
+	}
 	return runSeed(ctx, o, io, "ha", c, nil, func(root string) error { return saveCluster(root, c) })
 }
 
@@ -190,7 +197,7 @@ func checkSeedInputs(cmd string, o SeedOptions) error {
 		probs = append(probs, "--pkg and --pkg-url: give only one")
 	}
 	if o.VIP != "" && net.ParseIP(o.VIP).To4() == nil {
-		probs = append(probs, fmt.Sprintf("--vip %q: want an IPv4 address such as 10.103.97.2", o.VIP))
+		probs = append(probs, fmt.Sprintf("--vip %q: want an IPv4 address such as 10.255.255.253", o.VIP))
 	}
 	for flag, v := range map[string]string{"--podcidr": o.PodCIDR, "--svccidr": o.SvcCIDR} {
 		if _, _, err := net.ParseCIDR(v); v != "" && err != nil {

@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/sealflow/sealflow/internal/engine"
 	"github.com/sealflow/sealflow/internal/journal"
 	"github.com/sealflow/sealflow/steps"
 )
@@ -106,8 +107,11 @@ func foldStates(records []journal.Record) (map[taskKey]*taskState, []taskKey) {
 			}
 		case journal.Failed:
 			s.state, s.duration, s.err = "failed", r.Duration, r.Error
-			if r.Note == "interrupted" {
+			switch r.Note {
+			case "interrupted":
 				s.state = "interrupted"
+			case engine.NoteUnknown:
+				s.state = "outcome unknown (connection lost)"
 			}
 		case journal.Skipped:
 			s.state = "skipped"

@@ -36,7 +36,7 @@ func load(o LoadOptions) (*plans.Plan, error) {
 			return nil, Invalidf("read inventory: %w", err)
 		}
 	}
-	p, err := plans.Load(o.PlanFile, data, plans.LoadOptions{Kinds: steps.Builtin(), Set: set, Inventory: inv, InventoryFile: o.InventoryFile})
+	p, err := plans.Load(o.PlanFile, data, plans.LoadOptions{Kinds: steps.Builtin(), Set: set, Inventory: inv, InventoryFile: o.InventoryFile, LookupEnv: os.LookupEnv})
 	if err != nil {
 		return nil, Invalid(err)
 	}

@@ -152,8 +152,12 @@ func (r *runner) checkInterrupted() error {
 		if Decide(in).Decision != DecideAsk {
 			continue
 		}
-		undecided = append(undecided, fmt.Sprintf("%s (attempt %d started %s, no end recorded)",
-			id, p.attempts, p.started.Format("2006-01-02 15:04:05")))
+		why := "no end recorded"
+		if p.unknown {
+			why = "the connection was lost while it ran; it may have completed"
+		}
+		undecided = append(undecided, fmt.Sprintf("%s (attempt %d started %s, %s)",
+			id, p.attempts, p.started.Format("2006-01-02 15:04:05"), why))
 		ids = append(ids, id.String())
 	}
 	if len(undecided) == 0 {

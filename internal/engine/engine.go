@@ -132,9 +132,31 @@ type doneTask struct {
 	outputs steps.Outputs
 }
 
+// Check reports what Run would refuse before it runs anything (an
+// *InputError: a --limit, --rerun or --skip that names nothing of the
+// plan, a limit that leaves needs undone, interrupted tasks to decide),
+// judged against the journal records given (nil: a fresh state, as
+// after --fresh). opts.State and opts.Connect are not used. Callers check
+// before they change the state directory.
+func Check(opts Options, records []journal.Record) error {
+	_, err := newRunnerFrom(opts, records)
+	return err
+}
+
 func newRunner(opts Options) (*runner, error) {
 	if opts.Plan == nil || opts.State == nil || opts.Connect == nil {
 		return nil, errors.New("engine: Plan, State and Connect are required")
+	}
+	records, err := opts.State.Replay()
+	if err != nil {
+		return nil, err
+	}
+	return newRunnerFrom(opts, records)
+}
+
+func newRunnerFrom(opts Options, records []journal.Record) (*runner, error) {
+	if opts.Plan == nil {
+		return nil, errors.New("engine: Plan is required")
 	}
 	if opts.Parallel <= 0 {
 		opts.Parallel = 64
@@ -157,10 +179,9 @@ func newRunner(opts Options) (*runner, error) {
 		hosts:   map[string]map[string]plans.HostOutputs{},
 		secrets: &redact.Set{},
 	}
-	records, err := opts.State.Replay()
-	if err != nil {
-		return nil, err
-	}
+	// Secret vars are hidden from the start: in logs, errors and events,
+	// and an output that carries one is sealed.
+	r.secrets.Add(opts.Plan.SecretValues()...)
 	r.prior, r.runNo = replay(records)
 	r.runNo++
 	if err := r.compile(); err != nil {

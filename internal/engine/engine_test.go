@@ -787,3 +787,124 @@ steps:
 		t.Errorf("b@h1 read %q of a@h2: it did not wait for it", got)
 	}
 }
+
+// droppingConn runs commands locally, but for the first command of each
+// listed step it reports the connection lost after the command ran: the
+// outcome a client sees when the link drops at the end of a command.
+type droppingConn struct {
+	transport.Conn
+	mu    sync.Mutex
+	steps map[string]bool // step → still to drop
+}
+
+func (d *droppingConn) Exec(ctx context.Context, cmd transport.Command) (transport.Result, error) {
+	res, err := d.Conn.Exec(ctx, cmd)
+	d.mu.Lock()
+	drop := d.steps[cmd.Env["SEALFLOW_STEP"]]
+	d.steps[cmd.Env["SEALFLOW_STEP"]] = false
+	d.mu.Unlock()
+	if drop {
+		return transport.Result{}, fmt.Errorf("host h1: connection lost while the command ran: %w", transport.ErrOutcomeUnknown)
+	}
+	return res, err
+}
+
+// A connection lost while a command ran is an unknown outcome, not a
+// failure: a task that is not safe to run twice is neither retried nor
+// run again by the next run without asking; one that is safe is retried.
+func TestLostConnectionIsUnknownOutcome(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, manyHosts(1)+`
+steps:
+  - id: once
+    kind: shell
+    retries: 2
+    with: {run: 'echo x >> ${DIR}/once'}
+  - id: safe
+    kind: shell
+    retries: 1
+    with: {run: 'echo x >> ${DIR}/safe', rerunnable: true}
+`)
+	conn := &droppingConn{Conn: &local.Conn{}, steps: map[string]bool{"once": true, "safe": true}}
+	withConn := func(o *Options) {
+		o.Connect = func(context.Context, *plans.Host) (transport.Conn, error) { return conn, nil }
+		o.KeepGoing = true
+	}
+	res := f.mustRun(withConn)
+	if got := statuses(res); got["once@h1"] != StatusFailed || got["safe@h1"] != StatusDone {
+		t.Errorf("statuses %v, want once failed (unknown) and safe done (retried)", got)
+	}
+	if got := f.read("once"); got != "x\n" {
+		t.Errorf("once ran %d times in the run, want 1 (no retry of an unknown outcome)", strings.Count(got, "x"))
+	}
+	if got := f.read("safe"); got != "x\nx\n" {
+		t.Errorf("safe ran %d times, want 2 (a safe task is retried)", strings.Count(got, "x"))
+	}
+	// The next run asks, saying why.
+	_, err := f.run(nil)
+	var in *InputError
+	if !errors.As(err, &in) || !strings.Contains(err.Error(), "--rerun once@h1") || !strings.Contains(err.Error(), "connection was lost") {
+		t.Fatalf("second run: %v, want an InputError asking about once@h1 because the connection was lost", err)
+	}
+	if got := f.read("once"); got != "x\n" {
+		t.Errorf("once ran again without asking: %q", got)
+	}
+	// --skip (it did complete) settles it.
+	res = f.mustRun(func(o *Options) { o.Skip = []TaskID{{"once", "h1"}} })
+	if !res.OK() || f.read("once") != "x\n" {
+		t.Errorf("with --skip: ok=%v, once file %q", res.OK(), f.read("once"))
+	}
+}
+
+// An output that carries a secret output's value (passed on as is, or
+// wrapped in more text) is sealed like a secret: never in the journal in
+// clear, hidden in logs, and restored for dependents on the next run.
+func TestDerivedOutputsStaySecret(t *testing.T) {
+	t.Parallel()
+	const secret = "tok-Derived-9f8e7d"
+	f := newFixture(t, manyHosts(1)+`
+steps:
+  - id: gen
+    kind: shell
+    with:
+      secret_outputs: [tok]
+      run: echo "tok=`+secret+`" >> $SEALFLOW_OUTPUT
+  - id: pass
+    kind: shell
+    needs: [gen]
+    with:
+      run: |
+        echo "out=${{ steps.gen.outputs.tok }}" >> $SEALFLOW_OUTPUT
+        echo "header=Authorization: Bearer ${{ steps.gen.outputs.tok }}" >> $SEALFLOW_OUTPUT
+        echo "plain=nothing secret" >> $SEALFLOW_OUTPUT
+  - id: again
+    kind: shell
+    needs: [pass]
+    with:
+      run: |
+        echo "hop=x${{ steps.pass.outputs.header }}" >> $SEALFLOW_OUTPUT
+        printf %s "${{ steps.pass.outputs.out }}" > ${DIR}/used
+`)
+	if res := f.mustRun(nil); !res.OK() {
+		t.Fatalf("run: %v", statuses(res))
+	}
+	journalText, err := os.ReadFile(filepath.Join(f.state, "journal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(journalText), secret) {
+		t.Errorf("the journal holds the secret in clear:\n%s", journalText)
+	}
+	if !strings.Contains(string(journalText), "nothing secret") {
+		t.Errorf("an output without a secret is no longer in clear:\n%s", journalText)
+	}
+	// The next run restores the derived output for a changed dependent.
+	os.Remove(filepath.Join(f.dir, "used"))
+	f.plan = strings.Replace(f.plan, "> "+f.dir+"/used", "> "+f.dir+"/used; true", 1)
+	if res := f.mustRun(nil); !res.OK() || statuses(res)["pass@h1"] != StatusCached {
+		t.Fatalf("second run: %v", statuses(res))
+	}
+	if got := f.read("used"); got != secret {
+		t.Errorf("the dependent got %q after the restore, want the secret", got)
+	}
+}

@@ -11,6 +11,7 @@ import (
 type prior struct {
 	state     journal.Event // Started, Done, Failed or Skipped
 	cancelled bool          // Failed because the run was interrupted
+	unknown   bool          // Failed with an unknown outcome (the connection was lost while it ran)
 	fp        string
 	outputs   steps.Outputs
 	secret    []string // keys of outputs that are secrets
@@ -22,7 +23,7 @@ type prior struct {
 
 // interrupted reports whether the task was left without a known end.
 func (p *prior) interrupted() bool {
-	return p != nil && (p.state == journal.Started || (p.state == journal.Failed && p.cancelled))
+	return p != nil && (p.state == journal.Started || (p.state == journal.Failed && (p.cancelled || p.unknown)))
 }
 
 // fingerprint is the fingerprint the task was done with ("" for none).
@@ -41,8 +42,16 @@ func (p *prior) secretValues() []string {
 	return v
 }
 
-// Interrupted is the journal note of a task stopped by Ctrl-C.
-const noteInterrupted = "interrupted"
+// Journal notes of a failed task whose end is not known: stopped by
+// Ctrl-C, or cut off with its connection while a command ran.
+const (
+	noteInterrupted = "interrupted"
+	noteUnknown     = NoteUnknown
+)
+
+// NoteUnknown is the journal note of a task whose command was cut off
+// with its connection: resume decides it like an interrupted task.
+const NoteUnknown = "outcome unknown: connection lost"
 
 // replay folds journal records into the last known state of each task and
 // returns the number of the last run.
@@ -70,7 +79,7 @@ func replay(records []journal.Record) (map[TaskID]*prior, int) {
 		}
 		switch rec.Event {
 		case journal.Started:
-			p.state, p.cancelled, p.started, p.err = journal.Started, false, rec.Time, ""
+			p.state, p.cancelled, p.unknown, p.started, p.err = journal.Started, false, false, rec.Time, ""
 		case journal.Done:
 			p.state, p.fp, p.duration = journal.Done, rec.Fingerprint, rec.Duration
 			p.outputs, p.secret = steps.Outputs{}, nil
@@ -84,6 +93,7 @@ func replay(records []journal.Record) (map[TaskID]*prior, int) {
 		case journal.Failed:
 			p.state, p.err, p.duration = journal.Failed, rec.Error, rec.Duration
 			p.cancelled = rec.Note == noteInterrupted
+			p.unknown = rec.Note == noteUnknown
 		case journal.Skipped:
 			p.state, p.fp, p.outputs, p.secret = journal.Skipped, rec.Fingerprint, nil, nil
 		}

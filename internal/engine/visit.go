@@ -11,6 +11,7 @@ import (
 
 	"github.com/sealflow/sealflow/internal/journal"
 	"github.com/sealflow/sealflow/internal/redact"
+	"github.com/sealflow/sealflow/internal/transport"
 	"github.com/sealflow/sealflow/steps"
 )
 
@@ -141,6 +142,15 @@ func (r *runner) execute(ctx context.Context, t *task, step steps.Step, fp strin
 			r.setFailed(id, err, elapsed)
 			return err
 		}
+		// A command cut off with its connection may have done its work:
+		// that is no failure to retry but an unknown end, decided like an
+		// interrupted task (check, safe to re-run, or ask).
+		if errors.Is(err, transport.ErrOutcomeUnknown) && !safe {
+			r.append(journal.Record{Event: journal.Failed, Step: id.Step, Host: id.Host, Attempt: attempt, Error: r.secrets.Redact(err.Error()), Duration: elapsed, Note: noteUnknown})
+			r.setFailed(id, err, elapsed)
+			r.emit(Event{Type: EventTaskFailed, Task: id.String(), Step: id.Step, Host: id.Host, Attempt: attempt, Duration: elapsed, Error: err.Error(), Note: noteUnknown, LogPath: logPath})
+			return err
+		}
 		if a > t.step.Retries {
 			r.append(journal.Record{Event: journal.Failed, Step: id.Step, Host: id.Host, Attempt: attempt, Error: r.secrets.Redact(err.Error()), Duration: elapsed})
 			r.setFailed(id, err, elapsed)
@@ -195,6 +205,18 @@ func (r *runner) attempt(ctx context.Context, t *task, step steps.Step, target *
 
 func (r *runner) succeed(id TaskID, fp string, attempt int, elapsed time.Duration, outputs steps.Outputs, secretKeys []string, found bool, logPath string) error {
 	clear, secret := splitSecrets(outputs, secretKeys)
+	// An output that carries a known secret (a token passed on, or
+	// wrapped in more text) is a secret too: sealed in the journal, hidden
+	// in logs.
+	for k, v := range clear {
+		if r.secrets.Holds(v) {
+			if secret == nil {
+				secret = map[string]string{}
+			}
+			secret[k] = v
+			delete(clear, k)
+		}
+	}
 	var values []string
 	for _, v := range secret {
 		values = append(values, v)

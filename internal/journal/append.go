@@ -56,6 +56,9 @@ func (s *State) enqueue(r Record) (*appendReq, error) {
 	if r.Time.IsZero() {
 		r.Time = s.now()
 	}
+	if len(r.Secrets) > 0 && s.keyErr != nil {
+		return nil, s.keyErr
+	}
 	if len(r.Secrets) > 0 {
 		sealed, err := s.seal.sealAll(r.Step, r.Host, r.Secrets)
 		if err != nil {

@@ -20,6 +20,9 @@ const (
 	InventoryFile = "inventory.yaml"
 	VarsFile      = "vars.json"
 	MetaFile      = "run.json" // the plan's name and where it was read from
+	// SecretVarsFile holds the --set values of secret vars, each sealed
+	// with the state key (SealValue).
+	SecretVarsFile = "secret-vars.json"
 )
 
 const logsDir = "logs"

@@ -171,3 +171,32 @@ func loadKey(dir string, optKey []byte, create bool) (key []byte, created bool, 
 	key, err = createKeyFile(dir)
 	return key, err == nil, err
 }
+
+// runValueStep is the step name sealed run values are bound to: no step
+// can have it (a NUL byte), so a sealed output cannot pass for one.
+const runValueStep = "\x00run value"
+
+// SealValue encrypts a value of the run (a secret var given with --set)
+// under the state key, bound to name, for a run file.
+func (s *State) SealValue(name, value string) (string, error) {
+	if s.keyErr != nil {
+		return "", s.keyErr
+	}
+	out, err := s.seal.sealAll(runValueStep, "", map[string]string{name: value})
+	if err != nil {
+		return "", fmt.Errorf("seal %s: %w", name, err)
+	}
+	return out[name], nil
+}
+
+// OpenValue decrypts what SealValue returned for name.
+func (s *State) OpenValue(name, sealed string) (string, error) {
+	if s.keyErr != nil {
+		return "", s.keyErr
+	}
+	out, err := s.seal.openAll(runValueStep, "", map[string]string{name: sealed})
+	if err != nil {
+		return "", fmt.Errorf("open %s: %w", name, err)
+	}
+	return out[name], nil
+}

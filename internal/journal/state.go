@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -44,6 +45,10 @@ type State struct {
 	f       *os.File
 	syncFn  func(*os.File) error
 	corrupt error // a *CorruptError found by Open: nothing is appended then
+	// keyErr is a *KeyMissingError: the key file is gone while the
+	// journal holds secrets sealed with it. Replay and appends of
+	// secrets fail with it; Discard makes a new key.
+	keyErr error
 
 	closeMu    sync.RWMutex // held for reading while queueing, for writing by Close
 	closed     bool
@@ -90,14 +95,18 @@ func Open(dir string, opts Options) (*State, error) {
 }
 
 func open(dir string, opts Options, lock *os.File) (*State, error) {
-	key, keyCreated, err := loadKey(dir, opts.Key, true)
-	if err != nil {
+	key, _, err := loadKey(dir, opts.Key, false)
+	keyMissing := errors.Is(err, fs.ErrNotExist)
+	if err != nil && !keyMissing {
 		return nil, err
 	}
-	seal, err := newSealer(key)
-	if err != nil {
-		return nil, err
+	var seal *sealer
+	if !keyMissing {
+		if seal, err = newSealer(key); err != nil {
+			return nil, err
+		}
 	}
+	keyCreated := false
 	path := filepath.Join(dir, journalFile)
 	_, statErr := os.Lstat(path)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
@@ -129,6 +138,30 @@ func open(dir string, opts Options, lock *os.File) (*State, error) {
 		return nil, err
 	}
 	s.synced = res.good
+	if keyMissing {
+		// A new key is harmless unless the journal holds secrets sealed
+		// with the old one: then say that key is gone.
+		sealed := false
+		if s.corrupt == nil {
+			recs, _ := replay(io.NewSectionReader(f, 0, res.good), path, s.tab, nil)
+			for _, r := range recs {
+				sealed = sealed || len(r.Secrets) > 0
+			}
+		}
+		if sealed {
+			s.keyErr = &KeyMissingError{Path: filepath.Join(dir, keyFile), Dir: dir}
+		} else {
+			key, err := createKeyFile(dir)
+			if err == nil {
+				s.seal, err = newSealer(key)
+			}
+			if err != nil {
+				f.Close()
+				return nil, err
+			}
+			keyCreated = true
+		}
+	}
 	if res.tornOff >= 0 && s.corrupt == nil {
 		s.truncateTo = res.good
 		opts.Log(fmt.Sprintf("journal %s: ignoring the last record at byte offset %d (%d bytes, %s), left by an interrupted run; "+
@@ -155,6 +188,9 @@ func (s *State) Replay() ([]Record, error) {
 	defer s.closeMu.RUnlock()
 	if s.corrupt != nil {
 		return nil, s.corrupt
+	}
+	if s.keyErr != nil {
+		return nil, s.keyErr
 	}
 	if s.closed {
 		return nil, fmt.Errorf("replay journal %s: state is closed", s.path)
@@ -221,12 +257,55 @@ func (s *State) Discard() error {
 	// The journal is empty and its end known again: a torn tail, a corrupt
 	// record or a failed write of the earlier run are gone with it.
 	s.synced, s.truncateTo, s.corrupt, s.werr = 0, -1, nil, nil
-	for _, name := range []string{PlanFile, InventoryFile, VarsFile, MetaFile, logsDir} {
+	if s.keyErr != nil {
+		// The secrets the lost key sealed are gone with the journal.
+		key, err := createKeyFile(s.dir)
+		if err != nil {
+			return fmt.Errorf("discard the run in %s: %w", s.dir, err)
+		}
+		if s.seal, err = newSealer(key); err != nil {
+			return err
+		}
+		s.keyErr = nil
+	}
+	for _, name := range []string{PlanFile, InventoryFile, VarsFile, SecretVarsFile, MetaFile, logsDir} {
 		if err := os.RemoveAll(filepath.Join(s.dir, name)); err != nil {
 			return fmt.Errorf("discard the run in %s: %w", s.dir, err)
 		}
 	}
 	return syncDir(s.dir)
+}
+
+// KeyMissingError is a state key file that is gone while the journal
+// holds secret outputs sealed with it.
+type KeyMissingError struct {
+	Path string // the key file
+	Dir  string // the state directory
+}
+
+func (e *KeyMissingError) Error() string {
+	return fmt.Sprintf("the state key %s is missing: it encrypts the secret outputs (tokens, certificate keys, passwords) "+
+		"that the journal of %s holds; a new key cannot read them. Put the key file back (from a backup or wherever it was copied), "+
+		"or give the key in SEALFLOW_STATE_KEY; or start over with `sealflow run --fresh` (discards the earlier run)", e.Path, e.Dir)
+}
+
+// Lost reports an earlier run whose journal is gone: run files (run.json)
+// are saved but the journal holds no record (emptied or deleted). Resuming
+// on it would run every task again as if none had run.
+func (s *State) Lost() error {
+	s.mu.Lock()
+	n := s.synced
+	s.mu.Unlock()
+	if n > 0 {
+		return nil
+	}
+	if _, err := os.Stat(filepath.Join(s.dir, MetaFile)); err != nil {
+		return nil
+	}
+	return fmt.Errorf("the journal of %s is empty or missing, but the state directory holds an earlier run (%s): "+
+		"sealflow cannot tell which tasks already ran, and will not run them all again. "+
+		"Restore the journal, or start over with `sealflow run --fresh --state %s PLAN` (discards the earlier run)",
+		s.dir, MetaFile, s.dir)
 }
 
 func syncDir(dir string) error {

@@ -47,6 +47,21 @@ func (s *Set) Redact(text string) string {
 	return text
 }
 
+// Holds reports whether text contains a registered value.
+func (s *Set) Holds(text string) bool {
+	if text == "" {
+		return false
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, v := range s.values {
+		if strings.Contains(text, v) {
+			return true
+		}
+	}
+	return false
+}
+
 // Writer hides the values of a Set in what is written through it. It
 // works line by line so a secret split across two writes is still found;
 // Flush writes an unfinished last line.

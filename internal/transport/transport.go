@@ -4,6 +4,7 @@ package transport
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -49,6 +50,12 @@ type Conn interface {
 	// Close releases the connection.
 	Close() error
 }
+
+// ErrOutcomeUnknown is wrapped by the error of a command that had started
+// when the connection was lost (or that ended without an exit status):
+// it may have done all, part or none of its work. A caller must not take
+// such an error for a failure that is safe to run again.
+var ErrOutcomeUnknown = errors.New("the command's outcome is unknown")
 
 // ExitError is returned by Run when a command exits non-zero.
 type ExitError struct {

@@ -27,7 +27,7 @@ const (
 
 // Defaults.
 const (
-	DefaultVIP           = "10.103.97.2"
+	DefaultVIP           = "10.255.255.253" // steps.DefaultVIP: outside the default service and pod networks
 	DefaultInterval      = time.Second
 	DefaultFall          = 2
 	DefaultRise          = 1

@@ -36,7 +36,7 @@ step "lab up: 3 masters, 2 workers, each a fresh machine with systemd"
 "$bin" lab up --name "$name" --masters 3 --nodes 2 --kube-node --dir "$work/lab"
 echo "the lab's own settings, in its inventory (this kernel has no IPVS, cgroups v1):"
 sed -n '/^vars:/,$p' "$work/lab/inventory.yaml"
-vip=10.103.97.2
+vip=10.255.255.253
 
 step "sealflow run ha (every kubeadm preflight check on)"
 "$bin" run --output plain --state "$work/state" \

@@ -76,6 +76,11 @@ func loadKey(cfg *Config, file string) (ssh.Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("host %s: read private key: %w", cfg.HostName, err)
 	}
+	// As ssh does (it then ignores the key; sealflow uses it, but says so).
+	if fi, err := os.Stat(file); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		cfg.logf("WARNING: UNPROTECTED PRIVATE KEY FILE! Permissions %#o for %s are too open: it is readable by other users of this machine. "+
+			"ssh would ignore it; run chmod 600 %s", fi.Mode().Perm(), file, file)
+	}
 	s, err := ssh.ParsePrivateKey(pem)
 	var missing *ssh.PassphraseMissingError
 	if errors.As(err, &missing) {

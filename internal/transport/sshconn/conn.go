@@ -42,12 +42,17 @@ type DroppedError struct {
 
 func (e *DroppedError) Error() string {
 	if e.Started {
-		return fmt.Sprintf("host %s: connection lost while the command ran: %v", e.Host, e.Err)
+		return fmt.Sprintf("host %s: connection lost while the command ran (its outcome is unknown): %v", e.Host, e.Err)
 	}
 	return fmt.Sprintf("host %s: connection lost: %v", e.Host, e.Err)
 }
 
 func (e *DroppedError) Unwrap() error { return e.Err }
+
+// Is makes a drop after the start a transport.ErrOutcomeUnknown.
+func (e *DroppedError) Is(target error) bool {
+	return e.Started && target == transport.ErrOutcomeUnknown
+}
 
 func newConn(cfg Config, client *ssh.Client, bastion *Conn) *Conn {
 	c := &Conn{

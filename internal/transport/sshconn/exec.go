@@ -33,7 +33,10 @@ func (c *Conn) Exec(ctx context.Context, cmd transport.Command) (transport.Resul
 	// root needs no sudo: the wrapper then takes its fast path without
 	// asking id.
 	become := cmd.Become && c.cfg.User != "root"
-	header, err := c.header(cmd, become)
+	// Without input of its own the command gets the watchdog (see
+	// wrapper.go): heartbeats on stdin until it ends.
+	watch := cmd.Stdin == nil
+	header, err := c.header(cmd, become, watch)
 	if err != nil {
 		return transport.Result{}, err
 	}
@@ -42,6 +45,8 @@ func (c *Conn) Exec(ctx context.Context, cmd transport.Command) (transport.Resul
 		return transport.Result{}, err
 	}
 	defer release()
+	ended := make(chan struct{})
+	defer close(ended)
 
 	var mu sync.Mutex // the two streams may share a writer
 	stdout := &markerWriter{w: lockedWriter(&mu, cmd.Stdout)}
@@ -49,12 +54,21 @@ func (c *Conn) Exec(ctx context.Context, cmd transport.Command) (transport.Resul
 	s.Stdout = stdout
 	s.Stderr = stderr
 	in := cmd.Stdin
-	if in == nil {
-		in = strings.NewReader("")
+	if watch {
+		in = &heartbeats{every: heartbeatEvery, ended: ended}
 	}
 	s.Stdin = io.MultiReader(bytes.NewReader(header), in)
 
-	if err := s.Start(bootstrap); err != nil {
+	// A host that stops answering must not hold the task past its
+	// deadline: every request waits on ctx too.
+	startErr := make(chan error, 1)
+	go func() { startErr <- s.Start(bootstrap) }()
+	select {
+	case err = <-startErr:
+	case <-ctx.Done():
+		return transport.Result{}, fmt.Errorf("host %s: start command: %w", c.cfg.HostName, ctx.Err())
+	}
+	if err != nil {
 		if !c.Alive() {
 			return transport.Result{}, c.dropped(false)
 		}
@@ -84,7 +98,7 @@ func (c *Conn) Exec(ctx context.Context, cmd transport.Command) (transport.Resul
 		if !c.Alive() {
 			return transport.Result{}, c.dropped(true)
 		}
-		return transport.Result{}, fmt.Errorf("host %s: command ended without an exit status", c.cfg.HostName)
+		return transport.Result{}, fmt.Errorf("host %s: command ended without an exit status: %w", c.cfg.HostName, transport.ErrOutcomeUnknown)
 	default:
 		if !c.Alive() {
 			return transport.Result{}, c.dropped(true)
@@ -103,38 +117,122 @@ func (c *Conn) Exec(ctx context.Context, cmd transport.Command) (transport.Resul
 
 // stop ends a running command: TERM to the script's process group (the
 // wrapper's fast path) or to the wrapper, whose trap passes it to the
-// script's process group, then waits a little for the session to end. sshd does not pass "signal" requests to sessions of root (no
-// privilege separation after login), so the TERM is sent by `kill` from
-// a session of its own.
+// script's process group (and KILLs that group after the grace period);
+// after killGrace without an end, KILL to the group of the fast path.
+// sshd does not pass "signal" requests to sessions of root (no privilege
+// separation after login), so signals are sent by `kill` from a session
+// of their own. A host that does not open that session within
+// killOpenTimeout is hung: the connection is closed (the watchdog then
+// ends the command when the host reads again) and stop returns.
 func (c *Conn) stop(stdout *markerWriter, done <-chan error) {
-	if pid, ok := stdout.started(); ok {
-		select {
-		case c.killSem <- struct{}{}:
-			ctx, cancel := context.WithTimeout(context.Background(), killGrace)
-			if s, err := c.client.NewSession(); err == nil {
-				stop := context.AfterFunc(ctx, func() { s.Close() })
-				_ = s.Run("kill -TERM -- " + strconv.Itoa(pid))
-				stop()
-				s.Close()
-			}
-			cancel()
-			<-c.killSem
-		case <-c.gone:
-			return
-		}
+	pid, ok := stdout.started()
+	if !ok {
+		// The script has not started: closing the session ends it.
+		return
 	}
-	t := time.NewTimer(killGrace)
+	if !c.signal(pid, "TERM") {
+		return
+	}
+	if c.waitEnd(done, killGrace) || pid > 0 {
+		return
+	}
+	if c.signal(pid, "KILL") {
+		c.waitEnd(done, killOpenTimeout)
+	}
+}
+
+// waitEnd waits up to d for the command to end.
+func (c *Conn) waitEnd(done <-chan error, d time.Duration) bool {
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-done:
+		return true
 	case <-t.C:
+		return false
 	case <-c.gone:
+		return true
+	}
+}
+
+// killOpenTimeout bounds opening the session that signals a command and
+// running its kill.
+const killOpenTimeout = 2 * time.Second
+
+// signal sends sig to pid (a process group when negative) from a session
+// of its own. It reports false when the host did not answer in time; the
+// connection is then closed.
+func (c *Conn) signal(pid int, sig string) bool {
+	select {
+	case c.killSem <- struct{}{}:
+		defer func() { <-c.killSem }()
+	case <-c.gone:
+		return false
+	}
+	ran := make(chan bool, 1)
+	var mu sync.Mutex
+	var s *ssh.Session
+	abandoned := false
+	go func() {
+		ns, err := c.client.NewSession()
+		mu.Lock()
+		if err != nil || abandoned {
+			mu.Unlock()
+			if ns != nil {
+				ns.Close()
+			}
+			ran <- false
+			return
+		}
+		s = ns
+		mu.Unlock()
+		_ = ns.Run("kill -" + sig + " -- " + strconv.Itoa(pid))
+		ns.Close()
+		ran <- true
+	}()
+	t := time.NewTimer(killOpenTimeout)
+	defer t.Stop()
+	select {
+	case ok := <-ran:
+		return ok
+	case <-c.gone:
+		return false
+	case <-t.C:
+		mu.Lock()
+		abandoned = true
+		if s != nil {
+			s.Close()
+		}
+		mu.Unlock()
+		c.end(fmt.Errorf("the host did not answer within %s when asked to stop a command", killOpenTimeout))
+		return false
+	}
+}
+
+// heartbeats is the watchdog's input: a line every every, until ended.
+type heartbeats struct {
+	every time.Duration
+	ended <-chan struct{}
+}
+
+func (h *heartbeats) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	t := time.NewTimer(h.every)
+	defer t.Stop()
+	select {
+	case <-h.ended:
+		return 0, io.EOF
+	case <-t.C:
+		p[0] = '\n'
+		return 1, nil
 	}
 }
 
 // header encodes what the wrapper reads from stdin before the caller's
 // input.
-func (c *Conn) header(cmd transport.Command, become bool) ([]byte, error) {
+func (c *Conn) header(cmd transport.Command, become, watch bool) ([]byte, error) {
 	names := make([]string, 0, len(cmd.Env))
 	for k := range cmd.Env {
 		if !transport.ValidEnvName(k) {
@@ -173,15 +271,19 @@ func (c *Conn) header(cmd transport.Command, become bool) ([]byte, error) {
 	case strings.Contains(cmd.Script, "SEALFLOW_TMP"):
 		flags = "0 1"
 	}
+	w := " 0"
+	if watch {
+		w = " 1"
+	}
 	var b bytes.Buffer
 	if len(section) <= inlineMax {
 		end, err := endLine(section)
 		if err != nil {
 			return nil, fmt.Errorf("host %s: %w", c.cfg.HostName, err)
 		}
-		b.WriteString(flags + " l\n" + end + "\n" + section + end + "\n")
+		b.WriteString(flags + " l" + w + "\n" + end + "\n" + section + end + "\n")
 	} else {
-		b.WriteString(flags + " b\n" + strconv.Itoa(len(section)) + "\n" + section)
+		b.WriteString(flags + " b" + w + "\n" + strconv.Itoa(len(section)) + "\n" + section)
 	}
 	b.WriteString(pw + "\n")
 	return b.Bytes(), nil

@@ -191,6 +191,64 @@ func TestNonRootUser(t *testing.T) {
 		})
 	})
 
+	// As root through sudo (the wrapper's slow path): after a timeout a
+	// script that ignores TERM is killed whole by the runner after the
+	// grace period; when the session's sshd dies the watchdog stops the
+	// command before it finishes.
+	t.Run("become: timeout kills a script ignoring TERM", func(t *testing.T) {
+		c := dial(t, pwCfg)
+		tag := randomTag(t)
+		var out syncBuffer
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_, err := c.Exec(ctx, transport.Command{
+			Script: "trap \"\" TERM\n(trap \"\" TERM; sleep 1000) &\necho started\nsleep 1000",
+			Env:    map[string]string{"SEALFLOW_TEST_TAG": tag}, Become: true, Stdout: &out,
+		})
+		if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(out.String(), "started") {
+			t.Fatalf("Exec: %v, output %q; want the deadline after the start", err, out.String())
+		}
+		waitFor(t, "nothing of the root command left", func() bool { return len(tagged(tag)) == 0 })
+	})
+
+	t.Run("become: sshd killed stops the command", func(t *testing.T) {
+		c := dial(t, pwCfg)
+		tag := randomTag(t)
+		done := "/tmp/sealflow-become-finished"
+		var out syncBuffer
+		errc := make(chan error, 1)
+		go func() {
+			_, err := c.Exec(context.Background(), transport.Command{Script: finishingScript, Become: true, Stdout: &out,
+				Env: map[string]string{"DONEFILE": done, "SEALFLOW_TEST_TAG": tag}})
+			errc <- err
+		}()
+		waitFor(t, "the command to start", func() bool { return strings.Contains(out.String(), "started") })
+		// The sshd processes serving connections (the privileged monitor
+		// and the user's process): every sshd of the host but the listener.
+		kill := `l=$(cat /run/sshd.pid)
+for p in /proc/[0-9]*; do
+	read -r c <"$p/comm" 2>/dev/null || continue
+	case $c in sshd*) [ "${p#/proc/}" = "$l" ] || kill -KILL "${p#/proc/}";; esac
+done
+:`
+		if o, err := l.Exec(context.Background(), h.Name, "sh", "-c", kill); err != nil {
+			t.Fatalf("kill sshd: %v %s", err, o)
+		}
+		select {
+		case err := <-errc:
+			if !errors.Is(err, transport.ErrOutcomeUnknown) {
+				t.Errorf("Exec: %v, want an unknown outcome", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("Exec did not return")
+		}
+		waitFor(t, "the root command to be gone", func() bool { return len(tagged(tag)) == 0 })
+		time.Sleep(13 * time.Second)
+		if o, _ := l.Exec(context.Background(), h.Name, "sh", "-c", "test -e "+done+" && echo finished || :"); strings.Contains(o, "finished") {
+			t.Error("the root command went on to finish after its session died")
+		}
+	})
+
 	t.Run("upload", func(t *testing.T) {
 		data := bytes.Repeat([]byte("sealflow "), 100000)
 		s := sha256.Sum256(data)

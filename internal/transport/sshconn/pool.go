@@ -26,7 +26,9 @@ type Pool struct {
 }
 
 type poolHost struct {
-	mu   sync.Mutex // held while dialing
+	// lock is held while dialing; a task waits for it no longer than its
+	// context allows (a hung host must not hold tasks past their timeout).
+	lock chan struct{}
 	conn *Conn
 }
 
@@ -56,7 +58,7 @@ func (p *Pool) host(name string) (*poolHost, error) {
 	}
 	h := p.hosts[name]
 	if h == nil {
-		h = &poolHost{}
+		h = &poolHost{lock: make(chan struct{}, 1)}
 		p.hosts[name] = h
 	}
 	return h, nil
@@ -64,8 +66,12 @@ func (p *Pool) host(name string) (*poolHost, error) {
 
 // get returns the live connection, dialing when there is none.
 func (h *poolHost) get(ctx context.Context, dial DialFunc, host string) (*Conn, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	select {
+	case h.lock <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("host %s: wait for the connection another task is opening: %w", host, ctx.Err())
+	}
+	defer func() { <-h.lock }()
 	if h.conn != nil && h.conn.Alive() {
 		return h.conn, nil
 	}
@@ -89,12 +95,12 @@ func (p *Pool) Close() error {
 	p.hosts = map[string]*poolHost{}
 	p.mu.Unlock()
 	for _, h := range hosts {
-		h.mu.Lock()
+		h.lock <- struct{}{}
 		if h.conn != nil {
 			h.conn.Close()
 			h.conn = nil
 		}
-		h.mu.Unlock()
+		<-h.lock
 	}
 	return nil
 }

@@ -14,6 +14,9 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
+
+	"github.com/pkg/sftp"
 
 	"github.com/sealflow/sealflow/internal/transport"
 )
@@ -51,27 +54,27 @@ func (c *Conn) upload(ctx context.Context, src io.Reader, dst string, mode fs.Fi
 	if sum != "" && have == sum {
 		return nil
 	}
-	sc, err := c.sftpClient()
+	sc, err := within(ctx, c.sftpClient, nil)
 	if err != nil {
 		return err
 	}
 	final := path.Join(path.Dir(dst), "."+path.Base(dst)+".sealflow-partial")
 	partial := final
 	if become {
-		home, err := sc.Getwd()
+		home, err := within(ctx, sc.Getwd, nil)
 		if err != nil {
 			return fmt.Errorf("find the home directory of %s: %w", c.cfg.User, err)
 		}
 		dir := path.Join(home, ".sealflow-partial")
-		if err := sc.MkdirAll(dir); err != nil {
+		if err := do(ctx, func() error { return sc.MkdirAll(dir) }); err != nil {
 			return fmt.Errorf("create %s: %w", dir, err)
 		}
-		if err := sc.Chmod(dir, 0o700); err != nil {
+		if err := do(ctx, func() error { return sc.Chmod(dir, 0o700) }); err != nil {
 			return fmt.Errorf("chmod %s: %w", dir, err)
 		}
 		h := sha256.Sum256([]byte(dst))
 		partial = path.Join(dir, hex.EncodeToString(h[:16]))
-	} else if err := sc.MkdirAll(path.Dir(dst)); err != nil {
+	} else if err := do(ctx, func() error { return sc.MkdirAll(path.Dir(dst)) }); err != nil {
 		return fmt.Errorf("create %s: %w", path.Dir(dst), err)
 	}
 
@@ -92,19 +95,23 @@ func (c *Conn) upload(ctx context.Context, src io.Reader, dst string, mode fs.Fi
 	if offset == 0 {
 		flags |= os.O_TRUNC
 	}
-	f, err := sc.OpenFile(partial, flags)
+	f, err := within(ctx, func() (*sftp.File, error) { return sc.OpenFile(partial, flags) }, func(f *sftp.File) { f.Close() })
 	if err != nil {
 		return fmt.Errorf("open %s: %w", partial, err)
 	}
 	stop := context.AfterFunc(ctx, func() { f.Close() })
-	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+	if err := do(ctx, func() error { _, err := f.Seek(offset, io.SeekStart); return err }); err != nil {
 		stop()
 		f.Close()
 		return fmt.Errorf("seek %s: %w", partial, err)
 	}
-	_, err = f.ReadFromWithConcurrency(&ctxReader{ctx: ctx, r: io.TeeReader(src, h)}, 0)
+	// A host that stops answering mid-transfer blocks the writes (no
+	// window left): within returns at the deadline all the same.
+	_, err = within(ctx, func() (int64, error) {
+		return f.ReadFromWithConcurrency(&ctxReader{ctx: ctx, r: io.TeeReader(src, h)}, 0)
+	}, nil)
 	stop()
-	cerr := f.Close()
+	cerr := do(ctx, f.Close)
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -116,7 +123,7 @@ func (c *Conn) upload(ctx context.Context, src io.Reader, dst string, mode fs.Fi
 	}
 	local := hex.EncodeToString(h.Sum(nil))
 	if sum != "" && local != sum {
-		_ = sc.Remove(partial)
+		_ = do(ctx, func() error { return sc.Remove(partial) })
 		return fmt.Errorf("the source's sha256 is %s, not the expected %s (did it change while being sent?)", local, sum)
 	}
 	return c.install(ctx, partial, final, dst, mode, local, become)
@@ -226,11 +233,11 @@ func (c *Conn) resumePoint(ctx context.Context, src io.Reader, partial string, h
 	if !ok {
 		return 0, nil
 	}
-	sc, err := c.sftpClient()
+	sc, err := within(ctx, c.sftpClient, nil)
 	if err != nil {
 		return 0, err
 	}
-	st, err := sc.Stat(partial)
+	st, err := within(ctx, func() (os.FileInfo, error) { return sc.Stat(partial) }, nil)
 	if err != nil || !st.Mode().IsRegular() || st.Size() == 0 {
 		return 0, nil
 	}
@@ -353,4 +360,51 @@ func (r *ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return r.r.Read(p)
+}
+
+// within runs f but returns when ctx ends without waiting for it: an SFTP
+// request to a host that stopped answering must not hold a task past its
+// deadline (f returns once the connection ends). What f returns after
+// that is given to abandon, when set.
+func within[T any](ctx context.Context, f func() (T, error), abandon func(T)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	ch := make(chan result, 1)
+	var mu sync.Mutex
+	gone := false
+	go func() {
+		v, err := f()
+		mu.Lock()
+		defer mu.Unlock()
+		if gone {
+			if err == nil && abandon != nil {
+				abandon(v)
+			}
+			return
+		}
+		ch <- result{v, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.v, r.err
+	case <-ctx.Done():
+		mu.Lock()
+		defer mu.Unlock()
+		select {
+		case r := <-ch:
+			return r.v, r.err
+		default:
+		}
+		gone = true
+		var zero T
+		return zero, ctx.Err()
+	}
+}
+
+// do is within for a call that returns only an error.
+func do(ctx context.Context, f func() error) error {
+	_, err := within(ctx, func() (struct{}, error) { return struct{}{}, f() }, nil)
+	return err
 }

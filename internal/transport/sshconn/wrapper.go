@@ -1,10 +1,12 @@
 package sshconn
 
+import "time"
+
 // The remote side of Exec. The command line sshd runs is always the same
 // (bootstrap: the wrapper). Everything that varies comes on stdin, as a
 // header the wrapper reads with shell builtins, then the caller's stdin:
 //
-//	<become> <tmp> <mode>\n
+//	<become> <tmp> <mode> <watch>\n
 //	<end line>\n                 (mode l; mode b: the section's size in bytes)
 //	<export NAME='value' lines><script>
 //	<end line>\n                 (mode l only)
@@ -37,10 +39,39 @@ package sshconn
 //
 // Both paths run the script with umask 077. When the wrapper itself fails
 // it says why on stderr and exits with wrapperFailed before the marker.
+//
+// The watchdog (watch 1: the caller gives no stdin). A command must die
+// with its session: sshd killed, or a link cut so that no packet arrives
+// any more, must not leave it running to finish work whose outcome the
+// client can no longer learn. The client then sends a heartbeat line on
+// stdin every heartbeatEvery and keeps stdin open until the command ends;
+// the script reads /dev/null. The wrapper starts a watcher (a forked
+// subshell, no program) that reads the heartbeats with the read builtin.
+// End of input while the wrapper lives means the session is gone; from
+// the first heartbeat on, a timer (one `sleep` every watchdogTick, started
+// by the first heartbeat, so a command of less than heartbeatEvery starts
+// no program for it) interrupts the read, and a tick with no heartbeat
+// since the last one means the link is dead. Either way the watcher sends
+// TERM to the script's process group (fast path) or to the wrapper (slow
+// path, whose trap passes it on), and KILL to the group killGraceRemote
+// seconds later. A command with stdin of its own has no watchdog: its
+// script reads that input.
+//
+// runner, when told to stop, sends TERM to the script's process group and,
+// killGraceRemote seconds later, KILL to what is left of it: a script
+// that ignores TERM is ended all the same, also as root under sudo.
 
 const (
-	execMarker    = "\x00sealflow-exec " // then "-" and the process group, or the wrapper's PID; then a NUL
-	wrapperFailed = 125
+	// heartbeatEvery is how often the client sends a heartbeat to the
+	// watchdog; watchdogTick (a multiple, in seconds) is how long the
+	// watchdog waits for one before it takes the link for dead.
+	heartbeatEvery = time.Second
+	watchdogTick   = "5"
+	// killGraceRemote is the seconds a script has, on the host, between
+	// TERM and KILL.
+	killGraceRemote = "5"
+	execMarker      = "\x00sealflow-exec " // then "-" and the process group, or the wrapper's PID; then a NUL
+	wrapperFailed   = 125
 	// inlineMax is the largest script section (environment and script)
 	// sent in mode l: `read` takes one byte per system call, and the
 	// section is put together line by line.
@@ -50,7 +81,15 @@ const (
 // runner is run as `sh -c runner sh DIR`. It holds no single quote:
 // wrapper quotes it with single quotes.
 const runner = `p=
-stop() { [ -n "$p" ] && { kill -TERM "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null; }; exit 143; }
+stop() {
+	[ -n "$p" ] || exit 143
+	if kill -TERM "-$p" 2>/dev/null; then
+		(trap "" TERM HUP INT; sleep ` + killGraceRemote + `; kill -KILL "-$p" 2>/dev/null) </dev/null >/dev/null 2>&1 &
+	else
+		kill -TERM "$p" 2>/dev/null
+	fi
+	exit 143
+}
 trap stop TERM HUP INT
 SEALFLOW_TMP=$1
 export SEALFLOW_TMP
@@ -68,9 +107,38 @@ wait "$p"
 // runs.
 const wrapper = `umask 077
 _sff() { printf 'sealflow: %s\n' "$1" >&2; exit 125; }
-IFS=' ' read -r _sfb _sft _sfm || _sff "short command header"
+IFS=' ' read -r _sfb _sft _sfm _sfw || _sff "short command header"
 IFS= read -r _sfn || _sff "short command header"
-_sfs= _sfd= _sfp= _sfg=
+_sfs= _sfd= _sfp= _sfg= _sfW=
+_sfwatch() {
+	trap - EXIT
+	_sfh=0 _sfi= _sfk= _sfme=
+	read -r _sfme _sfl </proc/self/stat 2>/dev/null || _sfme=
+	trap '[ -n "$_sfk" ] && kill "$_sfk" 2>/dev/null; exit 0' TERM
+	trap '_sfi=1; [ "$_sfh" = 0 ] && _sflost "$1"; _sfh=0' USR1
+	while :; do
+		_sfi=
+		if IFS= read -r _sfl; then
+			_sfh=1
+			[ -n "$_sfk" ] || [ -z "$_sfme" ] || {
+				(while sleep ` + watchdogTick + `; do kill -USR1 "$_sfme" 2>/dev/null || exit 0; done) </dev/null >/dev/null 2>&1 &
+				_sfk=$!
+			}
+			continue
+		fi
+		[ -n "$_sfi" ] && continue
+		break
+	done
+	_sflost "$1"
+}
+_sflost() {
+	kill -0 "$$" 2>/dev/null || exit 0
+	trap '' TERM HUP INT USR1
+	[ -n "$_sfk" ] && kill "$_sfk" 2>/dev/null
+	kill -TERM "$1" 2>/dev/null || exit 0
+	case $1 in -*) sleep ` + killGraceRemote + `; kill -KILL "$1" 2>/dev/null;; esac
+	exit 0
+}
 _sftmp() {
 	_sfd=$(mktemp -d "${TMPDIR:-/tmp}/sealflow.XXXXXXXX") || _sff "cannot create a private temp directory"
 	trap 'rm -rf "$_sfd"' EXIT
@@ -99,25 +167,34 @@ if [ "$_sfm" = l ] && { [ "$_sfb" != 1 ] || [ "$(id -u)" = 0 ]; }; then
 fi
 if [ "$_sfg" = "$$" ]; then
 	_sfp=
+	if [ "$_sfw" = 1 ]; then
+		exec 3<&0
+		_sfwatch "-$$" <&3 3<&- >/dev/null 2>&1 &
+		_sfW=$!
+		exec </dev/null 3<&-
+	fi
 	if [ "$_sft" = 1 ]; then
 		_sftmp
-		trap 'exit 143' TERM HUP INT
+		trap '[ -n "$_sfW" ] && kill "$_sfW" 2>/dev/null; exit 143' TERM HUP INT
 		SEALFLOW_TMP=$_sfd
 		export SEALFLOW_TMP
-		printf '\000sealflow-exec -%s\000' "$$"
-		(eval "trap - EXIT TERM HUP INT; unset -v _sfb _sft _sfm _sfn _sfs _sfd _sfp _sfg _sfl; unset -f _sff _sftmp; set -e
-$_sfs")
-		exit
 	fi
 	printf '\000sealflow-exec -%s\000' "$$"
-	eval "unset -v _sfb _sft _sfm _sfn _sfs _sfd _sfp _sfg _sfl; unset -f _sff _sftmp; set -e
+	if [ "$_sft" = 1 ] || [ -n "$_sfW" ]; then
+		(eval "trap - EXIT TERM HUP INT; unset -v _sfb _sft _sfm _sfn _sfs _sfd _sfp _sfg _sfl _sfw _sfW; unset -f _sff _sftmp _sfwatch _sflost; set -e
+$_sfs")
+		_sfr=$?
+		[ -n "$_sfW" ] && kill "$_sfW" 2>/dev/null
+		exit "$_sfr"
+	fi
+	eval "unset -v _sfb _sft _sfm _sfn _sfs _sfd _sfp _sfg _sfl _sfw _sfW; unset -f _sff _sftmp _sfwatch _sflost; set -e
 $_sfs"
 	exit
 fi
 [ -n "$_sfd" ] || { _sftmp; printf '%s' "$_sfs" >"$_sfd/script" || _sff "cannot store the script"; }
 _sfs=
 p=
-trap '[ -n "$p" ] && { kill -TERM "$p" 2>/dev/null; wait "$p"; }; exit 143' TERM HUP INT
+trap '[ -n "$p" ] && { kill -TERM "$p" 2>/dev/null; wait "$p"; }; [ -n "$_sfW" ] && kill "$_sfW" 2>/dev/null; exit 143' TERM HUP INT
 r='` + runner + `'
 sudo=
 if [ "$_sfb" = 1 ] && [ "$(id -u)" != 0 ]; then
@@ -140,6 +217,11 @@ if [ "$_sfb" = 1 ] && [ "$(id -u)" != 0 ]; then
 fi
 printf '\000sealflow-exec %s\000' "$$"
 exec 3<&0
+if [ "$_sfw" = 1 ]; then
+	_sfwatch "$$" <&3 3<&- >/dev/null 2>&1 &
+	_sfW=$!
+	exec 3</dev/null
+fi
 case $sudo in
 n) sudo -n sh -c "$r" sh "$_sfd" <&3 3<&- & ;;
 S) { printf '%s\n' "$_sfp"; exec cat; } <&3 3<&- | sudo -k -S -p '' sh -c "$r" sh "$_sfd" & ;;
@@ -148,6 +230,9 @@ esac
 p=$!
 _sfp=
 wait "$p"
+_sfr=$?
+[ -n "$_sfW" ] && kill "$_sfW" 2>/dev/null
+exit "$_sfr"
 `
 
 // bootstrap is the only command line Exec asks sshd to run: the wrapper
