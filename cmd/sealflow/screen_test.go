@@ -225,7 +225,9 @@ func TestScreenManyTasks(t *testing.T) {
 				if len(lv.rows) != want || lv.more != lv.running-want {
 					t.Errorf("header says %d running; %d rows and +%d more on the screen:\n%s", lv.running, len(lv.rows), lv.more, strings.Join(lv.rows, "\n"))
 				}
-				if lv.running == 30 {
+				// The first step's rows (its name is long); the second
+				// step can have 30 running too, with rows that fit.
+				if lv.running == 30 && strings.Contains(lv.rows[0], "first") {
 					crowded = true
 					if cut := strings.Contains(lv.rows[0], "…"); cut != (width == 60) {
 						t.Errorf("at %d columns a row is cut: %v: %q", width, cut, lv.rows[0])
