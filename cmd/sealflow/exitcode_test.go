@@ -46,6 +46,14 @@ func TestExitCodes(t *testing.T) {
 		}
 	}
 
+	// A lab asked for wrongly is an input error too.
+	for _, args := range [][]string{{"lab", "up", "--name", "B!"}, {"lab", "exec", "nolab", "m1", "--", "true"}, {"lab", "down", "--name", "B!"}} {
+		_, stderr, code := sf(t, bin, dir, "", args...)
+		if code != 2 || !strings.Contains(stderr, "lab") {
+			t.Errorf("%v: exit %d, want 2\n%s", args, code, stderr)
+		}
+	}
+
 	// A run holds its state directory: a second one is refused.
 	cmd := exec.Command(bin, "run", "--state", "busy", "--output", "plain", "sleep.yaml")
 	cmd.Dir = dir

@@ -214,7 +214,8 @@ func exitWith(code int, err error) error {
 // other errors to 1.
 func labError(err error) error {
 	var need lab.NeedError
-	if errors.As(err, &need) {
+	var input lab.InputError
+	if errors.As(err, &need) || errors.As(err, &input) {
 		return exitWith(2, err)
 	}
 	return exitWith(1, err)

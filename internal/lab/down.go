@@ -20,7 +20,7 @@ import (
 // lab's objects have; removing a lab that does not exist is not an error.
 func Down(ctx context.Context, name string) error {
 	if err := checkName("lab", name, maxLabName); err != nil {
-		return fmt.Errorf("lab: %w", err)
+		return InputError{fmt.Errorf("lab: %w", err)}
 	}
 	st, err := readState(name)
 	haveState := err == nil

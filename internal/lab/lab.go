@@ -97,6 +97,14 @@ type NeedError struct{ What, Fix string }
 
 func (e NeedError) Error() string { return fmt.Sprintf("lab needs %s: %s", e.What, e.Fix) }
 
+// InputError is a problem with what the user asked for (a bad name, a lab
+// that does not exist, a name or directory already taken), not with the
+// machine: the user fixes it by asking otherwise.
+type InputError struct{ Err error }
+
+func (e InputError) Error() string { return e.Err.Error() }
+func (e InputError) Unwrap() error { return e.Err }
+
 // Host returns the host called name.
 func (l *Lab) Host(name string) (Host, bool) {
 	l.mu.Lock()

@@ -214,11 +214,11 @@ func labFromState(st state) (*Lab, error) {
 // Open returns the lab called name from its state file.
 func Open(name string) (*Lab, error) {
 	if err := checkName("lab", name, maxLabName); err != nil {
-		return nil, err
+		return nil, InputError{err}
 	}
 	st, err := readState(name)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("lab %s not found (no %s); see `sealflow lab ls`: %w", name, statePath(name), err)
+		return nil, InputError{fmt.Errorf("lab %s not found (no %s); see `sealflow lab ls`: %w", name, statePath(name), err)}
 	}
 	if err != nil {
 		return nil, err

@@ -116,7 +116,7 @@ func CheckMachine(cfg Config) error {
 // Up builds and starts a lab. On failure it removes what it made.
 func Up(ctx context.Context, cfg Config) (*Lab, error) {
 	if err := checkConfig(&cfg); err != nil {
-		return nil, err
+		return nil, InputError{err}
 	}
 	if err := CheckMachine(cfg); err != nil {
 		return nil, err
@@ -178,7 +178,7 @@ func reserve(ctx context.Context, cfg Config) (*Lab, error) {
 	defer unlock()
 	name := cfg.Name
 	if _, err := os.Stat(statePath(name)); err == nil {
-		return nil, fmt.Errorf("lab %s exists (%s): remove it with `sealflow lab down --name %s` or pick another name", name, statePath(name), name)
+		return nil, InputError{fmt.Errorf("lab %s exists (%s): remove it with `sealflow lab down --name %s` or pick another name", name, statePath(name), name)}
 	}
 	others, err := labNames()
 	if err != nil {
@@ -193,7 +193,7 @@ func reserve(ctx context.Context, cfg Config) (*Lab, error) {
 		return nil, fmt.Errorf("lab %s: bridge %s is left from an earlier lab of that name: run `sealflow lab down --name %s` first", name, bridgeName(name), name)
 	}
 	if ents, err := os.ReadDir(cfg.Dir); err == nil && len(ents) > 0 {
-		return nil, fmt.Errorf("lab %s: dir %s is not empty; remove it, run `sealflow lab down --name %s`, or give another --dir", name, cfg.Dir, name)
+		return nil, InputError{fmt.Errorf("lab %s: dir %s is not empty; remove it, run `sealflow lab down --name %s`, or give another --dir", name, cfg.Dir, name)}
 	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("lab %s: dir %s: %w", name, cfg.Dir, err)
 	}
