@@ -908,3 +908,49 @@ steps:
 		t.Errorf("the dependent got %q after the restore, want the secret", got)
 	}
 }
+
+// A task's error keeps its chain (a caller can tell a timeout from another
+// failure) and its hint, with secrets hidden in both.
+func TestTaskErrorsKeepTheirChainAndHint(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, twoHosts+`
+steps:
+  - id: slow
+    kind: shell
+    on: h1
+    timeout: 200ms
+    with: {run: 'sleep 10'}
+`)
+	res := f.mustRun(nil)
+	fs := res.Failures()
+	if len(fs) != 1 {
+		t.Fatalf("failures %+v, want slow@h1", fs)
+	}
+	var te *TimeoutError
+	if !errors.As(fs[0].Err, &te) || te.Limit != 200*time.Millisecond {
+		t.Fatalf("the failure %v (%T) is no TimeoutError of 200ms", fs[0].Err, fs[0].Err)
+	}
+	if h := Hint(fs[0].Err); !strings.Contains(h, "`timeout:` is 200ms") {
+		t.Errorf("hint %q, want one naming the step's timeout", h)
+	}
+	if !strings.Contains(fs[0].Err.Error(), "timed out after 200ms") {
+		t.Errorf("error %q", fs[0].Err)
+	}
+
+	// A hint that holds a secret is redacted like the message.
+	s := &redact.Set{}
+	s.Add("hunter2-secret")
+	err := redacted(s, hinted{"login failed for hunter2-secret"})
+	if strings.Contains(err.Error(), "hunter2") || strings.Contains(Hint(err), "hunter2") || !strings.Contains(Hint(err), redact.Marker) {
+		t.Errorf("redacted error %q hint %q", err, Hint(err))
+	}
+	var h hinted
+	if !errors.As(err, &h) {
+		t.Error("the redacted error lost its chain")
+	}
+}
+
+type hinted struct{ msg string }
+
+func (h hinted) Error() string { return h.msg }
+func (h hinted) Hint() string  { return "check " + h.msg }

@@ -198,7 +198,7 @@ func (r *runner) attempt(ctx context.Context, t *task, step steps.Step, target *
 		return outputs, false, err
 	}()
 	if err != nil && ctx.Err() == nil && errors.Is(actx.Err(), context.DeadlineExceeded) {
-		err = fmt.Errorf("timed out after %s (step timeout; raise it with `timeout:`): %w", timeout, err)
+		err = &TimeoutError{Limit: timeout, Err: err}
 	}
 	return outputs, found, err
 }
@@ -311,7 +311,7 @@ func (r *runner) setStatus(id TaskID, s Status) {
 func (r *runner) setFailed(id TaskID, err error, d time.Duration) {
 	r.mu.Lock()
 	res := r.results[id]
-	res.Status, res.Err, res.Duration = StatusFailed, errors.New(r.secrets.Redact(err.Error())), d
+	res.Status, res.Err, res.Duration = StatusFailed, redacted(r.secrets, err), d
 	r.mu.Unlock()
 }
 

@@ -614,6 +614,7 @@ type summary struct {
 type failure struct {
 	Task  string `json:"task"`
 	Error string `json:"error"`
+	Hint  string `json:"hint,omitempty"`
 	Log   string `json:"log"`
 }
 
@@ -623,7 +624,7 @@ func summarize(r *engine.Result) *summary {
 		s.Counts[string(t.Status)]++
 	}
 	for _, t := range r.Failures() {
-		s.Failures = append(s.Failures, failure{Task: t.ID.String(), Error: errString(t.Err), Log: t.LogPath})
+		s.Failures = append(s.Failures, failure{Task: t.ID.String(), Error: errString(t.Err), Hint: engine.Hint(t.Err), Log: t.LogPath})
 	}
 	return s
 }
@@ -642,7 +643,11 @@ func Summary(w io.Writer, r *engine.Result) {
 	if f := r.Failures(); len(f) > 0 {
 		fmt.Fprintln(w, "failed:")
 		for _, t := range f {
-			fmt.Fprintf(w, "  %s: %s\n    log: %s\n", t.ID, oneLine(errString(t.Err)), t.LogPath)
+			fmt.Fprintf(w, "  %s: %s\n", t.ID, oneLine(errString(t.Err)))
+			if h := engine.Hint(t.Err); h != "" {
+				fmt.Fprintf(w, "    hint: %s\n", h)
+			}
+			fmt.Fprintf(w, "    log: %s\n", t.LogPath)
 		}
 		if n := r.Count(engine.StatusNotRun); n > 0 {
 			fmt.Fprintf(w, "%d tasks did not run because of these failures (or fail-fast); fix the cause, then `sealflow resume`\n", n)

@@ -3,7 +3,6 @@ package ui
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -20,7 +19,7 @@ var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 func events() []engine.Event {
 	res := &engine.Result{Tasks: []engine.TaskResult{
 		{ID: engine.TaskID{Step: "a", Host: "h1"}, Status: engine.StatusDone},
-		{ID: engine.TaskID{Step: "b", Host: "h1"}, Status: engine.StatusFailed, Err: errors.New("exit status 3\nmore"), LogPath: "st/logs/b/h1.log"},
+		{ID: engine.TaskID{Step: "b", Host: "h1"}, Status: engine.StatusFailed, Err: hintErr{"exit status 3\nmore"}, LogPath: "st/logs/b/h1.log"},
 		{ID: engine.TaskID{Step: "c", Host: "h1"}, Status: engine.StatusNotRun},
 	}}
 	return []engine.Event{
@@ -32,6 +31,12 @@ func events() []engine.Event {
 		{Time: t0, Type: engine.EventRunEnd, Result: res},
 	}
 }
+
+// hintErr is an error with a hint, as sshconn's and the engine's are.
+type hintErr struct{ msg string }
+
+func (e hintErr) Error() string { return e.msg }
+func (e hintErr) Hint() string  { return "see what the command printed" }
 
 func TestPlain(t *testing.T) {
 	t.Parallel()
@@ -51,6 +56,7 @@ func TestPlain(t *testing.T) {
 1 done, 1 failed, 1 not run
 failed:
   b@h1: exit status 3 ...
+    hint: see what the command printed
     log: st/logs/b/h1.log
 1 tasks did not run because of these failures (or fail-fast); fix the cause, then ` + "`sealflow resume`\n"
 	if diff := cmp.Diff(want, b.String()); diff != "" {

@@ -82,6 +82,9 @@ func TestHostKeyAcceptNewRecordsThenChangedIsRefused(t *testing.T) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}
 	}
+	if want := fmt.Sprintf("ssh-keygen -f %s -R '[127.0.0.1]:%d' removes line 1", cfg.KnownHosts, s.port); !strings.Contains(hke.Hint(), want) {
+		t.Errorf("hint %q, want %q", hke.Hint(), want)
+	}
 }
 
 func TestHostKeyOffWarns(t *testing.T) {
@@ -116,6 +119,9 @@ func TestAuthFailedListsMethods(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}
+	}
+	if h := ae.Hint(); !strings.Contains(h, "refused publickey (wrong_key), password") || !strings.Contains(h, "for user root: set the host's user: or key:") {
+		t.Errorf("hint %q does not say what was tried and what to set", h)
 	}
 	if strings.Contains(err.Error(), "not-the-password") {
 		t.Errorf("error %q shows the password", err)

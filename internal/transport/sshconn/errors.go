@@ -47,6 +47,17 @@ func (e *DialError) Error() string {
 
 func (e *DialError) Unwrap() error { return e.Err }
 
+// Hint says where to look.
+func (e *DialError) Hint() string {
+	switch e.Kind {
+	case DialRefused:
+		return fmt.Sprintf("nothing listens at %s: start sshd on the host, or set the host's port: in the inventory", e.Addr)
+	case DialTimeout:
+		return fmt.Sprintf("no answer from %s: check the host's address: and port: in the inventory, and firewalls between (a bastion: goes through another host)", e.Addr)
+	}
+	return fmt.Sprintf("check the host's address: %s in the inventory", e.Addr)
+}
+
 // AuthError is a failed login: every method offered was rejected.
 type AuthError struct {
 	Host    string
@@ -65,6 +76,15 @@ func (e *AuthError) Error() string {
 }
 
 func (e *AuthError) Unwrap() error { return e.Err }
+
+// Hint says what to change: the user, the key, or a password.
+func (e *AuthError) Hint() string {
+	tried := "no key and no password"
+	if len(e.Methods) > 0 {
+		tried = strings.Join(e.Methods, ", ")
+	}
+	return fmt.Sprintf("%s refused %s for user %s: set the host's user: or key: (--pk for the seed commands), load the key into ssh-agent, or give --password-stdin", e.Addr, tried, e.User)
+}
 
 // HostKeyError is a host key that is not trusted: unknown (not in the
 // known_hosts file) or changed (another key is recorded for the host).
@@ -88,6 +108,15 @@ func (e *HostKeyError) Error() string {
 	}
 	return fmt.Sprintf("host key for %s %s is not in %s (%s %s); verify it and add it, or use --host-key-check accept-new",
 		e.Host, e.Addr, e.KnownHosts, e.KeyType, e.Fingerprint)
+}
+
+// Hint says which line to remove, or how to trust a new host.
+func (e *HostKeyError) Hint() string {
+	if e.Changed {
+		return fmt.Sprintf("only if the host was reinstalled: ssh-keygen -f %s -R '%s' removes line %d, then run again", e.File, e.Addr, e.Line)
+	}
+	return fmt.Sprintf("compare %s %s with the host's own key (ssh-keygen -lf /etc/ssh/ssh_host_%s_key.pub on it), then add it to %s or run once with --host-key-check accept-new",
+		e.KeyType, e.Fingerprint, strings.ToLower(e.KeyType), e.KnownHosts)
 }
 
 // classifyNetErr turns a network error into a DialError.
