@@ -26,8 +26,9 @@ import (
 func copyKind() *Kind {
 	sums := &sumCache{m: map[sumKey]*sumEntry{}}
 	return &Kind{
-		Name: "copy",
-		Doc:  "upload a local file to the host (skipped when the host already has it)",
+		Name:       "copy",
+		Doc:        "upload a local file to the host (skipped when the host already has it)",
+		LocalFiles: []string{"src"},
 		Params: []Param{
 			{Name: "src", Type: String, Required: true, Doc: "the local file"},
 			{Name: "dest", Type: String, Required: true, Doc: "the absolute path on the host"},

@@ -21,6 +21,7 @@ func distributeKind() *Kind {
 		Name: "distribute",
 		Doc: "put a file on the host: uploaded from src (resumable, skipped when the host has it) or downloaded from url; " +
 			"the run's --uploads bounds how many uploads send at once",
+		LocalFiles: []string{"src"},
 		Params: []Param{
 			{Name: "src", Type: String, Doc: "the local file to upload (give src or url)"},
 			{Name: "url", Type: String, Doc: "a URL each host downloads with curl, else wget (give src or url)"},

@@ -156,6 +156,10 @@ type Kind struct {
 	// host alone, so that a bad value is a load error (exit 2) before any
 	// host is touched.
 	LoadCheck bool
+	// LocalFiles names the parameters that are files of the control
+	// machine the step reads (copy's src): a run checks they exist
+	// before it starts, where it can (steps without needs).
+	LocalFiles []string
 	// Secret lists outputs whose values are secrets (redacted in logs,
 	// encrypted in the journal). The shell kind's secret_outputs adds to it.
 	Secret []string

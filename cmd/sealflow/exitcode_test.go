@@ -24,6 +24,10 @@ func TestExitCodes(t *testing.T) {
 		"bad.yaml":   "name: bad\n" + hosts + "steps:\n  - {id: a, kind: nope}\n",
 		"int.yaml":   "name: int\n" + hosts + "steps:\n  - id: a\n    kind: shell\n    with:\n      run: |\n        p=$PPID; while [ \"$p\" -gt 1 ] && [ \"$(cat /proc/$p/comm)\" != sealflow ]; do p=$(cut -d' ' -f4 /proc/$p/stat); done; [ \"$p\" -gt 1 ]\n        kill -INT $p\n        sleep 30\n",
 		"sleep.yaml": "name: sleep\n" + hosts + "steps:\n  - {id: a, kind: shell, with: {run: 'touch started; sleep 30'}}\n",
+		// A file to send that is not on this machine: refused before a host is touched.
+		"nosrc.yaml": "name: nosrc\n" + hosts + "steps:\n  - {id: a, kind: shell, with: {run: 'touch touched'}}\n  - {id: b, kind: copy, with: {src: ./no-such-file, dest: /tmp/x}}\n",
+		// One an earlier step makes is not refused.
+		"made.yaml": "name: made\n" + hosts + "steps:\n  - {id: a, kind: shell, with: {run: 'echo hi > made.txt'}}\n  - {id: b, kind: copy, needs: [a], with: {src: ./made.txt, dest: " + filepath.Join(dir, "copied.txt") + "}}\n",
 	}
 	for name, text := range plans {
 		write(t, filepath.Join(dir, name), text)
@@ -31,11 +35,21 @@ func TestExitCodes(t *testing.T) {
 	for _, tc := range []struct {
 		plan string
 		want int
-	}{{"ok.yaml", 0}, {"fail.yaml", 1}, {"bad.yaml", 2}, {"missing.yaml", 2}, {"int.yaml", 130}} {
+	}{{"ok.yaml", 0}, {"fail.yaml", 1}, {"bad.yaml", 2}, {"missing.yaml", 2}, {"int.yaml", 130}, {"nosrc.yaml", 2}, {"made.yaml", 0}} {
 		_, stderr, code := sf(t, bin, dir, "", "run", "--state", "st-"+tc.plan, "--output", "plain", tc.plan)
 		if code != tc.want {
 			t.Errorf("run %s: exit %d, want %d\n%s", tc.plan, code, tc.want, stderr)
 		}
+	}
+
+	if b, err := os.ReadFile(filepath.Join(dir, "copied.txt")); err != nil || string(b) != "hi\n" {
+		t.Errorf("the copy of a file an earlier step made: %q %v", b, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "touched")); err == nil {
+		t.Error("a run with a missing file to send ran a task")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "st-nosrc.yaml")); err == nil {
+		t.Error("a run with a missing file to send left a state directory")
 	}
 
 	// Hostile input is refused fast, with where and why, exit 2.

@@ -392,6 +392,9 @@ type execution struct {
 // prepare checks the options of run and resume that need no state
 // directory and makes the connector (no host is reached yet).
 func prepare(plan *plans.Plan, o ExecOptions, io IO) (*execution, error) {
+	if err := checkLocalFiles(plan); err != nil {
+		return nil, err
+	}
 	rerun, err := parseTaskIDs("--rerun", o.Rerun)
 	if err != nil {
 		return nil, err
