@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/sealflow/sealflow/internal/journal"
 	"github.com/sealflow/sealflow/plans"
 )
 
@@ -11,13 +12,23 @@ import (
 // this machine that is not there (copy's or distribute's src, a
 // --set pkg with a typo): before any host is touched, exit 2, rather than
 // a task failure once hosts are half done. Only steps without needs are
-// checked: a later step may read what an earlier one makes.
-func checkLocalFiles(p *plans.Plan) error {
+// checked (a later step may read what an earlier one makes), and only
+// their tasks not done in records (a resume needs no file sent already).
+func checkLocalFiles(p *plans.Plan, records []journal.Record) error {
+	done := map[[2]string]bool{}
+	for _, r := range records {
+		if r.Step != "" {
+			done[[2]string{r.Step, r.Host}] = r.Event == journal.Done
+		}
+	}
 	for _, s := range p.Steps {
 		if len(s.Needs) > 0 || s.KindDef == nil || len(s.KindDef.LocalFiles) == 0 {
 			continue
 		}
 		for _, h := range s.Targets {
+			if done[[2]string{s.ID, h.Name}] {
+				continue
+			}
 			env := p.NewEnv(h)
 			if ok, err := s.EvalWhen(env); err != nil || !ok {
 				continue // skipped, or known at run time only

@@ -392,9 +392,6 @@ type execution struct {
 // prepare checks the options of run and resume that need no state
 // directory and makes the connector (no host is reached yet).
 func prepare(plan *plans.Plan, o ExecOptions, io IO) (*execution, error) {
-	if err := checkLocalFiles(plan); err != nil {
-		return nil, err
-	}
 	rerun, err := parseTaskIDs("--rerun", o.Rerun)
 	if err != nil {
 		return nil, err
@@ -425,6 +422,9 @@ func (ex *execution) engineOptions(st *journal.State) engine.Options {
 
 // check is what the engine would refuse, judged against records.
 func (ex *execution) check(records []journal.Record) error {
+	if err := checkLocalFiles(ex.plan, records); err != nil {
+		return err
+	}
 	if err := engine.Check(ex.engineOptions(nil), records); err != nil {
 		var inErr *engine.InputError
 		if errors.As(err, &inErr) {
