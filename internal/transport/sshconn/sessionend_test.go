@@ -299,3 +299,33 @@ func TestHungHostUploadHonoursDeadline(t *testing.T) {
 		t.Fatal("Upload to a hung host did not return at its deadline")
 	}
 }
+
+// A command long enough to start the watchdog's timer leaves nothing of
+// it on the host once Exec returns: the timer's sleep goes with the
+// watcher (a `sleep 5` left behind for up to 5 s showed in a host that
+// was to be as it was after clean).
+func TestWatchdogLeavesNothing(t *testing.T) {
+	l := lab.ForTest(t, lab.Config{Name: "watchdog", Masters: 1})
+	h := l.Hosts[0]
+	ctx := context.Background()
+	c, err := Dial(ctx, Config{Address: h.Address, User: "root", KnownHosts: l.KnownHosts, HostName: h.Name, KeyFiles: []string{l.Key}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Exec(ctx, transport.Command{Script: "sleep 2.5"}); err != nil {
+		t.Fatal(err)
+	}
+	// The watcher stops when the command ends; give it a moment, well
+	// under the timer's 5 s.
+	time.Sleep(300 * time.Millisecond)
+	out, err := l.Exec(ctx, h.Name, "ps", "-eo", "args=")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if strings.TrimSpace(line) == "sleep "+watchdogTick {
+			t.Errorf("the watchdog's timer outlived the command on the host:\n%s", out)
+		}
+	}
+}

@@ -50,7 +50,9 @@ import "time"
 // End of input while the wrapper lives means the session is gone; from
 // the first heartbeat on, a timer (one `sleep` every watchdogTick, started
 // by the first heartbeat, so a command of less than heartbeatEvery starts
-// no program for it) interrupts the read, and a tick with no heartbeat
+// no program for it; it waits for its sleep with the wait builtin, so that
+// when the watcher stops it the sleep goes too: nothing of the task is left
+// on the host) interrupts the read, and a tick with no heartbeat
 // since the last one means the link is dead. Either way the watcher sends
 // TERM to the script's process group (fast path) or to the wrapper (slow
 // path, whose trap passes it on), and KILL to the group killGraceRemote
@@ -121,7 +123,8 @@ _sfwatch() {
 		if IFS= read -r _sfl; then
 			_sfh=1
 			[ -n "$_sfk" ] || [ -z "$_sfme" ] || {
-				(while sleep ` + watchdogTick + `; do kill -USR1 "$_sfme" 2>/dev/null || exit 0; done) </dev/null >/dev/null 2>&1 &
+				(_sfz=; trap '[ -n "$_sfz" ] && kill "$_sfz" 2>/dev/null; exit 0' TERM
+				while :; do sleep ` + watchdogTick + ` & _sfz=$!; wait "$_sfz" || exit 0; kill -USR1 "$_sfme" 2>/dev/null || exit 0; done) </dev/null >/dev/null 2>&1 &
 				_sfk=$!
 			}
 			continue
