@@ -381,8 +381,20 @@ func TestSeedCommandsOnLab(t *testing.T) {
 	for _, v := range lab.KubeNodeVars() {
 		sets = append(sets, "--set", v.Name+"="+v.Value)
 	}
+	// A join takes the node's own settings only: kube-proxy's and the
+	// kubelet's configuration are the cluster's, made by init.
+	joinSets := []string{"--set", "lvscare_image=" + lvscareImage}
+	for _, v := range lab.KubeNodeVars() {
+		if v.Name == "containerd_extra" {
+			joinSets = append(joinSets, "--set", v.Name+"="+v.Value)
+		}
+	}
 	seed := func(args ...string) string {
-		out, _ := runSF(t, bin, dir, 0, append(append(args, conn...), sets...)...)
+		s := sets
+		if args[0] == "join" {
+			s = joinSets
+		}
+		out, _ := runSF(t, bin, dir, 0, append(append(args, conn...), s...)...)
 		return out
 	}
 	out := seed("init", "--master", addr("m1"), "--node", addr("n1"), "--pkg", pkg, "--version", kubeVersion)
