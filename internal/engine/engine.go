@@ -120,7 +120,7 @@ type runner struct {
 	mu      sync.Mutex
 	results map[TaskID]*TaskResult
 	done    map[TaskID]*doneTask // outputs and fingerprints of finished tasks
-	hosts   map[string]map[string]plans.HostOutputs
+	hosts   map[string]*stepHosts
 	secrets *redact.Set
 
 	emitMu sync.Mutex
@@ -176,7 +176,7 @@ func newRunnerFrom(opts Options, records []journal.Record) (*runner, error) {
 		skip:    map[TaskID]bool{},
 		results: map[TaskID]*TaskResult{},
 		done:    map[TaskID]*doneTask{},
-		hosts:   map[string]map[string]plans.HostOutputs{},
+		hosts:   map[string]*stepHosts{},
 		secrets: &redact.Set{},
 	}
 	// Secret vars are hidden from the start: in logs, errors and events,

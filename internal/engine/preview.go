@@ -39,7 +39,7 @@ func Preview(p *plans.Plan, records []journal.Record, rerun, skip []TaskID) ([]T
 		rerun:   map[TaskID]bool{},
 		skip:    map[TaskID]bool{},
 		done:    map[TaskID]*doneTask{},
-		hosts:   map[string]map[string]plans.HostOutputs{},
+		hosts:   map[string]*stepHosts{},
 		secrets: &redact.Set{},
 	}
 	r.prior, _ = replay(records)
