@@ -29,7 +29,7 @@ func (r *runner) compile() error {
 				continue
 			}
 			id := TaskID{Step: s.ID, Host: h.Name}
-			r.tasks[id] = &task{id: id, step: s, host: h, kind: s.KindDef}
+			r.tasks[id] = &task{id: id, step: s, host: h, kind: s.KindDef, n: len(r.order)}
 			r.graph.Add(id)
 			r.order = append(r.order, id)
 		}

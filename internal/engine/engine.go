@@ -118,12 +118,27 @@ type runner struct {
 	runNo int
 
 	mu      sync.Mutex
-	results map[TaskID]*TaskResult
-	done    map[TaskID]*doneTask // outputs and fingerprints of finished tasks
+	results []TaskResult         // in plan order (task.n)
+	done    map[TaskID]*doneTask // finished tasks outside the run (--limit); the run's own are in their task
 	hosts   map[string]*stepHosts
 	secrets *redact.Set
 
 	emitMu sync.Mutex
+}
+
+// result returns the result of task id of the run; the caller holds mu.
+func (r *runner) result(id TaskID) *TaskResult { return &r.results[r.tasks[id].n] }
+
+// finished returns task id's outputs and fingerprint once it has
+// finished (nil before); the caller holds mu.
+func (r *runner) finished(id TaskID) *doneTask {
+	if t := r.tasks[id]; t != nil {
+		if t.finished {
+			return &t.done
+		}
+		return nil
+	}
+	return r.done[id]
 }
 
 // doneTask is a finished task as its dependents see it.
@@ -174,7 +189,6 @@ func newRunnerFrom(opts Options, records []journal.Record) (*runner, error) {
 		tasks:   map[TaskID]*task{},
 		rerun:   map[TaskID]bool{},
 		skip:    map[TaskID]bool{},
-		results: map[TaskID]*TaskResult{},
 		done:    map[TaskID]*doneTask{},
 		hosts:   map[string]*stepHosts{},
 		secrets: &redact.Set{},
@@ -213,8 +227,9 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	r.emit(Event{Type: EventRunStart, Total: len(r.order), Note: r.plan.Name})
-	for _, id := range r.order {
-		r.results[id] = &TaskResult{ID: id, Status: StatusNotRun, LogPath: r.opts.State.LogPath(id.Step, id.Host)}
+	r.results = make([]TaskResult, len(r.order))
+	for i, id := range r.order {
+		r.results[i] = TaskResult{ID: id, Status: StatusNotRun, LogPath: r.opts.State.LogPath(id.Step, id.Host)}
 	}
 	report := dag.Walk(ctx, r.graph, dag.WalkOptions[TaskID]{
 		Limit:     r.opts.Parallel,
@@ -227,16 +242,14 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 			return 0
 		},
 	}, r.visit)
-	res := &Result{Interrupted: ctx.Err() != nil}
-	r.mu.Lock()
-	for _, id := range r.order {
-		tr := *r.results[id]
-		if st := report.States[id]; st == dag.Cancelled && tr.Status == StatusFailed {
+	// Every visit has returned: the results are the Result's.
+	res := &Result{Interrupted: ctx.Err() != nil, Tasks: r.results}
+	for i := range res.Tasks {
+		tr := &res.Tasks[i]
+		if st := report.States[tr.ID]; st == dag.Cancelled && tr.Status == StatusFailed {
 			tr.Status = StatusCancelled
 		}
-		res.Tasks = append(res.Tasks, tr)
 	}
-	r.mu.Unlock()
 	r.emit(Event{Type: EventRunEnd, Result: res})
 	return res, nil
 }

@@ -18,7 +18,7 @@ import (
 func (r *runner) env(t *task) *plans.Env {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.envWith(t, func(id TaskID) *doneTask { return r.done[id] },
+	return r.envWith(t, r.finished,
 		func(step string) map[string]plans.HostOutputs { return r.hosts[step].view() })
 }
 
@@ -58,7 +58,11 @@ func (r *runner) finish(id TaskID, fp string, outputs steps.Outputs) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.done[id] = &doneTask{fp: fp, outputs: outputs}
+	if t := r.tasks[id]; t != nil {
+		t.done, t.finished = doneTask{fp: fp, outputs: outputs}, true
+	} else {
+		r.done[id] = &doneTask{fp: fp, outputs: outputs}
+	}
 	hs := r.hosts[id.Step]
 	if hs == nil {
 		hs = &stepHosts{all: map[string]plans.HostOutputs{}}
@@ -112,7 +116,7 @@ func (r *runner) fingerprint(t *task, params steps.Params) string {
 	r.mu.Lock()
 	for _, up := range t.upstream {
 		write(up.String())
-		if d := r.done[up]; d != nil {
+		if d := r.finished(up); d != nil {
 			write(d.fp)
 			keys := make([]string, 0, len(d.outputs))
 			for k := range d.outputs {
