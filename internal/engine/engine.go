@@ -108,7 +108,7 @@ type runner struct {
 	plan  *plans.Plan
 	now   func() time.Time
 	graph *dag.Graph[TaskID]
-	tasks map[TaskID]*task
+	tasks []task   // in plan order: task n is graph node n
 	order []TaskID // plan order: steps, then hosts
 	// on holds each step's hosts.
 	on    map[string]map[string]bool
@@ -127,12 +127,20 @@ type runner struct {
 }
 
 // result returns the result of task id of the run; the caller holds mu.
-func (r *runner) result(id TaskID) *TaskResult { return &r.results[r.tasks[id].n] }
+func (r *runner) result(id TaskID) *TaskResult { return &r.results[r.task(id).n] }
+
+// task returns task id of the run, nil when the run has no such task.
+func (r *runner) task(id TaskID) *task {
+	if i, ok := r.graph.Index(id); ok {
+		return &r.tasks[i]
+	}
+	return nil
+}
 
 // finished returns task id's outputs and fingerprint once it has
 // finished (nil before); the caller holds mu.
 func (r *runner) finished(id TaskID) *doneTask {
-	if t := r.tasks[id]; t != nil {
+	if t := r.task(id); t != nil {
 		if t.finished {
 			return &t.done
 		}
@@ -186,7 +194,6 @@ func newRunnerFrom(opts Options, records []journal.Record) (*runner, error) {
 		opts:    opts,
 		plan:    opts.Plan,
 		now:     opts.Now,
-		tasks:   map[TaskID]*task{},
 		rerun:   map[TaskID]bool{},
 		skip:    map[TaskID]bool{},
 		done:    map[TaskID]*doneTask{},
@@ -202,13 +209,13 @@ func newRunnerFrom(opts Options, records []journal.Record) (*runner, error) {
 		return nil, err
 	}
 	for _, id := range opts.Rerun {
-		if _, ok := r.tasks[id]; !ok {
+		if r.task(id) == nil {
 			return nil, &InputError{Msg: fmt.Sprintf("--rerun %s: no such task in this run (%s)", id, r.taskHint(id))}
 		}
 		r.rerun[id] = true
 	}
 	for _, id := range opts.Skip {
-		if _, ok := r.tasks[id]; !ok {
+		if r.task(id) == nil {
 			return nil, &InputError{Msg: fmt.Sprintf("--skip %s: no such task in this run (%s)", id, r.taskHint(id))}
 		}
 		if r.rerun[id] {

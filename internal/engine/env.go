@@ -58,14 +58,18 @@ func (r *runner) finish(id TaskID, fp string, outputs steps.Outputs) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if t := r.tasks[id]; t != nil {
+	if t := r.task(id); t != nil {
 		t.done, t.finished = doneTask{fp: fp, outputs: outputs}, true
 	} else {
 		r.done[id] = &doneTask{fp: fp, outputs: outputs}
 	}
 	hs := r.hosts[id.Step]
 	if hs == nil {
-		hs = &stepHosts{all: map[string]plans.HostOutputs{}}
+		size := 0
+		if s := r.plan.Step(id.Step); s != nil {
+			size = len(s.Targets)
+		}
+		hs = &stepHosts{all: make(map[string]plans.HostOutputs, size)}
 		r.hosts[id.Step] = hs
 	}
 	hs.add(id.Host, outputs)

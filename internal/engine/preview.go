@@ -35,7 +35,6 @@ func Preview(p *plans.Plan, records []journal.Record, rerun, skip []TaskID) ([]T
 	r := &runner{
 		opts:    Options{Plan: p},
 		plan:    p,
-		tasks:   map[TaskID]*task{},
 		rerun:   map[TaskID]bool{},
 		skip:    map[TaskID]bool{},
 		done:    map[TaskID]*doneTask{},
@@ -62,7 +61,7 @@ func Preview(p *plans.Plan, records []journal.Record, rerun, skip []TaskID) ([]T
 	changed := map[TaskID]string{}
 	byID := map[TaskID]TaskPreview{}
 	for _, id := range order {
-		t := r.tasks[id]
+		t := r.task(id)
 		blind, because := false, ""
 		for _, up := range t.upstream {
 			blind = blind || unknown[up]

@@ -21,7 +21,7 @@ func (r *runner) visit(ctx context.Context, id TaskID) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	t := r.tasks[id]
+	t := r.task(id)
 	env := r.env(t)
 	run, err := t.step.EvalWhen(env)
 	if err != nil {
