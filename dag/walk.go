@@ -69,6 +69,7 @@ func Walk[K comparable](ctx context.Context, g *Graph[K], opts WalkOptions[K], v
 		// appended past them and never seen here (a copy was 32 bytes per
 		// node of an engine's task ID at every walk).
 		nodes: g.keys[:n:n],
+		Order: make([]K, 0, n),
 	}
 	for _, k := range g.keys {
 		r.States[k] = NotRun

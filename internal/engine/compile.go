@@ -29,7 +29,6 @@ func (r *runner) compile() error {
 	// to twice the room they use.
 	r.graph.Grow(n, n)
 	r.tasks = make([]task, 0, n)
-	r.order = make([]TaskID, 0, n)
 	for _, s := range r.plan.Steps {
 		for _, h := range s.Targets {
 			if !included[h.Name] {
@@ -40,15 +39,15 @@ func (r *runner) compile() error {
 				continue // a host selected twice is one task
 			}
 			// The graph numbers its nodes as they are added: a task's
-			// number is its index in r.tasks, r.order and r.results.
-			r.tasks = append(r.tasks, task{id: id, step: s, host: h, kind: s.KindDef, n: len(r.order)})
+			// number is its index in r.tasks and r.results.
+			r.tasks = append(r.tasks, task{id: id, step: s, host: h, kind: s.KindDef, n: len(r.tasks)})
 			r.graph.Add(id)
-			r.order = append(r.order, id)
 		}
 	}
 	var missing []string
-	for _, id := range r.order {
-		t := r.task(id)
+	for i := range r.tasks {
+		t := &r.tasks[i]
+		id := t.id
 		for _, up := range r.upstreamOf(t.step, t.host) {
 			t.upstream = append(t.upstream, up)
 			if r.task(up) != nil {
@@ -149,7 +148,8 @@ func (r *runner) limitHosts() (map[string]bool, error) {
 // again is safe: the user decides with --rerun or --skip.
 func (r *runner) checkInterrupted() error {
 	var undecided, ids []string
-	for _, id := range r.order {
+	for i := range r.tasks {
+		id := r.tasks[i].id
 		p := r.prior[id]
 		if !p.interrupted() {
 			continue

@@ -108,8 +108,7 @@ type runner struct {
 	plan  *plans.Plan
 	now   func() time.Time
 	graph *dag.Graph[TaskID]
-	tasks []task   // in plan order: task n is graph node n
-	order []TaskID // plan order: steps, then hosts
+	tasks []task // in plan order (steps, then hosts): task n is graph node n
 	// on holds each step's hosts.
 	on    map[string]map[string]bool
 	prior map[TaskID]*prior
@@ -233,9 +232,10 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	if err := r.record(journal.Record{Event: journal.RunStarted, Note: r.plan.Name}, true); err != nil {
 		return nil, err
 	}
-	r.emit(Event{Type: EventRunStart, Total: len(r.order), Note: r.plan.Name})
-	r.results = make([]TaskResult, len(r.order))
-	for i, id := range r.order {
+	r.emit(Event{Type: EventRunStart, Total: len(r.tasks), Note: r.plan.Name})
+	r.results = make([]TaskResult, len(r.tasks))
+	for i := range r.tasks {
+		id := r.tasks[i].id
 		r.results[i] = TaskResult{ID: id, Status: StatusNotRun, LogPath: r.opts.State.LogPath(id.Step, id.Host)}
 	}
 	report := dag.Walk(ctx, r.graph, dag.WalkOptions[TaskID]{

@@ -85,8 +85,9 @@ func Preview(p *plans.Plan, records []journal.Record, rerun, skip []TaskID) ([]T
 		}
 		byID[id] = pv
 	}
-	out := make([]TaskPreview, 0, len(r.order))
-	for _, id := range r.order {
+	out := make([]TaskPreview, 0, len(r.tasks))
+	for i := range r.tasks {
+		id := r.tasks[i].id
 		out = append(out, byID[id])
 	}
 	return out, nil
