@@ -8,7 +8,10 @@
 // The package knows nothing of what the nodes stand for.
 package dag
 
-import "slices"
+import (
+	"maps"
+	"slices"
+)
 
 // Graph is a directed graph of nodes of type K. An edge from -> to means
 // that to depends on from: from runs first. Nodes and edges keep the order in
@@ -31,6 +34,25 @@ type edge struct{ from, to int }
 // New returns an empty graph.
 func New[K comparable]() *Graph[K] {
 	return &Graph[K]{}
+}
+
+// Grow makes room for about nodes more nodes and edges more edges, so that
+// a graph built to a size known beforehand is not rehashed and copied on
+// the way (and holds no room it will not use).
+func (g *Graph[K]) Grow(nodes, edges int) {
+	if nodes > 0 {
+		index := make(map[K]int, len(g.index)+nodes)
+		maps.Copy(index, g.index)
+		g.index = index
+		g.keys = slices.Grow(g.keys, nodes)
+		g.deps = slices.Grow(g.deps, nodes)
+		g.dependents = slices.Grow(g.dependents, nodes)
+	}
+	if edges > 0 {
+		all := make(map[edge]struct{}, len(g.edges)+edges)
+		maps.Copy(all, g.edges)
+		g.edges = all
+	}
 }
 
 // Add adds node k if it is not there yet. Adding a node twice does nothing.
@@ -69,6 +91,13 @@ func (g *Graph[K]) Connect(from, to K) {
 	g.edges[e] = struct{}{}
 	g.deps[t] = append(g.deps[t], f)
 	g.dependents[f] = append(g.dependents[f], t)
+}
+
+// Index returns k's position in insertion order (0 for the first node
+// added) and whether k is in g.
+func (g *Graph[K]) Index(k K) (int, bool) {
+	i, ok := g.index[k]
+	return i, ok
 }
 
 // Nodes returns every node in insertion order.

@@ -296,3 +296,31 @@ func TestStateString(t *testing.T) {
 		}
 	}
 }
+
+// TestGraphIndexAndGrow: Index is the insertion position; Grow, before or
+// after nodes are added, keeps nodes, edges and duplicate detection.
+func TestGraphIndexAndGrow(t *testing.T) {
+	t.Parallel()
+	g := New[string]()
+	g.Add("x")
+	g.Connect("x", "y")
+	g.Grow(3, 2)
+	g.Connect("x", "y") // still a duplicate after Grow
+	g.Connect("y", "z")
+	g.Grow(1, 0)
+	g.Add("w")
+	for want, k := range []string{"x", "y", "z", "w"} {
+		if i, ok := g.Index(k); !ok || i != want {
+			t.Errorf("Index(%q) = %d, %v; want %d, true", k, i, ok, want)
+		}
+	}
+	if i, ok := g.Index("none"); ok {
+		t.Errorf("Index of a missing node = %d, true; want false", i)
+	}
+	if diff := cmp.Diff([]string{"x"}, g.Deps("y")); diff != "" {
+		t.Errorf("Deps(y) (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"y"}, g.Dependents("x")); diff != "" {
+		t.Errorf("Dependents(x) (-want +got):\n%s", diff)
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"runtime/debug"
-	"slices"
 )
 
 // WalkOptions tune a walk. The zero value runs every ready node at once,
@@ -66,7 +65,11 @@ func Walk[K comparable](ctx context.Context, g *Graph[K], opts WalkOptions[K], v
 	r := Report[K]{
 		States: make(map[K]State, n),
 		Errors: make(map[K]error),
-		nodes:  slices.Clone(g.keys),
+		// The graph's own keys, capped: nodes added to g later are
+		// appended past them and never seen here (a copy was 32 bytes per
+		// node of an engine's task ID at every walk).
+		nodes: g.keys[:n:n],
+		Order: make([]K, 0, n),
 	}
 	for _, k := range g.keys {
 		r.States[k] = NotRun

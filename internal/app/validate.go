@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -103,7 +104,8 @@ func Plan(o PlanOptions, io IO) error {
 	for _, pv := range previews {
 		byStep[pv.ID.Step] = append(byStep[pv.ID.Step], pv)
 	}
-	tw := tabwriter.NewWriter(io.Stdout, 0, 4, 2, ' ', 0)
+	out := bufio.NewWriter(io.Stdout) // as in Status
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "STEP\tKIND\tHOST\tWOULD\tWHY\tWHAT\t")
 	for _, s := range p.Steps {
 		if len(s.Targets) == 0 {
@@ -118,7 +120,10 @@ func Plan(o PlanOptions, io IO) error {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", s.ID, s.Kind, pv.ID.Host, would, pv.Verdict.Reason, what)
 		}
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return out.Flush()
 }
 
 // GraphOptions are the options of `sealflow graph`.

@@ -20,26 +20,37 @@ func (r *runner) compile() error {
 	}
 	r.graph = dag.New[TaskID]()
 	r.on = make(map[string]map[string]bool, len(r.plan.Steps))
+	n := 0
 	for _, s := range r.plan.Steps {
 		r.on[s.ID] = hostSet(s)
+		n += len(s.Targets)
 	}
+	// Sized once: at thousands of hosts, maps grown by doubling hold up
+	// to twice the room they use.
+	r.graph.Grow(n, n)
+	r.tasks = make([]task, 0, n)
 	for _, s := range r.plan.Steps {
 		for _, h := range s.Targets {
 			if !included[h.Name] {
 				continue
 			}
 			id := TaskID{Step: s.ID, Host: h.Name}
-			r.tasks[id] = &task{id: id, step: s, host: h, kind: s.KindDef}
+			if r.task(id) != nil {
+				continue // a host selected twice is one task
+			}
+			// The graph numbers its nodes as they are added: a task's
+			// number is its index in r.tasks and r.results.
+			r.tasks = append(r.tasks, task{id: id, step: s, host: h, kind: s.KindDef, n: len(r.tasks)})
 			r.graph.Add(id)
-			r.order = append(r.order, id)
 		}
 	}
 	var missing []string
-	for _, id := range r.order {
-		t := r.tasks[id]
+	for i := range r.tasks {
+		t := &r.tasks[i]
+		id := t.id
 		for _, up := range r.upstreamOf(t.step, t.host) {
 			t.upstream = append(t.upstream, up)
-			if _, ok := r.tasks[up]; ok {
+			if r.task(up) != nil {
 				r.graph.Connect(up, id)
 				continue
 			}
@@ -137,12 +148,13 @@ func (r *runner) limitHosts() (map[string]bool, error) {
 // again is safe: the user decides with --rerun or --skip.
 func (r *runner) checkInterrupted() error {
 	var undecided, ids []string
-	for _, id := range r.order {
+	for i := range r.tasks {
+		id := r.tasks[i].id
 		p := r.prior[id]
 		if !p.interrupted() {
 			continue
 		}
-		t := r.tasks[id]
+		t := r.task(id)
 		safe := t.kind.Rerunnable
 		if !safe {
 			step, err := r.buildFromPrior(t)

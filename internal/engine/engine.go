@@ -108,8 +108,7 @@ type runner struct {
 	plan  *plans.Plan
 	now   func() time.Time
 	graph *dag.Graph[TaskID]
-	tasks map[TaskID]*task
-	order []TaskID // plan order: steps, then hosts
+	tasks []task // in plan order (steps, then hosts): task n is graph node n
 	// on holds each step's hosts.
 	on    map[string]map[string]bool
 	prior map[TaskID]*prior
@@ -118,12 +117,35 @@ type runner struct {
 	runNo int
 
 	mu      sync.Mutex
-	results map[TaskID]*TaskResult
-	done    map[TaskID]*doneTask // outputs and fingerprints of finished tasks
-	hosts   map[string]map[string]plans.HostOutputs
+	results []TaskResult         // in plan order (task.n)
+	done    map[TaskID]*doneTask // finished tasks outside the run (--limit); the run's own are in their task
+	hosts   map[string]*stepHosts
 	secrets *redact.Set
 
 	emitMu sync.Mutex
+}
+
+// result returns the result of task id of the run; the caller holds mu.
+func (r *runner) result(id TaskID) *TaskResult { return &r.results[r.task(id).n] }
+
+// task returns task id of the run, nil when the run has no such task.
+func (r *runner) task(id TaskID) *task {
+	if i, ok := r.graph.Index(id); ok {
+		return &r.tasks[i]
+	}
+	return nil
+}
+
+// finished returns task id's outputs and fingerprint once it has
+// finished (nil before); the caller holds mu.
+func (r *runner) finished(id TaskID) *doneTask {
+	if t := r.task(id); t != nil {
+		if t.finished {
+			return &t.done
+		}
+		return nil
+	}
+	return r.done[id]
 }
 
 // doneTask is a finished task as its dependents see it.
@@ -171,12 +193,10 @@ func newRunnerFrom(opts Options, records []journal.Record) (*runner, error) {
 		opts:    opts,
 		plan:    opts.Plan,
 		now:     opts.Now,
-		tasks:   map[TaskID]*task{},
 		rerun:   map[TaskID]bool{},
 		skip:    map[TaskID]bool{},
-		results: map[TaskID]*TaskResult{},
 		done:    map[TaskID]*doneTask{},
-		hosts:   map[string]map[string]plans.HostOutputs{},
+		hosts:   map[string]*stepHosts{},
 		secrets: &redact.Set{},
 	}
 	// Secret vars are hidden from the start: in logs, errors and events,
@@ -188,13 +208,13 @@ func newRunnerFrom(opts Options, records []journal.Record) (*runner, error) {
 		return nil, err
 	}
 	for _, id := range opts.Rerun {
-		if _, ok := r.tasks[id]; !ok {
+		if r.task(id) == nil {
 			return nil, &InputError{Msg: fmt.Sprintf("--rerun %s: no such task in this run (%s)", id, r.taskHint(id))}
 		}
 		r.rerun[id] = true
 	}
 	for _, id := range opts.Skip {
-		if _, ok := r.tasks[id]; !ok {
+		if r.task(id) == nil {
 			return nil, &InputError{Msg: fmt.Sprintf("--skip %s: no such task in this run (%s)", id, r.taskHint(id))}
 		}
 		if r.rerun[id] {
@@ -212,9 +232,11 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	if err := r.record(journal.Record{Event: journal.RunStarted, Note: r.plan.Name}, true); err != nil {
 		return nil, err
 	}
-	r.emit(Event{Type: EventRunStart, Total: len(r.order), Note: r.plan.Name})
-	for _, id := range r.order {
-		r.results[id] = &TaskResult{ID: id, Status: StatusNotRun, LogPath: r.opts.State.LogPath(id.Step, id.Host)}
+	r.emit(Event{Type: EventRunStart, Total: len(r.tasks), Note: r.plan.Name})
+	r.results = make([]TaskResult, len(r.tasks))
+	for i := range r.tasks {
+		id := r.tasks[i].id
+		r.results[i] = TaskResult{ID: id, Status: StatusNotRun, LogPath: r.opts.State.LogPath(id.Step, id.Host)}
 	}
 	report := dag.Walk(ctx, r.graph, dag.WalkOptions[TaskID]{
 		Limit:     r.opts.Parallel,
@@ -227,16 +249,14 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 			return 0
 		},
 	}, r.visit)
-	res := &Result{Interrupted: ctx.Err() != nil}
-	r.mu.Lock()
-	for _, id := range r.order {
-		tr := *r.results[id]
-		if st := report.States[id]; st == dag.Cancelled && tr.Status == StatusFailed {
+	// Every visit has returned: the results are the Result's.
+	res := &Result{Interrupted: ctx.Err() != nil, Tasks: r.results}
+	for i := range res.Tasks {
+		tr := &res.Tasks[i]
+		if st := report.States[tr.ID]; st == dag.Cancelled && tr.Status == StatusFailed {
 			tr.Status = StatusCancelled
 		}
-		res.Tasks = append(res.Tasks, tr)
 	}
-	r.mu.Unlock()
 	r.emit(Event{Type: EventRunEnd, Result: res})
 	return res, nil
 }

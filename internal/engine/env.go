@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"maps"
 	"sort"
 
 	"github.com/sealflow/sealflow/plans"
@@ -17,8 +18,8 @@ import (
 func (r *runner) env(t *task) *plans.Env {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.envWith(t, func(id TaskID) *doneTask { return r.done[id] },
-		func(step string) map[string]plans.HostOutputs { return r.hosts[step] })
+	return r.envWith(t, r.finished,
+		func(step string) map[string]plans.HostOutputs { return r.hosts[step].view() })
 }
 
 func (r *runner) envWith(t *task, lookup func(TaskID) *doneTask, hosts func(string) map[string]plans.HostOutputs) *plans.Env {
@@ -50,23 +51,55 @@ func (r *runner) envWith(t *task, lookup func(TaskID) *doneTask, hosts func(stri
 	return env
 }
 
-// finish records a finished task for its dependents. The per-step host
-// map is replaced, never modified, so environments handed out earlier stay
-// valid while other tasks finish.
+// finish records a finished task for its dependents.
 func (r *runner) finish(id TaskID, fp string, outputs steps.Outputs) {
 	if outputs == nil {
 		outputs = steps.Outputs{}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.done[id] = &doneTask{fp: fp, outputs: outputs}
-	old := r.hosts[id.Step]
-	next := make(map[string]plans.HostOutputs, len(old)+1)
-	for k, v := range old {
-		next[k] = v
+	if t := r.task(id); t != nil {
+		t.done, t.finished = doneTask{fp: fp, outputs: outputs}, true
+	} else {
+		r.done[id] = &doneTask{fp: fp, outputs: outputs}
 	}
-	next[id.Host] = plans.HostOutputs{Outputs: outputs}
-	r.hosts[id.Step] = next
+	hs := r.hosts[id.Step]
+	if hs == nil {
+		size := 0
+		if s := r.plan.Step(id.Step); s != nil {
+			size = len(s.Targets)
+		}
+		hs = &stepHosts{all: make(map[string]plans.HostOutputs, size)}
+		r.hosts[id.Step] = hs
+	}
+	hs.add(id.Host, outputs)
+}
+
+// stepHosts holds the outputs of a step's finished tasks by host. The map
+// an environment is given (view) is never modified afterwards, so it stays
+// valid while other tasks finish; it is copied only when an environment
+// asks for it after a task finished, not at every finish (which made a
+// run quadratic in the number of hosts).
+type stepHosts struct {
+	all  map[string]plans.HostOutputs // owned by the runner, under its mu
+	snap map[string]plans.HostOutputs // handed out; nil when all changed since
+}
+
+func (hs *stepHosts) add(host string, outputs steps.Outputs) {
+	hs.all[host] = plans.HostOutputs{Outputs: outputs}
+	hs.snap = nil
+}
+
+// view returns the step's finished hosts as of now (nil for none); the
+// caller holds the runner's mu.
+func (hs *stepHosts) view() map[string]plans.HostOutputs {
+	if hs == nil {
+		return nil
+	}
+	if hs.snap == nil {
+		hs.snap = maps.Clone(hs.all)
+	}
+	return hs.snap
 }
 
 // fingerprint identifies what a task would do: its kind, rendered
@@ -87,7 +120,7 @@ func (r *runner) fingerprint(t *task, params steps.Params) string {
 	r.mu.Lock()
 	for _, up := range t.upstream {
 		write(up.String())
-		if d := r.done[up]; d != nil {
+		if d := r.finished(up); d != nil {
 			write(d.fp)
 			keys := make([]string, 0, len(d.outputs))
 			for k := range d.outputs {

@@ -35,11 +35,10 @@ func Preview(p *plans.Plan, records []journal.Record, rerun, skip []TaskID) ([]T
 	r := &runner{
 		opts:    Options{Plan: p},
 		plan:    p,
-		tasks:   map[TaskID]*task{},
 		rerun:   map[TaskID]bool{},
 		skip:    map[TaskID]bool{},
 		done:    map[TaskID]*doneTask{},
-		hosts:   map[string]map[string]plans.HostOutputs{},
+		hosts:   map[string]*stepHosts{},
 		secrets: &redact.Set{},
 	}
 	r.prior, _ = replay(records)
@@ -62,7 +61,7 @@ func Preview(p *plans.Plan, records []journal.Record, rerun, skip []TaskID) ([]T
 	changed := map[TaskID]string{}
 	byID := map[TaskID]TaskPreview{}
 	for _, id := range order {
-		t := r.tasks[id]
+		t := r.task(id)
 		blind, because := false, ""
 		for _, up := range t.upstream {
 			blind = blind || unknown[up]
@@ -86,8 +85,9 @@ func Preview(p *plans.Plan, records []journal.Record, rerun, skip []TaskID) ([]T
 		}
 		byID[id] = pv
 	}
-	out := make([]TaskPreview, 0, len(r.order))
-	for _, id := range r.order {
+	out := make([]TaskPreview, 0, len(r.tasks))
+	for i := range r.tasks {
+		id := r.tasks[i].id
 		out = append(out, byID[id])
 	}
 	return out, nil

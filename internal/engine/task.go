@@ -46,6 +46,11 @@ type task struct {
 	kind *steps.Kind
 	// upstream lists, per direct need, the tasks this one waits for.
 	upstream []TaskID
+	n        int // index in the run's tasks and results
+	// done is set when the task has finished (finished), under the
+	// runner's mu.
+	done     doneTask
+	finished bool
 }
 
 // TaskResult is what the summary shows of a task.

@@ -21,7 +21,7 @@ func (r *runner) visit(ctx context.Context, id TaskID) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	t := r.tasks[id]
+	t := r.task(id)
 	env := r.env(t)
 	run, err := t.step.EvalWhen(env)
 	if err != nil {
@@ -65,7 +65,7 @@ func (r *runner) visit(ctx context.Context, id TaskID) error {
 		r.secrets.Add(p.secretValues()...)
 		r.finish(id, fp, p.outputs)
 		r.mu.Lock()
-		res := r.results[id]
+		res := r.result(id)
 		res.Status, res.Attempts, res.Duration = StatusCached, p.attempts, p.duration
 		r.mu.Unlock()
 		r.emit(Event{Type: EventTaskCached, Task: id.String(), Step: id.Step, Host: id.Host, Note: "done in an earlier run"})
@@ -125,7 +125,7 @@ func (r *runner) execute(ctx context.Context, t *task, step steps.Step, fp strin
 			return r.failEarly(id, err)
 		}
 		r.mu.Lock()
-		r.results[id].Attempts = attempt
+		r.result(id).Attempts = attempt
 		r.mu.Unlock()
 		r.emit(Event{Type: EventTaskStart, Task: id.String(), Step: id.Step, Host: id.Host, Attempt: attempt, LogPath: logPath})
 		logFile.header = fmt.Sprintf("=== %s attempt %d at %s\n", id, attempt, r.now().Format(time.RFC3339))
@@ -239,7 +239,7 @@ func (r *runner) succeed(id TaskID, fp string, attempt int, elapsed time.Duratio
 		status, ev = StatusCached, EventTaskCached
 	}
 	r.mu.Lock()
-	res := r.results[id]
+	res := r.result(id)
 	res.Status, res.Duration = status, elapsed
 	r.mu.Unlock()
 	r.emit(Event{Type: ev, Task: id.String(), Step: id.Step, Host: id.Host, Attempt: attempt, Duration: elapsed, Note: rec.Note, LogPath: logPath})
@@ -304,13 +304,13 @@ func (r *runner) failEarly(id TaskID, err error) error {
 
 func (r *runner) setStatus(id TaskID, s Status) {
 	r.mu.Lock()
-	r.results[id].Status = s
+	r.result(id).Status = s
 	r.mu.Unlock()
 }
 
 func (r *runner) setFailed(id TaskID, err error, d time.Duration) {
 	r.mu.Lock()
-	res := r.results[id]
+	res := r.result(id)
 	res.Status, res.Err, res.Duration = StatusFailed, redacted(r.secrets, err), d
 	r.mu.Unlock()
 }

@@ -66,7 +66,11 @@ func (r *Reader) Replay() ([]Record, error) {
 		return nil, fmt.Errorf("replay journal: %w", err)
 	}
 	defer f.Close()
-	return replay(f, path, r.tab, r.seal)
+	var size int64
+	if fi, err := f.Stat(); err == nil {
+		size = fi.Size()
+	}
+	return replay(f, path, r.tab, r.seal, size)
 }
 
 // ReadRunFile returns a file saved by State.SaveRun.

@@ -143,7 +143,7 @@ func open(dir string, opts Options, lock *os.File) (*State, error) {
 		// with the old one: then say that key is gone.
 		sealed := false
 		if s.corrupt == nil {
-			recs, _ := replay(io.NewSectionReader(f, 0, res.good), path, s.tab, nil)
+			recs, _ := replay(io.NewSectionReader(f, 0, res.good), path, s.tab, nil, 0)
 			for _, r := range recs {
 				sealed = sealed || len(r.Secrets) > 0
 			}
@@ -198,7 +198,7 @@ func (s *State) Replay() ([]Record, error) {
 	s.mu.Lock()
 	n := s.synced
 	s.mu.Unlock()
-	return replay(io.NewSectionReader(s.f, 0, n), s.path, s.tab, s.seal)
+	return replay(io.NewSectionReader(s.f, 0, n), s.path, s.tab, s.seal, n)
 }
 
 // Close waits for queued appends, closes the journal and releases the lock.

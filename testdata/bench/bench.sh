@@ -7,6 +7,13 @@ echo "== engine: 10,000 no-op tasks (100 chained steps x 100 hosts), real journa
 go test -run '^$' -bench 'Engine10k' -benchtime 3x ./internal/engine | grep -E '^Benchmark|^cpu'
 
 echo
+echo "== engine at scale: 20,000 no-op tasks (10 chained steps x 2,000 hosts), a connection that returns at once, real journal"
+echo "   (ms/task: wall time / tasks; peak-live-B/task and peak-heap-B/task: runtime/metrics peaks above the heap before the run)"
+go test -run '^$' -bench 'Engine2kHosts' -benchtime 3x -benchmem ./internal/engine | grep -E '^Benchmark'
+echo "== status and plan on that state directory (20,000 tasks journaled), the functions the CLI calls"
+go test -run '^$' -bench 'StatusPlan2kHosts' -benchtime 3x -benchmem ./internal/app | grep -E '^Benchmark'
+
+echo
 echo "== fan-out over SSH: sealflow vs ansible-playbook and parallel-ssh"
 bash testdata/bench/fanout.sh
 
