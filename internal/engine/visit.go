@@ -46,7 +46,7 @@ func (r *runner) visit(ctx context.Context, id TaskID) error {
 	// An interrupted task that is not safe to run twice was asked about
 	// before the run started (checkInterrupted): here it is decided.
 	v := Decide(DecideInput{Prior: p.typed(), Fingerprint: fp, PriorFP: p.fingerprint(),
-		Rerun: r.rerun[id], Skip: r.skip[id], SafeToRerun: true})
+		Rerun: r.rerun[id], Skip: r.skip[id], SafeToRerun: true, EveryRun: t.kind.EveryRun})
 	switch v.Decision {
 	case DecideSkip:
 		for _, rec := range []journal.Record{
