@@ -22,7 +22,8 @@ import (
 // control-plane certificates about 2 h, and a resume hours later would
 // otherwise fail in kubeadm join. It runs on every run (EveryRun) and
 // returns the credentials it was given while they are good, so the joins
-// reading them stay unchanged.
+// reading them stay unchanged; a run that renews nothing shows the task
+// unchanged (its Done check).
 func joinCredentialsKind() *Kind {
 	return &Kind{
 		Name: "join-credentials",
@@ -212,29 +213,53 @@ func parseCredState(out string) (credState, error) {
 	return c, nil
 }
 
-func (s *joinCredentials) Run(ctx context.Context, t *Target) (Outputs, error) {
-	token, key := s.token, s.key
-	t.Secret(token, key)
-	env := map[string]string{"SF_KUBE": s.paths.Kube, "SF_TOKEN": token}
+// Done reports the task done, with the credentials held as outputs, when
+// both still live long enough: a run that renews nothing shows it
+// unchanged.
+func (s *joinCredentials) Done(ctx context.Context, t *Target) (bool, Outputs, error) {
+	renewToken, renewCerts, err := s.check(ctx, t)
+	if err != nil || renewToken || renewCerts {
+		return false, nil, err
+	}
+	hash, err := readCAHash(ctx, t, s.paths.Kube)
+	if err != nil {
+		return false, nil, err
+	}
+	return true, Outputs{"token": s.token, "certificate_key": s.key, "ca_cert_hash": hash}, nil
+}
+
+// check asks the first master what it holds of the credentials and says
+// (in the log, too) what must be renewed.
+func (s *joinCredentials) check(ctx context.Context, t *Target) (renewToken, renewCerts bool, err error) {
+	t.Secret(s.token, s.key)
+	env := map[string]string{"SF_KUBE": s.paths.Kube, "SF_TOKEN": s.token}
 	out, err := output(ctx, t, "check join credentials", joinCredentialsScript, env)
 	if err != nil {
-		return nil, err
+		return false, false, err
 	}
 	st, err := parseCredState(out)
 	if err != nil {
-		return nil, err
+		return false, false, err
 	}
 	renewToken, why := s.tokenVerdict(st)
 	logf(t, "bootstrap token: %s\n", why)
-	renewCerts := false
 	if s.version.uploadCertsFlags() != "" {
-		if key == "" {
+		if s.key == "" {
 			renewCerts, why = true, "no certificate key held: uploading with a new one"
 		} else {
-			renewCerts, why = s.certsVerdict(st, key)
+			renewCerts, why = s.certsVerdict(st, s.key)
 		}
 		logf(t, "uploaded certificates: %s\n", why)
 	}
+	return renewToken, renewCerts, nil
+}
+
+func (s *joinCredentials) Run(ctx context.Context, t *Target) (Outputs, error) {
+	renewToken, renewCerts, err := s.check(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	token, key := s.token, s.key
 	if renewToken {
 		if token, err = newToken(s.rand); err != nil {
 			return nil, err

@@ -241,6 +241,21 @@ func TestJoinCredentials(t *testing.T) {
 			if tc.min != "" {
 				p["min_ttl"] = tc.min
 			}
+			s, err := newJoinCredentials(p, c.paths, rand.Reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The engine asks Done first: done means nothing to renew.
+			done, doneOut, err := s.Done(context.Background(), c.target())
+			if err != nil {
+				t.Fatalf("Done: %v\nlog:\n%s", err, c.log.String())
+			}
+			if done != (len(tc.renewed) == 0) {
+				t.Errorf("Done = %v, want %v (renews %v)", done, len(tc.renewed) == 0, tc.renewed)
+			}
+			if done && (doneOut["token"] != credToken || doneOut["certificate_key"] != credKey || doneOut["ca_cert_hash"] != c.hash) {
+				t.Errorf("Done's outputs %v, want the credentials held", doneOut)
+			}
 			out := c.run(t, p)
 			got := c.renewed(t)
 			if strings.Join(got, ",") != strings.Join(tc.renewed, ",") {
