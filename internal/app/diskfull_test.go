@@ -8,6 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/sealflow/sealflow/internal/redact"
 )
 
 // mountTmpfs mounts a tmpfs of size on dir (created) until the test ends.
@@ -46,7 +48,8 @@ func TestFullDiskTaskLogIsReported(t *testing.T) {
 	after := filepath.Join(dir, "after")
 	plan := writePlan(t, dir, "name: p\nhosts: {groups: {g: [{name: h, address: local}]}}\nsteps:\n"+
 		"  - {id: loud, kind: shell, with: {run: 'i=0; while [ $i -lt 4000 ]; do echo line $i of a task that prints a lot, more than its disk holds; i=$((i+1)); done; echo k=v >>\"$SEALFLOW_OUTPUT\"'}}\n"+
-		"  - {id: after, kind: shell, needs: [loud], with: {run: 'echo \"${{ steps.loud.outputs.k }}\" >"+after+"'}}\n")
+		"  - {id: after, kind: shell, needs: [loud], with: {run: 'echo \"${{ steps.loud.outputs.k }}\" >"+after+"'}}\n"+
+		"  - {id: secretive, kind: shell, with: {secret_outputs: [tok], run: 'echo the token is s3cr3t-value-4711; i=0; while [ $i -lt 4000 ]; do echo filler line $i of a task that prints a lot; i=$((i+1)); done; echo tok=s3cr3t-value-4711 >>\"$SEALFLOW_OUTPUT\"'}}\n")
 	for _, mode := range []string{"plain", "json"} {
 		t.Run(mode, func(t *testing.T) {
 			os.Remove(after)
@@ -54,6 +57,7 @@ func TestFullDiskTaskLogIsReported(t *testing.T) {
 			// journal has room.
 			state := filepath.Join(dir, "state-"+mode)
 			mountTmpfs(t, filepath.Join(state, "logs", "loud"), "64k")
+			mountTmpfs(t, filepath.Join(state, "logs", "secretive"), "16k")
 			var stdout, stderr bytes.Buffer
 			o := RunOptions{ExecOptions: ExecOptions{StateDir: state, Parallel: 1, Output: mode}, PlanFile: plan}
 			err := Run(context.Background(), o, IO{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr})
@@ -76,6 +80,15 @@ func TestFullDiskTaskLogIsReported(t *testing.T) {
 			}
 			if strings.Contains(out, "log of after@h") {
 				t.Errorf("a complete log is reported incomplete:\n%s", out)
+			}
+			// A secret output learned at the end is hidden in the full log
+			// all the same (no room for a rewritten copy).
+			sl, err := os.ReadFile(filepath.Join(state, "logs", "secretive", "h.log"))
+			if err != nil || strings.Contains(string(sl), "s3cr3t-value-4711") || !strings.Contains(string(sl), "the token is "+redact.Marker) {
+				t.Errorf("the secretive task's log (%v) shows its secret, or not the line redacted:\n%.300s", err, sl)
+			}
+			if !strings.Contains(out, "log of secretive@h is incomplete: no space left on device") {
+				t.Errorf("no warning for the secretive task's log:\n%s", out)
 			}
 			b, err := os.ReadFile(filepath.Join(state, "logs", "loud", "h.log"))
 			if err != nil || !strings.HasPrefix(string(b), "=== loud@h attempt 1") || !strings.Contains(string(b), "line 0 of") {

@@ -431,8 +431,19 @@ func redactFile(path string, r *redact.Set) {
 	}
 	if s := r.Redact(string(b)); s != string(b) {
 		tmp := path + ".tmp"
-		if os.WriteFile(tmp, []byte(s), 0o600) == nil {
-			os.Rename(tmp, path)
+		err := os.WriteFile(tmp, []byte(s), 0o600)
+		if err == nil {
+			err = os.Rename(tmp, path)
+		}
+		if err != nil {
+			// No room for a copy (a full disk): the secret must not stay,
+			// so the log is rewritten in place, over blocks it has.
+			os.Remove(tmp)
+			if f, err := os.OpenFile(path, os.O_WRONLY, 0); err == nil {
+				f.WriteAt([]byte(s), 0)
+				f.Truncate(int64(len(s)))
+				f.Close()
+			}
 		}
 	}
 }
