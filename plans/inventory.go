@@ -14,8 +14,8 @@ var (
 
 var (
 	inventoryKeys = []string{"defaults", "groups"}
-	hostKeys      = []string{"name", "address", "user", "port", "labels", "key", "key_passphrase_env", "password_env", "password_file", "become", "bastion"}
-	defaultKeys   = []string{"user", "port", "labels", "key", "key_passphrase_env", "password_env", "password_file", "become", "bastion"}
+	hostKeys      = []string{"name", "address", "user", "port", "labels", "key", "key_passphrase_env", "password_env", "password_file", "become", "tty", "bastion"}
+	defaultKeys   = []string{"user", "port", "labels", "key", "key_passphrase_env", "password_env", "password_file", "become", "tty", "bastion"}
 	bastionKeys   = []string{"address", "user", "port", "key"}
 )
 
@@ -25,7 +25,7 @@ type hostSpec struct {
 	port                                          *int
 	labels                                        map[string]string
 	key, keyPassphraseEnv, passwordEnv, passwFile *string
-	become                                        *bool
+	become, tty                                   *bool
 	bastion                                       *Bastion
 	pos                                           Position
 }
@@ -280,6 +280,10 @@ func (d *decoder) hostSpec(raw ast.Node, what string, allowed []string) hostSpec
 			if b, ok := d.boolean(e.val, what+": become"); ok {
 				spec.become = &b
 			}
+		case "tty":
+			if b, ok := d.boolean(e.val, what+": tty"); ok {
+				spec.tty = &b
+			}
 		case "bastion":
 			spec.bastion = d.bastion(e.val, what+": bastion")
 		}
@@ -404,6 +408,12 @@ func resolveHost(s, def hostSpec) *Host {
 		h.Become = *s.become
 	case def.become != nil:
 		h.Become = *def.become
+	}
+	switch {
+	case s.tty != nil:
+		h.TTY = *s.tty
+	case def.tty != nil:
+		h.TTY = *def.tty
 	}
 	switch {
 	case s.bastion != nil:

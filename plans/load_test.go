@@ -207,11 +207,11 @@ func TestLoadSetErrors(t *testing.T) {
 func TestLoadInventory(t *testing.T) {
 	t.Parallel()
 	inv := []byte(`hosts:
-  defaults: {user: admin, key: /keys/id_ed25519, password_env: PW}
+  defaults: {user: admin, key: /keys/id_ed25519, password_env: PW, tty: true}
   groups:
     masters:
       - {name: m1, address: 127.0.0.1, port: 2201, labels: {role: boot}}
-      - {name: m2, address: 127.0.0.1, port: 2202, user: root}
+      - {name: m2, address: 127.0.0.1, port: 2202, user: root, tty: false}
     nodes: [{name: m1, address: 127.0.0.1}, {name: n1, address: 127.0.0.3, password_file: /pw}]
 `)
 	p := loadFile(t, "noinventory.yaml", LoadOptions{Inventory: inv, InventoryFile: "inv.yaml"})
@@ -221,6 +221,9 @@ func TestLoadInventory(t *testing.T) {
 	m2, n1 := p.Host("m2"), p.Host("n1")
 	if m2.User != "root" || m2.Key != "/keys/id_ed25519" || m2.PasswordEnv != "PW" || n1.PasswordFile != "/pw" || n1.User != "admin" {
 		t.Errorf("defaults not applied: m2 %+v n1 %+v", m2, n1)
+	}
+	if !n1.TTY || m2.TTY {
+		t.Errorf("tty: n1 (from the defaults) %v, want true; m2 (its own tty: false) %v, want false", n1.TTY, m2.TTY)
 	}
 	if diff := cmp.Diff(Position{File: "inv.yaml", Line: 5, Col: 9}, p.Host("m1").Pos); diff != "" {
 		t.Errorf("host position (-want +got):\n%s", diff)

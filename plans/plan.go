@@ -133,8 +133,11 @@ type Host struct {
 	PasswordEnv      string
 	PasswordFile     string
 	Become           bool
-	Bastion          *Bastion
-	Pos              Position // where the host first appears
+	// TTY asks the server for a pseudo-terminal for every command (sudo
+	// with `Defaults requiretty` needs one).
+	TTY     bool
+	Bastion *Bastion
+	Pos     Position // where the host first appears
 }
 
 // Local reports whether the host is reached through the local transport.

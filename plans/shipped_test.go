@@ -21,11 +21,11 @@ func TestShippedPlans(t *testing.T) {
 `)
 	want := map[string]map[string][]string{
 		"ha": {
-			"kubeadm-init": {"m1"}, "cni": {"m1"}, "join-masters": {"m2", "m3"}, "vip-rules": {"n1", "n2", "n3"},
+			"kubeadm-init": {"m1"}, "join-credentials": {"m1"}, "cni": {"m1"}, "join-masters": {"m2", "m3"}, "vip-rules": {"n1", "n2", "n3"},
 			"join-nodes": {"n1", "n2", "n3"}, "lvscare": {"n1", "n2", "n3"},
 		},
 		"add-node": {
-			"upload": {"m3", "n3"}, "kubeadm-init": {"m1"}, "join-masters": {"m3"}, "join-nodes": {"n3"},
+			"upload": {"m3", "n3"}, "kubeadm-init": {"m1"}, "join-credentials": {"m1"}, "join-masters": {"m3"}, "join-nodes": {"n3"},
 			"lvscare": {"n3"}, "lvscare-refresh": {"n1", "n2"},
 		},
 		"clean": {"reset-nodes": {"n1", "n2", "n3"}, "reset-masters": {"m1", "m2", "m3"}},
@@ -119,12 +119,74 @@ func TestShippedKubeadmJoinConfig(t *testing.T) {
 			env.Steps["kubeadm-init"] = StepView{Outputs: map[string]string{
 				"token": "abcdef.0123456789abcdef", "ca_cert_hash": "sha256:00", "certificate_key": "00", "join_endpoint": "apiserver.cluster.local:6443",
 			}}
+			env.Steps["join-credentials"] = StepView{Outputs: map[string]string{
+				"token": "abcdef.0123456789abcdef", "ca_cert_hash": "sha256:00", "certificate_key": "00",
+			}}
 			params, err := s.Render(env)
 			if err != nil {
 				t.Fatalf("%s %s: %v", name, step, err)
 			}
 			if got := params["kubeadm_config"]; got != "/etc/sealflow/join.yaml" {
 				t.Errorf("%s %s: kubeadm_config = %v, want the plan's kubeadm_join_config", name, step, got)
+			}
+		}
+	}
+}
+
+// The joins of ha and add-node use the credentials join-credentials checked
+// (and renewed) on the first master, not kubeadm-init's journaled ones,
+// which may have expired by a resume; join-credentials reads kubeadm-init's.
+func TestShippedJoinsUseCheckedCredentials(t *testing.T) {
+	t.Parallel()
+	inv := []byte("groups:\n  masters: [{name: m1, address: 10.1.0.11}, {name: m2, address: 10.1.0.12}]\n" +
+		"  nodes: [{name: n1, address: 10.1.0.21}]\n  new: [{name: m2, address: 10.1.0.12}, {name: n1, address: 10.1.0.21}]\n")
+	initOut := map[string]string{"token": "aaaaaa.aaaaaaaaaaaaaaaa", "ca_cert_hash": "sha256:aa", "certificate_key": strings.Repeat("a", 64), "join_endpoint": "apiserver.cluster.local:6443"}
+	credOut := map[string]string{"token": "bbbbbb.bbbbbbbbbbbbbbbb", "ca_cert_hash": "sha256:bb", "certificate_key": strings.Repeat("b", 64)}
+	for _, name := range []string{"ha", "add-node"} {
+		b, _ := Shipped(name)
+		p, err := Load(name+".yaml", b, LoadOptions{Kinds: steps.Builtin(), Inventory: inv, Set: map[string]string{}})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		cred := p.Step("join-credentials")
+		if cred == nil {
+			t.Fatalf("%s has no join-credentials step", name)
+		}
+		if len(cred.Targets) != 1 || cred.Targets[0].Name != "m1" {
+			t.Errorf("%s: join-credentials runs on %v, want the first master", name, cred.Targets)
+		}
+		env := p.NewEnv(p.Host("m1"))
+		env.Steps["kubeadm-init"] = StepView{Outputs: initOut}
+		params, err := cred.Render(env)
+		if err != nil {
+			t.Fatalf("%s join-credentials: %v", name, err)
+		}
+		if params["token"] != initOut["token"] || params["certificate_key"] != initOut["certificate_key"] {
+			t.Errorf("%s: join-credentials checks %v, want kubeadm-init's token and certificate key", name, params)
+		}
+		for step, host := range map[string]string{"join-masters": "m2", "join-nodes": "n1"} {
+			s := p.Step(step)
+			if !containsString(s.Needs, "join-credentials") {
+				t.Errorf("%s: %s needs %v, not join-credentials", name, step, s.Needs)
+			}
+			env := p.NewEnv(p.Host(host))
+			env.Steps["kubeadm-init"] = StepView{Outputs: initOut}
+			env.Steps["join-credentials"] = StepView{Outputs: credOut}
+			params, err := s.Render(env)
+			if err != nil {
+				t.Fatalf("%s %s: %v", name, step, err)
+			}
+			keys := []string{"token", "ca_cert_hash"}
+			if step == "join-masters" {
+				keys = append(keys, "certificate_key")
+			}
+			for _, k := range keys {
+				if params[k] != credOut[k] {
+					t.Errorf("%s %s: %s = %v, want join-credentials' %s", name, step, k, params[k], credOut[k])
+				}
+			}
+			if params["endpoint"] != initOut["join_endpoint"] {
+				t.Errorf("%s %s: endpoint = %v, want kubeadm-init's join_endpoint", name, step, params["endpoint"])
 			}
 		}
 	}

@@ -326,7 +326,7 @@ func TestHostsBrokenBlock(t *testing.T) {
 // kubeKinds are the kinds of this package's Kubernetes steps, as
 // Builtin registers them.
 func kubeKinds() []*Kind {
-	return []*Kind{distributeKind(), untarKind(), initScriptKind(), hostsKind(), kubeadmInitKind(), joinKind(), lvscareKind(), resetKind()}
+	return []*Kind{distributeKind(), untarKind(), initScriptKind(), hostsKind(), kubeadmInitKind(), joinCredentialsKind(), joinKind(), lvscareKind(), resetKind()}
 }
 
 func TestKubeKindsDeclared(t *testing.T) {
@@ -345,7 +345,7 @@ func TestKubeKindsDeclared(t *testing.T) {
 			seen[p.Name] = true
 		}
 	}
-	want := []string{"distribute", "hosts", "init-script", "join", "kubeadm-init", "lvscare", "reset", "untar"}
+	want := []string{"distribute", "hosts", "init-script", "join", "join-credentials", "kubeadm-init", "lvscare", "reset", "untar"}
 	if d := cmp.Diff(want, r.Names()); d != "" {
 		t.Errorf("kinds (-want +got):\n%s", d)
 	}
@@ -355,14 +355,15 @@ func TestKubeKindsDeclared(t *testing.T) {
 	}
 	// Every step is safe to run again after an interruption.
 	steps := map[string]Params{
-		"distribute":   {"src": "/a", "dest": "/b"},
-		"untar":        {"src": "/a.tgz", "dest": "/b"},
-		"init-script":  {"dir": "/root/kube"},
-		"hosts":        {"lines": []string{"10.0.0.2 m0"}},
-		"kubeadm-init": {"version": "v1.29.3", "masters": []string{"10.0.0.2"}},
-		"join":         joinParamsFor("node", "v1.29.3"),
-		"lvscare":      {"masters": []string{"10.0.0.2"}},
-		"reset":        {},
+		"distribute":       {"src": "/a", "dest": "/b"},
+		"untar":            {"src": "/a.tgz", "dest": "/b"},
+		"init-script":      {"dir": "/root/kube"},
+		"hosts":            {"lines": []string{"10.0.0.2 m0"}},
+		"kubeadm-init":     {"version": "v1.29.3", "masters": []string{"10.0.0.2"}},
+		"join":             joinParamsFor("node", "v1.29.3"),
+		"join-credentials": {"version": "v1.29.3"},
+		"lvscare":          {"masters": []string{"10.0.0.2"}},
+		"reset":            {},
 	}
 	for name, p := range steps {
 		k, _ := r.Lookup(name)

@@ -163,6 +163,12 @@ type Kind struct {
 	// Secret lists outputs whose values are secrets (redacted in logs,
 	// encrypted in the journal). The shell kind's secret_outputs adds to it.
 	Secret []string
+	// EveryRun says a task done in an earlier run runs again on every run
+	// (and resume) instead of being restored from the journal: its outputs
+	// depend on time (credentials that expire). It must be Rerunnable, and
+	// return the same outputs while nothing changed, so that the tasks
+	// reading them stay unchanged.
+	EveryRun bool
 }
 
 // Param returns the declared parameter called name.
@@ -217,6 +223,7 @@ func Builtin() *Registry {
 	r.Register(initScriptKind())
 	r.Register(hostsKind())
 	r.Register(kubeadmInitKind())
+	r.Register(joinCredentialsKind())
 	r.Register(joinKind())
 	r.Register(lvscareKind())
 	r.Register(resetKind())

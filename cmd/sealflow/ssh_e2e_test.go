@@ -325,6 +325,46 @@ steps:
 	if strings.Contains(stdout+stderr, l.Password) {
 		t.Error("the password appears in sealflow's output")
 	}
+
+	// sudo with Defaults requiretty: m1 without a terminal fails with
+	// sudo's words and the fix; n1 with tty: true runs, its output exact
+	// for the task that reads it.
+	rule := "/etc/sudoers.d/zz-requiretty"
+	for _, h := range []string{"m1", "n1"} {
+		labExec(t, l, h, "sh", "-c", "echo 'Defaults requiretty' >"+rule+" && chmod 0440 "+rule)
+		t.Cleanup(func() { l.Exec(context.Background(), h, "rm", "-f", rule) })
+	}
+	write(t, filepath.Join(dir, "tty.yaml"), `
+name: tty
+hosts:
+  defaults: {user: `+l.User+`, key: `+l.Key+`, become: true}
+  groups:
+    all-hosts:
+      - {name: m1, address: `+l.Hosts[0].Address+`}
+      - {name: n1, address: `+l.Hosts[1].Address+`, tty: true}
+steps:
+  - {id: uid, kind: shell, with: {run: 'echo to-stderr >&2; echo "uid=$(id -u)" >> $SEALFLOW_OUTPUT'}}
+  - {id: use, kind: shell, needs: [uid], with: {run: 'printf "%s|" "${{ steps.uid.outputs.uid }}" > /root/tty-uid'}}
+`)
+	stdout, stderr, code = sf(t, bin, dir, l.Password+"\n", "run", "--state", "tty", "--keep-going", "--output", "plain", "--known-hosts", l.KnownHosts, "--password-stdin", "tty.yaml")
+	if code != 1 {
+		t.Errorf("requiretty on m1: exit %d, want 1\n%s\n%s", code, stdout, stderr)
+	}
+	if !strings.Contains(stdout, "FAILED    uid@m1") || !strings.Contains(stdout, "requiretty") || !strings.Contains(stdout, "tty: true") {
+		t.Errorf("requiretty on m1: want uid@m1 failed naming requiretty and tty: true\n%s", stdout)
+	}
+	if !strings.Contains(stdout, "done      use@n1") {
+		t.Errorf("tty: true on n1: use@n1 not done\n%s\n%s", stdout, stderr)
+	}
+	if got := labExec(t, l, "n1", "cat", "/root/tty-uid"); got != "0|" {
+		t.Errorf("tty: true: the output read back is %q, want \"0|\" (root, no \\r)", got)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "tty", "logs", "uid", "n1.log")); err != nil || !strings.Contains(string(b), "to-stderr\n") || strings.Contains(string(b), l.Password) {
+		t.Errorf("tty: true: the log (%v) lacks stderr or shows the password:\n%s", err, b)
+	}
+	if strings.Contains(stdout+stderr, l.Password) {
+		t.Error("the password appears in sealflow's output")
+	}
 }
 
 // TestSSHHostDown: sshd stops on one host mid-run. The error names the

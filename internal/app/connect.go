@@ -88,6 +88,7 @@ func (c *connector) dial(ctx context.Context, name string) (*sshconn.Conn, error
 	}
 	cfg := c.config(h.Name, h.Address, h.Port, h.User, h.Key)
 	cfg.Become = h.Become // uploads; commands follow each task's become
+	cfg.TTY = h.TTY
 	cfg.Uploads = c.slots
 	if pw := c.passwordFor(h); pw != nil {
 		cfg.Password = pw

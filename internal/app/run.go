@@ -454,6 +454,12 @@ func (ex *execution) run(ctx context.Context, st *journal.State) error {
 	if err != nil {
 		return err
 	}
+	// A run whose journal could not be written (a full disk) is no
+	// success, whatever its tasks did: resume would not know of them.
+	if err := st.Sync(); err != nil {
+		return fmt.Errorf("the run's journal could not be written, so it does not hold every task's outcome: %w; "+
+			"free space in %s, then `sealflow resume` (tasks not recorded as done run again, or are asked about)", err, st.Dir())
+	}
 	switch {
 	case res.Interrupted:
 		return &ExitError{Code: ExitInterrupted, Err: errors.New("interrupted")}

@@ -52,6 +52,8 @@ type DecideInput struct {
 	// SafeToRerun: the kind may run twice or the step checks whether its
 	// work is done (steps.SafeToRerun).
 	SafeToRerun bool
+	// EveryRun: the kind runs again on every run (steps.Kind.EveryRun).
+	EveryRun bool
 }
 
 // Verdict is a decision and why, in words for `sealflow plan`.
@@ -73,6 +75,9 @@ func Decide(in DecideInput) Verdict {
 	}
 	switch in.Prior {
 	case PriorDone:
+		if in.EveryRun {
+			return Verdict{DecideRerun, "runs on every run (what it makes expires)"}
+		}
 		switch in.Fingerprint {
 		case "":
 			return Verdict{DecideUnchanged, "done earlier; runs again if what it needs changes"}

@@ -31,6 +31,9 @@ func TestDecideResumeRules(t *testing.T) {
 		{"interrupted, safe to run twice", DecideInput{Prior: PriorInterrupted, Fingerprint: "f1", SafeToRerun: true}, DecideRerun},
 		{"interrupted, --rerun", DecideInput{Prior: PriorInterrupted, Rerun: true}, DecideRerun},
 		{"interrupted, --skip", DecideInput{Prior: PriorInterrupted, Skip: true}, DecideSkip},
+		{"done, same fingerprint, every run", DecideInput{Prior: PriorDone, PriorFP: "f1", Fingerprint: "f1", EveryRun: true}, DecideRerun},
+		{"done, not known yet, every run", DecideInput{Prior: PriorDone, PriorFP: "f1", EveryRun: true}, DecideRerun},
+		{"done, every run, --skip", DecideInput{Prior: PriorDone, PriorFP: "f1", Fingerprint: "f1", EveryRun: true, Skip: true}, DecideSkip},
 	} {
 		if got := Decide(c.in); got.Decision != c.want || got.Reason == "" {
 			t.Errorf("%s: %v, want %s with a reason", c.name, got, c.want)

@@ -71,6 +71,15 @@ func (r *Result) OK() bool {
 	return true
 }
 
+// Warnings returns the warnings of every task, in task order.
+func (r *Result) Warnings() []string {
+	var out []string
+	for _, t := range r.Tasks {
+		out = append(out, t.Warnings...)
+	}
+	return out
+}
+
 // Failures returns the failed tasks: the root causes.
 func (r *Result) Failures() []TaskResult {
 	var out []TaskResult

@@ -13,6 +13,10 @@ const (
 	EventTaskCached  EventType = "task-unchanged"
 	EventTaskSkipped EventType = "task-skipped"
 	EventTaskFailed  EventType = "task-failed"
+	// EventTaskWarning says something a user must know of a task that
+	// does not change its outcome (Note): its log could not be written in
+	// full.
+	EventTaskWarning EventType = "task-warning"
 	EventRunEnd      EventType = "run-end"
 	// EventTransfer is an upload's progress (Transfer is set); a task
 	// reports at most about five a second, and one with End at its end.

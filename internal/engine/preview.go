@@ -144,7 +144,7 @@ func (r *runner) preview(t *task, blind bool) (TaskPreview, bool) {
 		safe = step != nil && steps.SafeToRerun(t.kind, step)
 	}
 	pv.Verdict = Decide(DecideInput{Prior: p.typed(), PriorFP: p.fingerprint(), Fingerprint: pv.Fingerprint,
-		Rerun: r.rerun[t.id], Skip: r.skip[t.id], SafeToRerun: safe})
+		Rerun: r.rerun[t.id], Skip: r.skip[t.id], SafeToRerun: safe, EveryRun: t.kind.EveryRun})
 	switch pv.Verdict.Decision {
 	case DecideUnchanged:
 		r.finish(t.id, p.fp, p.outputs)

@@ -61,4 +61,7 @@ type TaskResult struct {
 	Duration time.Duration
 	Err      error
 	LogPath  string
+	// Warnings say what went wrong beside the task's outcome (its log is
+	// incomplete).
+	Warnings []string
 }

@@ -46,7 +46,7 @@ func (r *runner) visit(ctx context.Context, id TaskID) error {
 	// An interrupted task that is not safe to run twice was asked about
 	// before the run started (checkInterrupted): here it is decided.
 	v := Decide(DecideInput{Prior: p.typed(), Fingerprint: fp, PriorFP: p.fingerprint(),
-		Rerun: r.rerun[id], Skip: r.skip[id], SafeToRerun: true})
+		Rerun: r.rerun[id], Skip: r.skip[id], SafeToRerun: true, EveryRun: t.kind.EveryRun})
 	switch v.Decision {
 	case DecideSkip:
 		for _, rec := range []journal.Record{
@@ -101,6 +101,7 @@ func (r *runner) execute(ctx context.Context, t *task, step steps.Step, fp strin
 	logPath := r.opts.State.LogPath(id.Step, id.Host)
 	logFile := &lazyLog{path: logPath}
 	defer logFile.Close()
+	defer r.noteLostLog(id, logFile, logPath)
 	log := redact.NewWriter(logFile, r.secrets)
 	target := &steps.Target{
 		Host: steps.Host{Name: t.host.Name, Address: t.host.Address, Groups: t.host.Groups, Labels: t.host.Labels},
@@ -343,35 +344,73 @@ func backoff(base time.Duration, retry int) time.Duration {
 	return d
 }
 
+// noteLostLog warns, once the task has ended, when its log could not be
+// written in full: the outcome stays what the command did.
+func (r *runner) noteLostLog(id TaskID, l *lazyLog, logPath string) {
+	err := l.lostErr()
+	if err == nil {
+		return
+	}
+	why := err.Error()
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		why = pe.Err.Error()
+	}
+	msg := fmt.Sprintf("log of %s is incomplete: %s", id, why)
+	r.mu.Lock()
+	res := r.result(id)
+	res.Warnings = append(res.Warnings, msg)
+	status := res.Status
+	r.mu.Unlock()
+	r.emit(Event{Type: EventTaskWarning, Task: id.String(), Step: id.Step, Host: id.Host, Error: why,
+		Note: fmt.Sprintf("%s (the task %s: that is what its command did; the log %s lacks what came after)", msg, status, logPath), LogPath: logPath})
+}
+
 // lazyLog is a task's log file, created on the first write: a task that
 // says nothing leaves no file. Before the first write of each attempt it
-// writes the attempt's header.
+// writes the attempt's header. A write that fails (a full disk) does not
+// fail the command that prints: the rest is dropped, and lostErr says so.
 type lazyLog struct {
 	mu     sync.Mutex
 	path   string
 	header string
 	f      *os.File
-	err    error
+	lost   error // the first failed write
 }
 
 func (l *lazyLog) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.f == nil && l.err == nil {
-		if l.err = os.MkdirAll(filepath.Dir(l.path), 0o700); l.err == nil {
-			l.f, l.err = os.OpenFile(l.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-		}
+	if l.lost != nil {
+		return len(p), nil
 	}
-	if l.err != nil {
-		return 0, fmt.Errorf("task log: %w", l.err)
+	if l.f == nil {
+		err := os.MkdirAll(filepath.Dir(l.path), 0o700)
+		if err == nil {
+			l.f, err = os.OpenFile(l.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		}
+		if err != nil {
+			l.lost = err
+			return len(p), nil
+		}
 	}
 	if l.header != "" {
 		if _, err := l.f.WriteString(l.header); err != nil {
-			return 0, err
+			l.lost = err
+			return len(p), nil
 		}
 		l.header = ""
 	}
-	return l.f.Write(p)
+	if _, err := l.f.Write(p); err != nil {
+		l.lost = err
+	}
+	return len(p), nil
+}
+
+func (l *lazyLog) lostErr() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lost
 }
 
 func (l *lazyLog) Close() error {
@@ -392,8 +431,19 @@ func redactFile(path string, r *redact.Set) {
 	}
 	if s := r.Redact(string(b)); s != string(b) {
 		tmp := path + ".tmp"
-		if os.WriteFile(tmp, []byte(s), 0o600) == nil {
-			os.Rename(tmp, path)
+		err := os.WriteFile(tmp, []byte(s), 0o600)
+		if err == nil {
+			err = os.Rename(tmp, path)
+		}
+		if err != nil {
+			// No room for a copy (a full disk): the secret must not stay,
+			// so the log is rewritten in place, over blocks it has.
+			os.Remove(tmp)
+			if f, err := os.OpenFile(path, os.O_WRONLY, 0); err == nil {
+				f.WriteAt([]byte(s), 0)
+				f.Truncate(int64(len(s)))
+				f.Close()
+			}
 		}
 	}
 }

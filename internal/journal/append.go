@@ -39,6 +39,21 @@ func (s *State) Queue(r Record) error {
 	return err
 }
 
+// Sync returns once every record queued before it is on disk, or with the
+// error that kept one from it (a full disk): a run that ends knows whether
+// its journal holds what it did.
+func (s *State) Sync() error {
+	s.closeMu.RLock()
+	if s.closed {
+		s.closeMu.RUnlock()
+		return fmt.Errorf("sync journal %s: state is closed", s.path)
+	}
+	req := &appendReq{done: make(chan error, 1)}
+	s.reqs <- req
+	s.closeMu.RUnlock()
+	return <-req.done
+}
+
 func (s *State) enqueue(r Record) (*appendReq, error) {
 	// closeMu is held from the first check to the queueing: Close and
 	// Discard change what the checks read.

@@ -273,6 +273,8 @@ func (s *Sink) Event(ev engine.Event) {
 		s.line(ev.Time, fmt.Sprintf("unchanged %s (%s)", ev.Task, ev.Note))
 	case engine.EventTaskSkipped:
 		s.line(ev.Time, fmt.Sprintf("skipped   %s (%s)", ev.Task, ev.Note))
+	case engine.EventTaskWarning:
+		s.line(ev.Time, s.paint(yellow, "WARNING")+"   "+ev.Note)
 	case engine.EventTaskFailed:
 		msg := s.paint(red, "FAILED") + fmt.Sprintf("    %s%s: %s", ev.Task, attempt(ev.Attempt), oneLine(ev.Error))
 		if ev.LogPath != "" {
@@ -608,6 +610,7 @@ type summary struct {
 	OK          bool           `json:"ok"`
 	Counts      map[string]int `json:"counts"`
 	Failures    []failure      `json:"failures,omitempty"`
+	Warnings    []string       `json:"warnings,omitempty"`
 	Interrupted bool           `json:"interrupted,omitempty"`
 }
 
@@ -626,6 +629,7 @@ func summarize(r *engine.Result) *summary {
 	for _, t := range r.Failures() {
 		s.Failures = append(s.Failures, failure{Task: t.ID.String(), Error: errString(t.Err), Hint: engine.Hint(t.Err), Log: t.LogPath})
 	}
+	s.Warnings = r.Warnings()
 	return s
 }
 
@@ -640,6 +644,12 @@ func Summary(w io.Writer, r *engine.Result) {
 		}
 	}
 	fmt.Fprintf(w, "\n%s\n", strings.Join(parts, ", "))
+	if ws := r.Warnings(); len(ws) > 0 {
+		fmt.Fprintln(w, "warnings:")
+		for _, m := range ws {
+			fmt.Fprintf(w, "  %s\n", m)
+		}
+	}
 	if f := r.Failures(); len(f) > 0 {
 		fmt.Fprintln(w, "failed:")
 		for _, t := range f {

@@ -110,6 +110,15 @@ type Config struct {
 	// host's default and the step's override.
 	Become bool
 
+	// TTY asks the server for a pseudo-terminal for every command, for
+	// sudo with `Defaults requiretty`. The terminal is raw (no echo, no
+	// line editing, no signals from input bytes, output as written), so
+	// stdout stays byte for byte what the command printed; stderr arrives
+	// merged into stdout, since a terminal has one output. A caller's
+	// stdin is sent ahead with its size (a terminal carries no end of
+	// input) and given to the command as a file.
+	TTY bool
+
 	// Uploads bounds the uploads that send data at once, across every
 	// connection given the same value (see NewUploadSlots); nil means no
 	// bound. Uploads of less than SmallUpload bytes and uploads the host

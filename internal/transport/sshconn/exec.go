@@ -36,7 +36,20 @@ func (c *Conn) Exec(ctx context.Context, cmd transport.Command) (transport.Resul
 	// Without input of its own the command gets the watchdog (see
 	// wrapper.go): heartbeats on stdin until it ends.
 	watch := cmd.Stdin == nil
-	header, err := c.header(cmd, become, watch)
+	// A terminal carries no end of input: the caller's stdin goes ahead
+	// with its size.
+	var input []byte
+	if c.cfg.TTY && cmd.Stdin != nil {
+		b, err := io.ReadAll(cmd.Stdin)
+		if err != nil {
+			return transport.Result{}, fmt.Errorf("host %s: read the command's input: %w", c.cfg.HostName, err)
+		}
+		input = b
+		if input == nil {
+			input = []byte{}
+		}
+	}
+	header, err := c.header(cmd, become, watch, input)
 	if err != nil {
 		return transport.Result{}, err
 	}
@@ -49,20 +62,33 @@ func (c *Conn) Exec(ctx context.Context, cmd transport.Command) (transport.Resul
 	defer close(ended)
 
 	var mu sync.Mutex // the two streams may share a writer
-	stdout := &markerWriter{w: lockedWriter(&mu, cmd.Stdout)}
+	// On a terminal the wrapper's own failure comes on stdout: it is held
+	// back until the marker, for the error.
+	stdout := &markerWriter{w: lockedWriter(&mu, cmd.Stdout), hold: c.cfg.TTY}
 	stderr := &headWriter{w: lockedWriter(&mu, cmd.Stderr), max: 4096}
 	s.Stdout = stdout
 	s.Stderr = stderr
 	in := cmd.Stdin
-	if watch {
+	switch {
+	case watch:
 		in = &heartbeats{every: heartbeatEvery, ended: ended}
+	case input != nil:
+		in = bytes.NewReader(input)
 	}
 	s.Stdin = io.MultiReader(bytes.NewReader(header), in)
 
 	// A host that stops answering must not hold the task past its
 	// deadline: every request waits on ctx too.
 	startErr := make(chan error, 1)
-	go func() { startErr <- s.Start(bootstrap) }()
+	go func() {
+		if c.cfg.TTY {
+			if err := s.RequestPty("dumb", 24, 80, rawTerminal); err != nil {
+				startErr <- fmt.Errorf("ask for a terminal (tty: true): %w", err)
+				return
+			}
+		}
+		startErr <- s.Start(bootstrap)
+	}()
 	select {
 	case err = <-startErr:
 	case <-ctx.Done():
@@ -106,7 +132,11 @@ func (c *Conn) Exec(ctx context.Context, cmd transport.Command) (transport.Resul
 		return transport.Result{}, fmt.Errorf("host %s: run command: %w", c.cfg.HostName, err)
 	}
 	if _, ok := stdout.started(); !ok {
-		msg := strings.TrimSpace(strings.TrimPrefix(stderr.String(), "sealflow: "))
+		msg := stderr.String()
+		if msg == "" {
+			msg = stdout.held()
+		}
+		msg = strings.TrimSpace(strings.TrimPrefix(msg, "sealflow: "))
 		if msg == "" {
 			msg = "exit status " + strconv.Itoa(code)
 		}
@@ -232,7 +262,7 @@ func (h *heartbeats) Read(p []byte) (int, error) {
 
 // header encodes what the wrapper reads from stdin before the caller's
 // input.
-func (c *Conn) header(cmd transport.Command, become, watch bool) ([]byte, error) {
+func (c *Conn) header(cmd transport.Command, become, watch bool, input []byte) ([]byte, error) {
 	names := make([]string, 0, len(cmd.Env))
 	for k := range cmd.Env {
 		if !transport.ValidEnvName(k) {
@@ -268,12 +298,20 @@ func (c *Conn) header(cmd transport.Command, become, watch bool) ([]byte, error)
 	switch {
 	case become:
 		flags = "1 1"
-	case strings.Contains(cmd.Script, "SEALFLOW_TMP"):
+	case strings.Contains(cmd.Script, "SEALFLOW_TMP"), input != nil:
 		flags = "0 1"
 	}
 	w := " 0"
 	if watch {
 		w = " 1"
+	}
+	// The fifth field: the size of the input sent after the password
+	// line, which the wrapper stores as the command's stdin ("-": none,
+	// stdin streams on).
+	if input != nil {
+		w += " " + strconv.Itoa(len(input))
+	} else {
+		w += " -"
 	}
 	var b bytes.Buffer
 	if len(section) <= inlineMax {
@@ -323,13 +361,21 @@ func lockedWriter(mu *sync.Mutex, w io.Writer) io.Writer {
 
 // markerWriter takes the wrapper's start marker ("\x00sealflow-exec
 // PID\x00") from the start of the stream and passes the rest on.
+//
+// With hold (a terminal, where the wrapper's failure comes on stdout)
+// what comes before the marker is kept for held, up to holdMax bytes,
+// instead of passed on.
 type markerWriter struct {
 	w    io.Writer
 	mu   sync.Mutex
 	head []byte // bytes held back while the marker may still be coming
 	done bool   // the marker was read (or the stream does not start with it)
 	pid  int
+	hold bool
+	pre  []byte // with hold: what came before the marker
 }
+
+const holdMax = 4096
 
 func (m *markerWriter) Write(p []byte) (int, error) {
 	m.mu.Lock()
@@ -338,6 +384,34 @@ func (m *markerWriter) Write(p []byte) (int, error) {
 	if !m.done {
 		m.head = append(m.head, p...)
 		p = nil
+		if m.hold {
+			// Bytes before the marker (or a prefix of one) are held.
+			i := bytes.Index(m.head, []byte(execMarker))
+			if i < 0 {
+				i = len(m.head)
+				for k := 1; k < len(execMarker) && k <= len(m.head); k++ {
+					if bytes.HasPrefix([]byte(execMarker), m.head[len(m.head)-k:]) {
+						i = len(m.head) - k
+					}
+				}
+			}
+			if i > 0 {
+				m.pre = append(m.pre, m.head[:i]...)
+				m.head = m.head[i:]
+			}
+			if len(m.pre) > holdMax {
+				m.done, m.hold = true, false
+				p, m.head = append(m.pre, m.head...), nil
+				m.pre = m.pre[:holdMax]
+				if _, err := m.w.Write(p); err != nil {
+					return 0, err
+				}
+				return n, nil
+			}
+			if len(m.head) == 0 {
+				return n, nil
+			}
+		}
 		pid, rest, ok, more := parseMarker(m.head)
 		if more {
 			return n, nil
@@ -384,6 +458,27 @@ func parseMarker(b []byte) (pid int, rest []byte, ok, more bool) {
 		}
 	}
 	return 0, nil, false, len(digits) <= 10
+}
+
+// held returns what came before the marker with hold.
+func (m *markerWriter) held() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.hold && !m.done {
+		return string(append(m.pre, m.head...))
+	}
+	return string(m.pre)
+}
+
+// rawTerminal are the modes of the terminal asked for with Config.TTY:
+// input as sent (no echo of the header and its password, no line
+// editing or length limit, no signals or flow control from its bytes),
+// output as written (no \n to \r\n).
+var rawTerminal = ssh.TerminalModes{
+	ssh.ECHO: 0, ssh.ECHONL: 0, ssh.ICANON: 0, ssh.ISIG: 0, ssh.IEXTEN: 0,
+	ssh.ICRNL: 0, ssh.INLCR: 0, ssh.IGNCR: 0, ssh.IXON: 0, ssh.IXOFF: 0, ssh.ISTRIP: 0,
+	ssh.OPOST: 0, ssh.ONLCR: 0, ssh.OCRNL: 0,
+	ssh.TTY_OP_ISPEED: 38400, ssh.TTY_OP_OSPEED: 38400,
 }
 
 // started returns the marker's PID: negative for a process group (the

@@ -140,12 +140,79 @@ func TestNonRootUser(t *testing.T) {
 		for _, cfg := range []Config{pwCfg, func() Config { c := base; c.KeyFiles = []string{l.Key}; return c }()} {
 			c := dial(t, cfg)
 			_, err := c.Exec(ctx, transport.Command{Script: "id -u", Become: true})
-			if err == nil || !strings.Contains(err.Error(), "tty") || !strings.Contains(err.Error(), "Defaults:deploy !requiretty") {
-				t.Errorf("want sudo's message about a tty and the fix, got %v", err)
+			if err == nil || !strings.Contains(err.Error(), "sudo said: ") || !strings.Contains(err.Error(), "tty") ||
+				!strings.Contains(err.Error(), "requiretty") || !strings.Contains(err.Error(), "tty: true") ||
+				!strings.Contains(err.Error(), "Defaults:deploy !requiretty") {
+				t.Errorf("want sudo's message about a tty and the fixes (tty: true, the sudoers line), got %v", err)
 			}
 			if err != nil && strings.Contains(err.Error(), "refused the password") {
 				t.Errorf("the error blames the password: %v", err)
 			}
+		}
+
+		// tty: true: the same sudo runs the command, with its output
+		// and input byte for byte (no \r\n, no echo of the header or
+		// the password), stderr merged into stdout.
+		input := []byte("line 1\nline 2\r\n\x03\x04\x1a\x11\x13\x7f\x00end")
+		big := bytes.Repeat([]byte("0123456789abcdef\n"), 8<<10) // 136 KiB, longer than a terminal's line
+		for _, cfg := range []Config{pwCfg, func() Config { c := base; c.KeyFiles = []string{l.Key}; return c }()} {
+			cfg.TTY = true
+			c := dial(t, cfg)
+			var out, errb bytes.Buffer
+			res, err := c.Exec(ctx, transport.Command{
+				Script: `id -u; printf 'a\nb\n'; echo to-stderr >&2; printf 'k=v\n' >"$SEALFLOW_TMP/o"; cat "$SEALFLOW_TMP/o"; cat`,
+				Stdin:  bytes.NewReader(input), Become: true, Stdout: &out, Stderr: &errb,
+			})
+			if cfg.Password == nil {
+				// sudo asks for a password and none is configured.
+				if err == nil || !strings.Contains(err.Error(), "sudo asks user deploy for a password") {
+					t.Errorf("tty without a password: want the no-password error, got %v", err)
+				}
+				continue
+			}
+			if err != nil || res.ExitCode != 0 {
+				t.Fatalf("tty: true: %v, exit %d, output %q", err, res.ExitCode, out.String())
+			}
+			want := "0\na\nb\nto-stderr\nk=v\n" + string(input)
+			if got := out.String(); got != want {
+				t.Errorf("tty: true printed %q, want %q", got, want)
+			}
+			if strings.Contains(out.String()+errb.String(), l.Password) {
+				t.Error("the password echoed into the output")
+			}
+			// A caller's input longer than a terminal's line, and the
+			// fast path (no sudo).
+			out.Reset()
+			res, err = c.Exec(ctx, transport.Command{Script: "id -un; cat", Stdin: bytes.NewReader(big), Stdout: &out})
+			if err != nil || res.ExitCode != 0 {
+				t.Fatalf("tty: true without become: %v, exit %d", err, res.ExitCode)
+			}
+			if got, want := out.String(), "deploy\n"+string(big); got != want {
+				t.Errorf("tty: true without become printed %d bytes, want %d (first difference near %d)", len(got), len(want), firstDiff(got, want))
+			}
+			// Without input: the watchdog's heartbeats do not reach the
+			// script, which reads nothing.
+			out.Reset()
+			res, err = c.Exec(ctx, transport.Command{Script: "sleep 2; echo done; cat", Become: true, Stdout: &out})
+			if err != nil || res.ExitCode != 0 || out.String() != "done\n" {
+				t.Errorf("tty: true, no input: %v, exit %d, output %q, want \"done\\n\"", err, res.ExitCode, out.String())
+			}
+		}
+
+		// The wrapper's own failure comes on the terminal's one stream
+		// and still reaches the error.
+		cfg := base
+		cfg.TTY = true
+		cfg.Password = func() (string, error) { return "wrong-" + l.Password, nil }
+		cfg.KeyFiles = []string{l.Key}
+		c := dial(t, cfg)
+		var out bytes.Buffer
+		_, err := c.Exec(ctx, transport.Command{Script: "id -u", Become: true, Stdout: &out})
+		if err == nil || !strings.Contains(err.Error(), "sudo refused the password of user deploy") {
+			t.Errorf("tty: true with a wrong password: want sudo's refusal, got %v", err)
+		}
+		if strings.Contains(out.String(), "refused") || strings.Contains(out.String(), l.Password) {
+			t.Errorf("the wrapper's failure (or a password) went to the command's output: %q", out.String())
 		}
 	})
 
@@ -284,4 +351,14 @@ done
 			t.Errorf("second become upload: %v, read %d bytes; want nothing sent", err, counted.n)
 		}
 	})
+}
+
+// firstDiff returns the index of the first byte where a and b differ.
+func firstDiff(a, b string) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
 }

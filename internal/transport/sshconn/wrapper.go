@@ -6,11 +6,18 @@ import "time"
 // (bootstrap: the wrapper). Everything that varies comes on stdin, as a
 // header the wrapper reads with shell builtins, then the caller's stdin:
 //
-//	<become> <tmp> <mode> <watch>\n
+//	<become> <tmp> <mode> <watch> <input>\n
 //	<end line>\n                 (mode l; mode b: the section's size in bytes)
 //	<export NAME='value' lines><script>
 //	<end line>\n                 (mode l only)
 //	<sudo password>\n
+//	<input bytes>                 (only when <input> is a size, not "-")
+//
+// <input> is "-" when the caller's stdin streams on after the header, or
+// the size of the caller's whole stdin, sent next: on a terminal
+// (Config.TTY) there is no end of input, so the wrapper stores that many
+// bytes in its private directory (with head) and gives the file to the
+// script as stdin.
 //
 // Mode l (a script section of up to inlineMax bytes) frames the section
 // by lines up to an end line that it does not hold, so that `read` takes
@@ -109,7 +116,7 @@ wait "$p"
 // runs.
 const wrapper = `umask 077
 _sff() { printf 'sealflow: %s\n' "$1" >&2; exit 125; }
-IFS=' ' read -r _sfb _sft _sfm _sfw || _sff "short command header"
+IFS=' ' read -r _sfb _sft _sfm _sfw _sfI || _sff "short command header"
 IFS= read -r _sfn || _sff "short command header"
 _sfs= _sfd= _sfp= _sfg= _sfW=
 _sfwatch() {
@@ -164,6 +171,15 @@ b)
 *) _sff "bad command header";;
 esac
 IFS= read -r _sfp || _sff "short command header"
+case $_sfI in
+-|'') ;;
+*[!0-9]*) _sff "bad command header";;
+*)
+	[ -n "$_sfd" ] || _sftmp
+	if [ "$_sfI" -gt 0 ]; then head -c "$_sfI" >"$_sfd/stdin" || _sff "short command input"; else : >"$_sfd/stdin"; fi
+	exec <"$_sfd/stdin"
+	;;
+esac
 if [ "$_sfm" = l ] && { [ "$_sfb" != 1 ] || [ "$(id -u)" = 0 ]; }; then
 	read -r _sfg _sfg _sfg _sfg _sfg </proc/$$/stat 2>/dev/null || _sfg=
 	_sfg=${_sfg%% *}
@@ -177,24 +193,24 @@ if [ "$_sfg" = "$$" ]; then
 		exec </dev/null 3<&-
 	fi
 	if [ "$_sft" = 1 ]; then
-		_sftmp
+		[ -n "$_sfd" ] || _sftmp
 		trap '[ -n "$_sfW" ] && kill "$_sfW" 2>/dev/null; exit 143' TERM HUP INT
 		SEALFLOW_TMP=$_sfd
 		export SEALFLOW_TMP
 	fi
 	printf '\000sealflow-exec -%s\000' "$$"
 	if [ "$_sft" = 1 ] || [ -n "$_sfW" ]; then
-		(eval "trap - EXIT TERM HUP INT; unset -v _sfb _sft _sfm _sfn _sfs _sfd _sfp _sfg _sfl _sfw _sfW; unset -f _sff _sftmp _sfwatch _sflost; set -e
+		(eval "trap - EXIT TERM HUP INT; unset -v _sfb _sft _sfm _sfn _sfs _sfd _sfp _sfg _sfl _sfw _sfW _sfI; unset -f _sff _sftmp _sfwatch _sflost; set -e
 $_sfs")
 		_sfr=$?
 		[ -n "$_sfW" ] && kill "$_sfW" 2>/dev/null
 		exit "$_sfr"
 	fi
-	eval "unset -v _sfb _sft _sfm _sfn _sfs _sfd _sfp _sfg _sfl _sfw _sfW; unset -f _sff _sftmp _sfwatch _sflost; set -e
+	eval "unset -v _sfb _sft _sfm _sfn _sfs _sfd _sfp _sfg _sfl _sfw _sfW _sfI; unset -f _sff _sftmp _sfwatch _sflost; set -e
 $_sfs"
 	exit
 fi
-[ -n "$_sfd" ] || { _sftmp; printf '%s' "$_sfs" >"$_sfd/script" || _sff "cannot store the script"; }
+[ "$_sfm" = b ] || { [ -n "$_sfd" ] || _sftmp; printf '%s' "$_sfs" >"$_sfd/script" || _sff "cannot store the script"; }
 _sfs=
 p=
 trap '[ -n "$p" ] && { kill -TERM "$p" 2>/dev/null; wait "$p"; }; [ -n "$_sfW" ] && kill "$_sfW" 2>/dev/null; exit 143' TERM HUP INT
@@ -202,7 +218,7 @@ r='` + runner + `'
 sudo=
 if [ "$_sfb" = 1 ] && [ "$(id -u)" != 0 ]; then
 	command -v sudo >/dev/null 2>&1 || _sff "become: sudo is not installed on the host"
-	_sfy="; sudo needs a terminal (Defaults requiretty): add 'Defaults:$(id -un) !requiretty' to the host's sudoers"
+	_sfy="; sudo needs a terminal (Defaults requiretty): set 'tty: true' for the host in the inventory (sealflow then asks for a terminal), or add 'Defaults:$(id -un) !requiretty' to the host's sudoers"
 	if _sfe=$(sudo -n -k true 2>&1); then
 		sudo=n
 	elif case $_sfe in *tty*|*terminal*) true;; *) false;; esac; then
