@@ -68,6 +68,10 @@ on n1 -- sealflow lvscare status --vs $vip:6443
 step "the cluster still answers through the VIP (from n1)"
 via_vip get nodes
 on m1 -- mv /root/kube-apiserver.yaml /etc/kubernetes/manifests/
+for _ in $(seq 1 90); do
+	[ "$(kc get --raw /readyz 2>/dev/null)" = ok ] && break
+	sleep 1
+done
 
 step "a second run changes nothing (verify runs again: it always does)"
 "$bin" run --output plain --state "$work/state" \
