@@ -24,6 +24,7 @@ lvscare_image=$("$bin" package inspect --json "$pkg" | tr ',{}' '\n\n\n' | sed -
 now() { date +%s.%N; }
 # The first moment every node is Ready, polled from m1 once it has a cluster.
 (
+	set +e +o pipefail # kubectl fails until kubeadm init is done
 	while :; do
 		n=$(on m1 -- kubectl --kubeconfig /etc/kubernetes/admin.conf --request-timeout 5s get nodes --no-headers 2>/dev/null | awk '$2 == "Ready"' | wc -l)
 		if [ "$n" = 5 ]; then now >"$work/ready"; exit 0; fi
