@@ -1,7 +1,6 @@
 package app
 
 import (
-	"fmt"
 	"os"
 
 	"github.com/sealflow/sealflow/internal/journal"
@@ -57,5 +56,5 @@ func errorOnly(err error) error {
 	if pe, ok := err.(*os.PathError); ok {
 		return pe.Err
 	}
-	return fmt.Errorf("%w", err)
+	return err
 }
