@@ -2,13 +2,21 @@ GO ?= go
 BIN := bin/sealflow
 PKGS := ./...
 
-.PHONY: all build deps test tidy-check fmt-check vet unit demo demo-plan bench test-ipvs clean
+.PHONY: all agents build deps test tidy-check fmt-check vet unit demo demo-plan bench test-ipvs clean
 
 all: build
 
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-build:
+# The relay agents distribute starts on hosts (internal/relaybin embeds them):
+# small, static, one per host architecture.
+agents:
+	@for a in amd64 arm64; do \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$a $(GO) build -trimpath -ldflags "-s -w" -o internal/relaybin/agents/sealflow-relay-linux-$$a ./cmd/sealflow-relay && \
+		gzip -9 -n -f internal/relaybin/agents/sealflow-relay-linux-$$a || exit 1; \
+	done
+
+build: agents
 	$(GO) build -ldflags "-X github.com/sealflow/sealflow/internal/version.Version=$(VERSION)" -o $(BIN) ./cmd/sealflow
 
 fmt-check:
@@ -20,10 +28,10 @@ fmt-check:
 tidy-check:
 	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
 
-vet:
+vet: agents
 	$(GO) vet $(PKGS)
 
-unit:
+unit: agents
 	$(GO) test -race -count=1 -timeout 45m $(PKGS)
 
 # Debian packages the tests use (installed when missing; needs root).

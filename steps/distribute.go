@@ -4,54 +4,87 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/url"
+	"os"
 	"path"
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"github.com/sealflow/sealflow/internal/relaybin"
 )
 
-// distributeKind puts a (large) file on every host: uploaded from the
-// control machine over SFTP (resumable, skipped when the host has it), or
-// downloaded by each host from a URL with curl or wget. How many uploads
-// send data at once, over all hosts, is the run's --uploads (default 8).
-func distributeKind() *Kind {
+// distributeKind puts a (large) file on every host: from the control
+// machine (src) by relay (the control machine sends it once, each host
+// passes it on to the next: relay.go) or by push (over SFTP to every
+// host; resumable, skipped when the host has it), or downloaded by each
+// host from a URL with curl or wget. How many pushes send data at once,
+// over all hosts, is the run's --uploads (default 8).
+func distributeKind() *Kind { return newDistributeKind(&relaybin.Agents{}) }
+
+// newDistributeKind is distribute with the relay agents of agents.
+func newDistributeKind(agents AgentSource) *Kind {
 	sums := &sumCache{m: map[sumKey]*sumEntry{}}
+	hub := newRelayHub(agents)
 	return &Kind{
 		Name: "distribute",
-		Doc: "put a file on the host: uploaded from src (resumable, skipped when the host has it) or downloaded from url; " +
-			"the run's --uploads bounds how many uploads send at once",
+		Doc: "put a file on the host: from src by relay (sent once, passed on host to host) or push (resumable, " +
+			"skipped when the host has it), or downloaded from url; the run's --uploads bounds how many pushes send at once",
 		LocalFiles: []string{"src"},
 		Params: []Param{
-			{Name: "src", Type: String, Doc: "the local file to upload (give src or url)"},
+			{Name: "src", Type: String, Doc: "the local file to send (give src or url)"},
 			{Name: "url", Type: String, Doc: "a URL each host downloads with curl, else wget (give src or url)"},
 			{Name: "dest", Type: String, Required: true, Doc: "the absolute path on the host"},
 			{Name: "sha256", Type: String, Doc: "the file's hex sha256 (computed once per run for src when not given)"},
+			{Name: "mode", Type: String, Doc: "how src travels: relay (the control machine sends it once; each host passes it to the next " +
+				"over TCP), push (the control machine sends it to every host), or auto (default: relay for 3 hosts or more)"},
+			{Name: "relay_port", Type: Int, Doc: "the TCP port the hosts' relay agents listen on (default: any free port)"},
 		},
 		Rerunnable: true,
-		New:        func(p Params) (Step, error) { return newDistribute(p, sums) },
+		LoadCheck:  true,
+		New:        func(p Params) (Step, error) { return newDistribute(p, sums, hub) },
 	}
 }
 
 type distribute struct {
 	src, url, dest, sum string
+	mode                string
+	port                int
 	sums                *sumCache
+	hub                 *relayHub
 }
 
 var hexSum = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
-func newDistribute(p Params, sums *sumCache) (Step, error) {
-	s := &distribute{sums: sums}
+func newDistribute(p Params, sums *sumCache, hub *relayHub) (Step, error) {
+	s := &distribute{sums: sums, hub: hub, mode: "auto"}
 	s.src, _ = p["src"].(string)
 	s.url, _ = p["url"].(string)
 	s.dest, _ = p["dest"].(string)
 	s.sum, _ = p["sha256"].(string)
 	s.sum = strings.ToLower(strings.TrimSpace(s.sum))
+	if m, ok := p["mode"].(string); ok && m != "" {
+		s.mode = m
+	}
+	s.port, _ = p["relay_port"].(int)
 	switch {
 	case s.src == "" && s.url == "":
 		return nil, fmt.Errorf("src, url: give one: the local file to upload or the URL the host downloads")
 	case s.src != "" && s.url != "":
 		return nil, fmt.Errorf("src, url: give only one of them")
+	}
+	switch s.mode {
+	case "auto", "push":
+	case "relay":
+		if s.url != "" {
+			return nil, fmt.Errorf("mode: relay sends src; with url every host downloads it itself")
+		}
+	default:
+		return nil, fmt.Errorf("mode: %q is not auto, relay or push", s.mode)
+	}
+	if s.port < 0 || s.port > 65535 {
+		return nil, fmt.Errorf("relay_port: %d is not a TCP port (1-65535, or 0 for any)", s.port)
 	}
 	if err := checkRemotePath("dest", s.dest); err != nil {
 		return nil, err
@@ -97,11 +130,88 @@ func (s *distribute) Run(ctx context.Context, t *Target) (Outputs, error) {
 	if err != nil {
 		return nil, err
 	}
+	if why := s.pushWhy(t); why == "" {
+		out, pushWhy, err := s.relay(ctx, t, f, st, sum, dest)
+		if pushWhy == "" {
+			return out, err
+		}
+		logf(t, "distribute: %s: push instead\n", pushWhy)
+	} else if s.mode != "push" {
+		logf(t, "distribute: push, not relay: %s\n", why)
+	}
 	logf(t, "distribute %s (%d bytes, sha256 %s) to %s\n", s.src, st.Size(), sum, dest)
 	if err := uploadFile(ctx, t, f, st.Size(), dest, 0o644, sum); err != nil {
 		return nil, fmt.Errorf("upload %s to %s: %w", s.src, dest, err)
 	}
 	return Outputs{"sha256": sum}, nil
+}
+
+// pushWhy says why the file goes by push ("" for relay).
+func (s *distribute) pushWhy(t *Target) string {
+	switch {
+	case s.mode == "push":
+		return "mode: push"
+	case s.mode == "auto" && t.StepHosts < 3:
+		return fmt.Sprintf("the step has %d host(s); relay is for 3 or more", t.StepHosts)
+	case s.hub == nil || s.hub.agents == nil:
+		return "no relay agents"
+	}
+	return ""
+}
+
+// relay gets the file to the host through a relay session. pushWhy, when
+// not empty, says why the host is to get it by push instead.
+func (s *distribute) relay(ctx context.Context, t *Target, f *os.File, st fs.FileInfo, sum, dest string) (_ Outputs, pushWhy string, _ error) {
+	m, err := s.hub.manifest(f, st)
+	if err != nil {
+		return nil, "", fmt.Errorf("read %s: %w", s.src, err)
+	}
+	if sum != m.WholeHex() {
+		return nil, "", fmt.Errorf("%s has sha256 %s, not the sha256 given (%s): it changed, or the plan is wrong", s.src, m.WholeHex(), sum)
+	}
+	sess, err := s.hub.join(s.src, m)
+	if err != nil {
+		return nil, "", fmt.Errorf("read %s: %w", s.src, err)
+	}
+	defer sess.leave()
+	t.Secret(sess.token)
+	agent, err := s.hub.ensureAgent(ctx, t)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, "", err
+		}
+		return nil, "relay agent: " + err.Error(), nil
+	}
+	logf(t, "distribute %s (%d bytes, sha256 %s) to %s by relay\n", s.src, st.Size(), sum, dest)
+	for try := 0; ; try++ {
+		mem, err := sess.startAgent(t, agent, dest, 0o644, s.port)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, "", err
+			}
+			return nil, "relay agent: " + err.Error(), nil
+		}
+		sess.place(mem, t.StepHosts)
+		res := sess.await(ctx, t, mem, dest)
+		mem.detach()
+		switch {
+		case res.push:
+			sess.drop(mem)
+			return nil, "cannot reach the other hosts' relay agents", nil
+		case res.err == nil:
+			logf(t, "relay: %s complete; the control machine has sent %d bytes of it so far\n", dest, sess.sentBytes())
+			return Outputs{"sha256": m.WholeHex()}, "", nil
+		case ctx.Err() != nil:
+			sess.drop(mem)
+			return nil, "", res.err
+		case try < relayRejoin:
+			sess.drop(mem)
+			logf(t, "relay: %v: back in the chain, at its tail\n", res.err)
+		default:
+			sess.drop(mem)
+			return nil, "", res.err
+		}
+	}
 }
 
 // downloadScript fetches $SF_URL into $SF_DEST through a partial file

@@ -41,6 +41,9 @@ type Target struct {
 	// Progress, when set, is told how far the task's uploads are. It is
 	// called often (on every read of the file): it must be quick.
 	Progress func(Progress)
+	// StepHosts is how many hosts the task's step runs on (in the plan,
+	// whatever --limit).
+	StepHosts int
 }
 
 // Secret registers values as secrets of the run, so that nothing the run

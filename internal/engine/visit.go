@@ -110,8 +110,9 @@ func (r *runner) execute(ctx context.Context, t *task, step steps.Step, fp strin
 			"SEALFLOW_HOST": t.host.Name,
 			"SEALFLOW_STEP": id.Step,
 		},
-		Become:  t.host.Become,
-		Secrets: r.secrets,
+		Become:    t.host.Become,
+		Secrets:   r.secrets,
+		StepHosts: len(r.on[id.Step]),
 	}
 	if t.step.Become != nil {
 		target.Become = *t.step.Become
