@@ -61,10 +61,10 @@ type relayHub struct {
 	// else /var/lib/sealflow/bin, or ~/.cache/sealflow/bin for a user
 	// who is not root and does not become root.
 	agentDir string
-	mu     sync.Mutex
-	live   map[string]*relaySession
-	mans   map[sumKey]*manEntry
-	hosts  map[string]*sync.Mutex // agent installs, by host address
+	mu       sync.Mutex
+	live     map[string]*relaySession
+	mans     map[sumKey]*manEntry
+	hosts    map[string]*sync.Mutex // agent installs, by host address
 }
 
 // lockHost serializes agent installs on one host.
