@@ -42,7 +42,6 @@ func newDistributeKind(agents AgentSource) *Kind {
 			{Name: "relay_port", Type: Int, Doc: "the TCP port the hosts' relay agents listen on (default: any free port)"},
 		},
 		Rerunnable: true,
-		LoadCheck:  true,
 		New:        func(p Params) (Step, error) { return newDistribute(p, sums, hub) },
 	}
 }
