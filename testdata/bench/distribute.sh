@@ -119,7 +119,7 @@ size_on() { on "$1" -- stat -c %s "$2" 2>/dev/null || echo 0; }
 # the size: the others' finish time, whether the run names VICTIM, and the
 # time `sealflow resume` takes once the link is up again.
 cut_off() { # cut_off PLAN LABEL
-	local plan=$1 label="$2, $VICTIM cut off halfway" link t0 t_cut='' t_others='' rc=0 waited left h t1
+	local plan=$1 label="$2, $VICTIM cut off halfway" link t0 t_cut='' t_others='' rc=0 waited left h t1 failed
 	link=$(field "$VICTIM" link)
 	clean
 	rm -rf "$work/state"
@@ -156,9 +156,11 @@ cut_off() { # cut_off PLAN LABEL
 		printf '%-34s not cut: the run ended (exit %d) before its partial file was half the size\n' "$label" "$rc"
 		return
 	fi
-	printf '%-34s cut at %.1fs; others done %s; run exit %d after %.1fs, names %s: %s\n' "$label" \
+	# The hosts of the run's summary of failed tasks ("  STEP@HOST: ...").
+	failed=$(sed -n '/^failed:/,$ s/^  [^ ]*@\([^:]*\): .*/\1/p' "$work/cut.log" | sort -u | tr '\n' ' ')
+	printf '%-34s cut at %.1fs; others done %s; run exit %d after %.1fs, failed: %s(want %s)\n' "$label" \
 		"$(echo "$t_cut - $t0" | bc -l)" "$([ -n "$t_others" ] && printf '%.1fs' "$(echo "$t_others - $t0" | bc -l)" || echo "never")" \
-		"$rc" "$(echo "$t1 - $t0" | bc -l)" "$VICTIM" "$(grep -qw "$VICTIM" "$work/cut.log" && echo yes || echo NO)"
+		"$rc" "$(echo "$t1 - $t0" | bc -l)" "${failed:-none }" "$VICTIM"
 	t0=$(now)
 	if sf resume >"$work/resume.log" 2>&1 && [ "$(on "$VICTIM" -- sha256sum "$dest" | cut -d' ' -f1)" = "$sum" ]; then
 		printf '%-34s %.1fs, %s has the file\n' "  then link up, sealflow resume" "$(echo "$(now) - $t0" | bc -l)" "$VICTIM"
