@@ -30,7 +30,7 @@ func TestBashCompletion(t *testing.T) {
 	}{
 		{[]string{"sealflow", "re"}, []string{"resume", "report"}},
 		{[]string{"sealflow", "l"}, []string{"lab", "lvscare"}},
-		{[]string{"sealflow", "lab", ""}, []string{"up", "down", "exec", "ls"}},
+		{[]string{"sealflow", "lab", ""}, []string{"up", "down", "exec", "ls", "egress"}},
 		{[]string{"sealflow", "run", "--out"}, []string{"--output"}},
 		{[]string{"sealflow", "completion", ""}, nil},
 		{[]string{"sealflow", "run", "pl"}, []string{"plan.yaml"}}, // a PLAN: file names
@@ -74,7 +74,7 @@ func TestZshCompletion(t *testing.T) {
 		words, want string
 	}{
 		{"sealflow re", "resume report"},
-		{"sealflow lab ''", "up down exec ls"},
+		{"sealflow lab ''", "up down exec ls egress"},
 		{"sealflow run --ou", "--output"},
 	} {
 		script := `autoload -U compinit && compinit -u -D

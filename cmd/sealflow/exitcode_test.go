@@ -61,7 +61,8 @@ func TestExitCodes(t *testing.T) {
 	}
 
 	// A lab asked for wrongly is an input error too.
-	for _, args := range [][]string{{"lab", "up", "--name", "B!"}, {"lab", "exec", "nolab", "m1", "--", "true"}, {"lab", "down", "--name", "B!"}} {
+	for _, args := range [][]string{{"lab", "up", "--name", "B!"}, {"lab", "exec", "nolab", "m1", "--", "true"}, {"lab", "down", "--name", "B!"},
+		{"lab", "up", "--name", "x", "--rate", "fast"}, {"lab", "egress", "--name", "nolab"}} {
 		_, stderr, code := sf(t, bin, dir, "", args...)
 		if code != 2 || !strings.Contains(stderr, "lab") {
 			t.Errorf("%v: exit %d, want 2\n%s", args, code, stderr)

@@ -27,6 +27,7 @@ func labCommand() *cli.Command {
 			labDownCommand(),
 			labExecCommand(),
 			labLsCommand(),
+			labEgressCommand(),
 		},
 	}
 }
@@ -46,6 +47,8 @@ func labUpCommand() *cli.Command {
 			&cli.BoolFlag{Name: "node-stack", Usage: "give every host what containerd, runc and the kubelet need (own cgroups, real-disk /var/lib/containerd, /var/lib/kubelet, /var/log, own /dev; machine-wide sysctls read-only)"},
 			&cli.BoolFlag{Name: "systemd", Usage: "run systemd as every host's PID 1 (implies --node-stack)"},
 			&cli.BoolFlag{Name: "kube-node", Usage: "make every host a fresh machine for a Kubernetes node (implies --systemd; the inventory gets the vars plans/ha.yaml needs on this machine)"},
+			&cli.StringFlag{Name: "rate", Usage: "shape every host's link to this tc `RATE` each way, e.g. 100mbit, 1gbit (default: unshaped)"},
+			&cli.BoolFlag{Name: "control-ns", Usage: "a network namespace on the lab's network for the control machine (run there: ip netns exec NS sealflow run ...), shaped at --rate"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the inventory path"},
 		},
 		Action: func(c *cli.Context) error {
@@ -63,6 +66,8 @@ func labUpCommand() *cli.Command {
 				NodeStack: c.Bool("node-stack"),
 				Systemd:   c.Bool("systemd"),
 				KubeNode:  c.Bool("kube-node"),
+				Rate:      c.String("rate"),
+				ControlNS: c.Bool("control-ns"),
 			}
 			if !c.Bool("quiet") {
 				cfg.Log = func(format string, args ...any) {
@@ -83,7 +88,11 @@ func labUpCommand() *cli.Command {
 			if l.Password != "" {
 				fmt.Fprintf(out, "password:  %s (mode 0600)\n", filepath.Join(l.Dir, "password"))
 			}
-			fmt.Fprintf(out, "run a plan: sealflow run -i %s --known-hosts %s PLAN\n", l.Inventory, l.KnownHosts)
+			run := ""
+			if l.ControlNetns != "" {
+				run = "ip netns exec " + l.ControlNetns + " "
+			}
+			fmt.Fprintf(out, "run a plan: %ssealflow run -i %s --known-hosts %s PLAN\n", run, l.Inventory, l.KnownHosts)
 			fmt.Fprintf(out, "a shell:    sealflow lab exec %s %s -- bash   (remove: sealflow lab down --name %s)\n", l.Name, l.Hosts[0].Name, l.Name)
 			return nil
 		},
@@ -183,18 +192,64 @@ func labLsCommand() *cli.Command {
 	}
 }
 
-// printLab prints a lab and its hosts.
+// printLab prints a lab, its control namespace and its hosts.
 func printLab(out interface{ Write([]byte) (int, error) }, l *lab.Lab) {
-	fmt.Fprintf(out, "lab %s  subnet %s  dir %s\n", l.Name, l.Subnet, l.Dir)
+	rate := ""
+	if l.Rate != "" {
+		rate = "  rate " + l.Rate + " each way"
+	}
+	fmt.Fprintf(out, "lab %s  subnet %s  dir %s%s\n", l.Name, l.Subnet, l.Dir, rate)
 	tw := tabwriter.NewWriter(out, 0, 8, 2, ' ', 0)
+	if l.ControlNetns != "" {
+		fmt.Fprintf(tw, "  control\t%s\t\tnetns %s\t\n", l.ControlAddress, l.ControlNetns)
+	}
 	for _, h := range l.Hosts {
 		status := "running"
 		if !l.Running(h.Name) {
 			status = "gone (sealflow lab down --name " + l.Name + ")"
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\tinit %d\t%s\n", h.Name, h.Address, h.Group, h.PID, status)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\tinit %d\tlink %s\t%s\n", h.Name, h.Address, h.Group, h.PID, h.Link, status)
 	}
 	tw.Flush()
+}
+
+func labEgressCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "egress",
+		Usage:     "print the bytes the control machine (or --host) has sent into the lab so far",
+		ArgsUsage: "[NAME]",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "name", Usage: "lab name"},
+			&cli.StringFlag{Name: "host", Usage: "the bytes this `HOST` has sent on its link instead"},
+		},
+		Action: func(c *cli.Context) error {
+			name := c.String("name")
+			if name == "" {
+				name = c.Args().First()
+			}
+			if name == "" || c.NArg() > 1 || (c.String("name") != "" && c.NArg() > 0) {
+				return exitWith(2, errors.New("lab egress: give the lab's name: sealflow lab egress --name NAME [--host HOST]"))
+			}
+			l, err := lab.Open(name)
+			if err != nil {
+				return labError(err)
+			}
+			var n uint64
+			if h := c.String("host"); h != "" {
+				if _, ok := l.Host(h); !ok {
+					return exitWith(2, fmt.Errorf("lab egress: lab %s has no host %q (see `sealflow lab ls`)", name, h))
+				}
+				n, err = l.HostEgress(h)
+			} else {
+				n, err = l.ControlEgress()
+			}
+			if err != nil {
+				return labError(err)
+			}
+			fmt.Fprintln(c.App.Writer, n)
+			return nil
+		},
+	}
 }
 
 // labContext is the command's context (never nil).

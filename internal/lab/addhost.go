@@ -14,6 +14,9 @@ func (l *Lab) AddHost(ctx context.Context, name, group string) (Host, error) {
 	if err := checkName("host", name, maxHostName); err != nil {
 		return Host{}, fmt.Errorf("lab %s: %w", l.Name, err)
 	}
+	if name == controlHost {
+		return Host{}, fmt.Errorf("lab %s: host name %q is the control namespace's; pick another", l.Name, name)
+	}
 	if err := checkName("group", group, maxHostName); err != nil {
 		return Host{}, fmt.Errorf("lab %s: %w", l.Name, err)
 	}

@@ -62,6 +62,16 @@ type Config struct {
 	// as resolver, and the inventory's vars set to what this kernel and
 	// machine need of plans/ha.yaml (KubeNodeVars).
 	KubeNode bool
+	// Rate, a tc rate such as "100mbit", shapes every host's link (and the
+	// control namespace's) to that rate each way: a token bucket on both
+	// ends of its veth. Empty leaves the links unshaped.
+	Rate string
+	// ControlNS gives the lab a network namespace of its own for the
+	// control machine (Lab.ControlNetns), on the bridge at Lab.ControlAddress
+	// and shaped at Rate like a host: what runs there (`ip netns exec NS
+	// sealflow run ...`) reaches the hosts as a control machine on the
+	// lab's network would.
+	ControlNS bool
 	// Log receives progress lines; may be nil.
 	Log func(format string, args ...any)
 }
@@ -77,6 +87,11 @@ type Lab struct {
 	// Password is "" unless Config.Password or Config.User was set.
 	Password string
 	User     string
+	// Rate is Config.Rate ("" when the links are not shaped).
+	Rate string
+	// ControlNetns and ControlAddress are the control namespace's name
+	// and address ("" without Config.ControlNS).
+	ControlNetns, ControlAddress string
 
 	mu  sync.Mutex // guards Hosts and st
 	st  state
@@ -89,6 +104,9 @@ type Host struct {
 	// PID is the host's init process (PID 1 of its namespaces), as seen
 	// from the machine.
 	PID int
+	// Link is the bridge's end of the host's link, in the machine's
+	// network namespace (`ip link set LINK down` cuts the host off).
+	Link string
 }
 
 // NeedError says the machine lacks something the lab needs, and how to

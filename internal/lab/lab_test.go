@@ -72,6 +72,18 @@ func mustHost(t *testing.T, l *Lab, name string) Host {
 // lab's key and known_hosts.
 func sshBinary(t *testing.T, l *Lab, user string, h Host, stdin string, remote ...string) (string, error) {
 	t.Helper()
+	cmd := sshCommand(t, l, user, h, remote...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return strings.TrimSpace(out.String()), err
+}
+
+// sshCommand is the real OpenSSH client's command that runs remote on h
+// with only the lab's key and known_hosts.
+func sshCommand(t *testing.T, l *Lab, user string, h Host, remote ...string) *exec.Cmd {
+	t.Helper()
 	path, err := exec.LookPath("ssh")
 	if err != nil {
 		t.Fatalf("the test needs the OpenSSH client: apt-get install openssh-client (%v)", err)
@@ -80,12 +92,7 @@ func sshBinary(t *testing.T, l *Lab, user string, h Host, stdin string, remote .
 		"-o", "UserKnownHostsFile=" + l.KnownHosts, "-o", "GlobalKnownHostsFile=/dev/null",
 		"-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=20",
 		user + "@" + h.Address}
-	cmd := exec.CommandContext(testCtx(t), path, append(args, remote...)...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err = cmd.Run()
-	return strings.TrimSpace(out.String()), err
+	return exec.CommandContext(testCtx(t), path, append(args, remote...)...)
 }
 
 // sshPassword logs in to h with a password (x/crypto/ssh, host key checked
@@ -350,6 +357,9 @@ func snapshot(l *Lab) labTraces {
 		tr.pids = append(tr.pids, h.PID)
 		tr.netns = append(tr.netns, netnsName(l.Name, h.Name))
 	}
+	if l.ControlNetns != "" {
+		tr.netns = append(tr.netns, l.ControlNetns)
+	}
 	ifs, _ := net.Interfaces()
 	for _, i := range ifs {
 		if i.Name == bridgeName(l.Name) || isVeth(l.Name, i.Name) {
@@ -513,9 +523,16 @@ func TestUpRejectsBadConfig(t *testing.T) {
 		{Config{Name: "x", Masters: 1, Dir: "/root/x"}, "inside /root"},
 		{Config{Name: "x", Masters: 1, User: "root"}, "non-root"},
 		{Config{Name: "x", Masters: 200, Nodes: 100}, "do not fit"},
+		{Config{Name: "x", Masters: 1, Rate: "fast"}, `rate "fast": want a number and a unit`},
+		{Config{Name: "x", Masters: 1, Rate: "100mb"}, `unknown unit "mb"`},
+		{Config{Name: "x", Masters: 1, Rate: "0mbit"}, "want from 8kbit"},
 	} {
-		if _, err := Up(ctx, tt.cfg); err == nil || !strings.Contains(err.Error(), tt.want) {
+		_, err := Up(ctx, tt.cfg)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("Up(%+v) = %v, want an error containing %q", tt.cfg, err, tt.want)
+		}
+		if !errors.As(err, new(InputError)) {
+			t.Errorf("Up(%+v) = %v (%T), want an InputError (exit 2)", tt.cfg, err, err)
 		}
 	}
 }

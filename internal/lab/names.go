@@ -21,9 +21,10 @@ const (
 	maxHostName = 63
 	maxUserName = 32
 
-	firstMaster = 11 // masters get .11, .12, ...
-	firstNode   = 21 // nodes get .21, ... (later when there are many masters)
-	lastHost    = 254
+	controlOffset = 2  // the control namespace gets .2 (the gateway is .1)
+	firstMaster   = 11 // masters get .11, .12, ...
+	firstNode     = 21 // nodes get .21, ... (later when there are many masters)
+	lastHost      = 254
 )
 
 // overlayDirs are the machine's directories each host sees through its own
@@ -49,11 +50,18 @@ func bridgeName(name string) string { return "sfl-" + tag(name) }
 
 func vethName(name string, index int) string { return "sfl" + tag(name) + strconv.Itoa(index) }
 
-// isVeth reports whether link is a veth of the lab called name.
+// controlVethName is the bridge's end of the control namespace's link.
+func controlVethName(name string) string { return "sfl" + tag(name) + "c" }
+
+// isVeth reports whether link is a veth of the lab called name (a host's or
+// the control namespace's).
 func isVeth(name, link string) bool {
 	rest, ok := strings.CutPrefix(link, "sfl"+tag(name))
 	if !ok || rest == "" {
 		return false
+	}
+	if rest == "c" {
+		return true
 	}
 	_, err := strconv.Atoi(rest)
 	return err == nil
@@ -62,6 +70,12 @@ func isVeth(name, link string) bool {
 func netnsPrefix(name string) string { return "sfl-" + tag(name) + "-" }
 
 func netnsName(name, host string) string { return netnsPrefix(name) + host }
+
+// controlHost is the name the control namespace takes among the hosts'
+// netns names; no host may have it.
+const controlHost = "control"
+
+func controlNetnsName(name string) string { return netnsName(name, controlHost) }
 
 func defaultDir(name string) string { return filepath.Join(defaultDirBase, name) }
 

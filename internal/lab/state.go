@@ -35,6 +35,12 @@ type state struct {
 	Systemd     bool        `json:"systemd,omitempty"`
 	KubeNode    bool        `json:"kube_node,omitempty"`
 	Hierarchies []hierarchy `json:"cgroup_hierarchies,omitempty"`
+	// Rate is Config.Rate: every link of the lab is shaped at it.
+	Rate string `json:"rate,omitempty"`
+	// ControlNetns and ControlAddress are the control namespace
+	// (Config.ControlNS).
+	ControlNetns   string `json:"control_netns,omitempty"`
+	ControlAddress string `json:"control_address,omitempty"`
 }
 
 type hostState struct {
@@ -176,7 +182,7 @@ func pickSubnet(name, cfgSubnet string) (netip.Prefix, error) {
 func (l *Lab) hostsFromState() {
 	hosts := make([]Host, 0, len(l.st.Hosts)) // a new slice: callers may hold the old one
 	for _, h := range l.st.Hosts {
-		hosts = append(hosts, Host{Name: h.Name, Address: h.Address, Group: h.Group, PID: h.PID})
+		hosts = append(hosts, Host{Name: h.Name, Address: h.Address, Group: h.Group, PID: h.PID, Link: vethName(l.st.Name, h.Index)})
 	}
 	l.Hosts = hosts
 }
@@ -184,15 +190,18 @@ func (l *Lab) hostsFromState() {
 // newLab returns the lab of st, without its password.
 func newLab(st state) *Lab {
 	l := &Lab{
-		Name:       st.Name,
-		Dir:        st.Dir,
-		Subnet:     st.Subnet,
-		Gateway:    st.Gateway,
-		User:       st.User,
-		Inventory:  filepath.Join(st.Dir, "inventory.yaml"),
-		KnownHosts: filepath.Join(st.Dir, "known_hosts"),
-		Key:        filepath.Join(st.Dir, "id_ed25519"),
-		st:         st,
+		Name:           st.Name,
+		Dir:            st.Dir,
+		Subnet:         st.Subnet,
+		Gateway:        st.Gateway,
+		User:           st.User,
+		Inventory:      filepath.Join(st.Dir, "inventory.yaml"),
+		KnownHosts:     filepath.Join(st.Dir, "known_hosts"),
+		Key:            filepath.Join(st.Dir, "id_ed25519"),
+		Rate:           st.Rate,
+		ControlNetns:   st.ControlNetns,
+		ControlAddress: st.ControlAddress,
+		st:             st,
 	}
 	l.hostsFromState()
 	return l

@@ -101,6 +101,9 @@ func CheckMachine(cfg Config) error {
 	if cfg.User != "" || cfg.Password {
 		tools = append(tools, struct{ name, pkg string }{"chpasswd", "passwd"})
 	}
+	if cfg.Rate != "" {
+		tools = append(tools, struct{ name, pkg string }{"tc", "iproute2"})
+	}
 	for _, t := range tools {
 		if _, err := lookTool(t.name); err != nil {
 			return NeedError{What: t.name, Fix: "apt-get install " + t.pkg}
@@ -163,6 +166,12 @@ func checkConfig(cfg *Config) error {
 			return fmt.Errorf("lab %s: %w", cfg.Name, err)
 		}
 	}
+	if cfg.Rate != "" {
+		cfg.Rate = strings.ToLower(strings.TrimSpace(cfg.Rate))
+		if _, err := parseRate(cfg.Rate); err != nil {
+			return fmt.Errorf("lab %s: %w", cfg.Name, err)
+		}
+	}
 	return nil
 }
 
@@ -214,6 +223,11 @@ func reserve(ctx context.Context, cfg Config) (*Lab, error) {
 		NodeStack: cfg.NodeStack || cfg.Systemd || cfg.KubeNode,
 		Systemd:   cfg.Systemd || cfg.KubeNode,
 		KubeNode:  cfg.KubeNode,
+		Rate:      cfg.Rate,
+	}
+	if cfg.ControlNS {
+		st.ControlNetns = controlNetnsName(name)
+		st.ControlAddress = offsetAddr(subnet, controlOffset).String()
 	}
 	if st.NodeStack {
 		hs, err := hierarchies()
@@ -241,6 +255,11 @@ func reserve(ctx context.Context, cfg Config) (*Lab, error) {
 	for _, h := range st.Hosts {
 		if err := run(ctx, "ip", "netns", "add", netnsName(name, h.Name)); err != nil {
 			return l, fmt.Errorf("lab %s host %s: %w", name, h.Name, err)
+		}
+	}
+	if st.ControlNetns != "" {
+		if err := run(ctx, "ip", "netns", "add", st.ControlNetns); err != nil {
+			return l, fmt.Errorf("lab %s control namespace: %w", name, err)
 		}
 	}
 	return l, nil
@@ -283,6 +302,9 @@ func (l *Lab) build(ctx context.Context) error {
 	}
 	if err := run(ctx, "ip", "link", "set", br, "up"); err != nil {
 		return fmt.Errorf("lab %s: %w", l.Name, err)
+	}
+	if err := l.startControl(ctx, prefix); err != nil {
+		return fmt.Errorf("lab %s control namespace: %w", l.Name, err)
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(startParallel)
@@ -342,9 +364,12 @@ func (l *Lab) startHost(ctx context.Context, h hostState, prefix netip.Prefix) (
 			return fail(err)
 		}
 	}
-	ns := netnsName(l.Name, h.Name)
-	if err := run(ctx, "ip", "link", "add", vethName(l.Name, h.Index), "master", l.st.Bridge, "up",
+	ns, veth := netnsName(l.Name, h.Name), vethName(l.Name, h.Index)
+	if err := run(ctx, "ip", "link", "add", veth, "master", l.st.Bridge, "up",
 		"type", "veth", "peer", "name", "eth0", "netns", ns); err != nil {
+		return fail(err)
+	}
+	if err := shapeLink(ctx, l.st.Rate, veth, ns, "eth0"); err != nil {
 		return fail(err)
 	}
 	logPath := filepath.Join(hd, "init.log")

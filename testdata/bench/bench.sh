@@ -18,6 +18,10 @@ echo "== fan-out over SSH: sealflow vs ansible-playbook and parallel-ssh"
 bash testdata/bench/fanout.sh
 
 echo
+echo "== distribution: relay vs push"
+bash testdata/bench/distribute.sh
+
+echo
 echo "== offline package: build (cold, warm), verify, size"
 bash testdata/bench/package.sh
 
