@@ -25,7 +25,7 @@ type relayLab struct {
 	src  string
 	sum  string
 	size int64
-	args []string // inventory and known hosts
+	args []string // for run and resume: known hosts, plain output
 }
 
 const relayPlan = `name: relay
@@ -57,14 +57,14 @@ func TestRelayOnLab(t *testing.T) {
 	rand.Read(data)
 	write(t, r.src, string(data))
 	r.sum = sumHex(data)
-	r.args = []string{"-i", l.Inventory, "--known-hosts", l.KnownHosts, "--output", "plain"}
+	r.args = []string{"--known-hosts", l.KnownHosts, "--output", "plain"}
 	listening := r.listeners(t)
 
 	t.Run("chain", func(t *testing.T) {
 		dir := t.TempDir()
 		write(t, filepath.Join(dir, "plan.yaml"), relayPlan)
 		before := r.egress(t)
-		r.mustRun(t, dir, "run", "plan.yaml", "--set", "src="+r.src)
+		r.mustRun(t, dir, "run", "-i", l.Inventory, "plan.yaml", "--set", "src="+r.src)
 		sent := r.egress(t) - before
 		r.checkFiles(t, "/var/lib/relaytest/blob", r.hosts())
 		// Once the file, plus the agents (about 1.1 MB each, sent once per
@@ -83,7 +83,7 @@ func TestRelayOnLab(t *testing.T) {
 		r.nothingLeft(t, listening)
 		// Again: nothing to do, nothing sent.
 		before = r.egress(t)
-		out := r.mustRun(t, dir, "run", "plan.yaml", "--set", "src="+r.src)
+		out := r.mustRun(t, dir, "run", "-i", l.Inventory, "plan.yaml", "--set", "src="+r.src)
 		if sent := r.egress(t) - before; sent > 1<<20 {
 			t.Errorf("a run with nothing to do sent %d bytes", sent)
 		}
@@ -96,28 +96,34 @@ func TestRelayOnLab(t *testing.T) {
 		dir := t.TempDir()
 		write(t, filepath.Join(dir, "plan.yaml"), relayPlan)
 		dest := "/var/lib/relaytest/cut"
-		h, _ := l.Host("n3")
-		cmd := r.start(t, dir, "run", "plan.yaml", "--keep-going", "--set", "src="+r.src, "--set", "dest="+dest)
+		cmd := r.start(t, dir, "run", "-i", l.Inventory, "plan.yaml", "--keep-going", "--set", "src="+r.src, "--set", "dest="+dest)
 		r.waitPartial(t, dest, r.size/4)
+		// A host in the middle of the chain: it pulls from a host, and
+		// a host pulls from it.
+		cut, next := r.middle(t, dir)
+		h, _ := l.Host(cut)
 		if err := exec.Command("ip", "link", "set", h.Link, "down").Run(); err != nil {
 			t.Fatal(err)
 		}
 		out, code := r.wait(t, cmd)
-		if code != 1 || !strings.Contains(out, "put@n3") || !strings.Contains(out, "FAILED") {
-			t.Fatalf("with n3 cut off: exit %d, want 1 naming put@n3\n%s", code, out)
+		if code != 1 || !strings.Contains(out, "put@"+cut) || !strings.Contains(out, "FAILED") {
+			t.Fatalf("with %s cut off: exit %d, want 1 naming put@%s\n%s", cut, code, cut, out)
 		}
 		var others []string
 		for _, n := range r.hosts() {
-			if n != "n3" {
+			if n != cut {
 				others = append(others, n)
 			}
 		}
 		r.checkFiles(t, dest, others)
+		if log := readFile(t, filepath.Join(dir, ".sealflow", "logs", "put", next+".log")); !strings.Contains(log, "relay: lost "+cut) {
+			t.Errorf("%s, fed by %s, does not say it lost it:\n%s", next, cut, log)
+		}
 		if err := exec.Command("ip", "link", "set", h.Link, "up").Run(); err != nil {
 			t.Fatal(err)
 		}
 		r.mustRun(t, dir, "resume")
-		r.checkFiles(t, dest, []string{"n3"})
+		r.checkFiles(t, dest, []string{cut})
 		r.nothingLeft(t, listening)
 	})
 
@@ -125,7 +131,7 @@ func TestRelayOnLab(t *testing.T) {
 		dir := t.TempDir()
 		write(t, filepath.Join(dir, "plan.yaml"), relayPlan)
 		dest := "/var/lib/relaytest/killed"
-		cmd := r.start(t, dir, "run", "plan.yaml", "--set", "src="+r.src, "--set", "dest="+dest)
+		cmd := r.start(t, dir, "run", "-i", l.Inventory, "plan.yaml", "--set", "src="+r.src, "--set", "dest="+dest)
 		r.waitPartial(t, dest, r.size/3)
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
@@ -139,6 +145,7 @@ func TestRelayOnLab(t *testing.T) {
 		r.mustRun(t, dir, "resume")
 		sent := r.egress(t) - before
 		r.checkFiles(t, dest, r.hosts())
+		t.Logf("resume sent %d bytes; the hosts had up to %d of %d verified", sent, most, r.size)
 		// What the most advanced host had verified is not sent again.
 		if left := r.size - most; sent > uint64(left+left/10+2<<20) {
 			t.Errorf("resume sent %d bytes; the hosts had up to %d of %d verified, so about %d were left", sent, most, r.size, left)
@@ -155,14 +162,18 @@ func TestRelayOnLab(t *testing.T) {
 		dest := "/var/lib/relaytest/walled"
 		// n5 may not open connections to the other hosts: only SSH
 		// answers go out.
-		fw := "table inet relaytest { chain out { type filter hook output priority 0; ct state new tcp dport != 22 reject; } }"
-		if out, err := l.Exec(context.Background(), "n5", "sh", "-c", "echo '"+fw+"' | nft -f -"); err != nil {
-			t.Fatalf("firewall on n5: %v\n%s", err, out)
+		for _, rule := range [][]string{
+			{"add", "table", "inet", "relaytest"},
+			{"add", "chain", "inet", "relaytest", "out", "{ type filter hook output priority 0; }"},
+			{"add", "rule", "inet", "relaytest", "out", "ct", "state", "new", "tcp", "dport", "!=", "22", "reject"},
+		} {
+			labExec(t, l, "n5", append([]string{"nft"}, rule...)...)
 		}
 		defer l.Exec(context.Background(), "n5", "nft", "delete", "table", "inet", "relaytest")
-		r.mustRun(t, dir, "run", "plan.yaml", "--set", "src="+r.src, "--set", "dest="+dest)
+		r.mustRun(t, dir, "run", "-i", l.Inventory, "plan.yaml", "--set", "src="+r.src, "--set", "dest="+dest)
 		r.checkFiles(t, dest, r.hosts())
 		log := readFile(t, filepath.Join(dir, ".sealflow", "logs", "put", "n5.log"))
+		t.Logf("n5:\n%s", log)
 		if !strings.Contains(log, "push instead") {
 			t.Errorf("n5's log does not say it fell back to push:\n%s", log)
 		}
@@ -305,6 +316,27 @@ func (r *relayLab) nothingLeft(t *testing.T, listening map[string]string) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// middle returns a host of the running chain that pulls from a host and
+// feeds one (next).
+func (r *relayLab) middle(t *testing.T, dir string) (host, next string) {
+	t.Helper()
+	re := regexp.MustCompile(`relay: pulls from (\S+) `)
+	from := map[string]string{}
+	for _, h := range r.hosts() {
+		b, _ := os.ReadFile(filepath.Join(dir, ".sealflow", "logs", "put", h+".log"))
+		if m := re.FindSubmatch(b); m != nil {
+			from[h] = string(m[1])
+		}
+	}
+	for h, src := range from {
+		if _, ok := from[src]; ok {
+			return src, h
+		}
+	}
+	t.Fatalf("no host in the middle of the chain: %v", from)
+	return "", ""
 }
 
 // logs returns the distribute task logs of the run in dir.
