@@ -326,6 +326,37 @@ steps:
 		t.Error("the password appears in sealflow's output")
 	}
 
+	// distribute by relay as a user who becomes root: the agent is
+	// installed and run through sudo and writes where only root may.
+	blob := strings.Repeat("relayed as root ", 200000)
+	write(t, filepath.Join(dir, "blob"), blob)
+	write(t, filepath.Join(dir, "relay.yaml"), `
+name: relay
+hosts:
+  defaults: {user: `+l.User+`, key: `+l.Key+`, become: true}
+  groups:
+    all-hosts:
+`+hosts.String()+`
+steps:
+  - {id: put, kind: distribute, with: {src: blob, dest: /root/relayed/blob, mode: relay}}
+`)
+	stdout, stderr, code = sf(t, bin, dir, l.Password+"\n", "run", "--state", "relay", "--output", "plain", "--known-hosts", l.KnownHosts, "--password-stdin", "relay.yaml")
+	if code != 0 {
+		t.Fatalf("relay with become: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	for _, h := range []string{"m1", "n1"} {
+		if got := labExec(t, l, h, "stat", "-c", "%U %s", "/root/relayed/blob"); got != fmt.Sprintf("root %d\n", len(blob)) {
+			t.Errorf("%s: relayed file: %q", h, got)
+		}
+		log, _ := os.ReadFile(filepath.Join(dir, "relay", "logs", "put", h+".log"))
+		if !strings.Contains(string(log), "by relay") || strings.Contains(string(log), "push instead") {
+			t.Errorf("%s: not by relay:\n%s", h, log)
+		}
+		if ps, _ := l.Exec(context.Background(), h, "pgrep", "-f", "sealflow-relay-"); ps != "" {
+			t.Errorf("%s: relay agent left running: %s", h, ps)
+		}
+	}
+
 	// sudo with Defaults requiretty: m1 without a terminal fails with
 	// sudo's words and the fix; n1 with tty: true runs, its output exact
 	// for the task that reads it.
