@@ -65,6 +65,17 @@ func TestHAClusterOnLab(t *testing.T) {
 	if strings.Contains(out, "start     join-masters@m3") || strings.Contains(out, "start     join-nodes@") {
 		t.Errorf("work that needs m2's join started after it failed:\n%s", out)
 	}
+	// The package went by relay: the control machine fed one host, each
+	// other pulled it from a host.
+	fed, pulled := 0, 0
+	for _, h := range l.Hosts {
+		log := readFile(t, filepath.Join(dir, ".sealflow", "logs", "upload", h.Name+".log"))
+		fed += strings.Count(log, "relay: fed by the control machine")
+		pulled += strings.Count(log, "relay: pulls from ")
+	}
+	if fed != 1 || pulled != len(l.Hosts)-1 {
+		t.Errorf("the package: %d hosts fed by the control machine, %d by another host; want 1 and %d (relay)", fed, pulled, len(l.Hosts)-1)
+	}
 	labExec(t, l, "m2", "rm", "/usr/local/bin/kubeadm")
 	out, _ = runSF(t, bin, dir, 0, append([]string{"resume"}, common...)...)
 	if !strings.Contains(out, "unchanged kubeadm-init@m1") {
