@@ -24,7 +24,7 @@ import (
 // registry's lifetime (one run), keyed by file, size and mtime, so that a
 // file sent to many hosts is hashed once.
 func copyKind() *Kind {
-	sums := &sumCache{m: map[sumKey]*sumEntry{}}
+	sums := &sumCache{}
 	return &Kind{
 		Name:       "copy",
 		Doc:        "upload a local file to the host (skipped when the host already has it)",
@@ -148,50 +148,62 @@ func (s *copyStep) fileMode(st fs.FileInfo) fs.FileMode {
 	return st.Mode().Perm()
 }
 
-type sumKey struct {
+// fileKey is a local file's identity: a file whose key is unchanged
+// has the content it had.
+type fileKey struct {
 	name  string
 	size  int64
 	mtime time.Time
 	ino   uint64
 }
 
-// sumCache remembers the sha256 of files already read; tasks asking for
-// a file being hashed wait for that one reading.
-type sumCache struct {
+// fileCache remembers what was computed from the content of files
+// already read; tasks asking for a file being read wait for that one
+// reading. A failed computation is not remembered.
+type fileCache[T any] struct {
 	mu sync.Mutex
-	m  map[sumKey]*sumEntry
+	m  map[fileKey]*fileEntry[T]
 }
 
-type sumEntry struct {
+type fileEntry[T any] struct {
 	once sync.Once
-	sum  string
+	v    T
 	err  error
 }
 
-func (c *sumCache) sum(f *os.File, st fs.FileInfo) (string, error) {
-	key := sumKey{name: f.Name(), size: st.Size(), mtime: st.ModTime()}
+func (c *fileCache[T]) get(f *os.File, st fs.FileInfo, compute func() (T, error)) (T, error) {
+	key := fileKey{name: f.Name(), size: st.Size(), mtime: st.ModTime()}
 	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
 		key.ino = uint64(sys.Ino)
 	}
 	c.mu.Lock()
+	if c.m == nil {
+		c.m = map[fileKey]*fileEntry[T]{}
+	}
 	e := c.m[key]
 	if e == nil {
-		e = &sumEntry{}
+		e = &fileEntry[T]{}
 		c.m[key] = e
 	}
 	c.mu.Unlock()
-	e.once.Do(func() {
-		h := sha256.New()
-		if _, err := io.Copy(h, f); err != nil {
-			e.err = err
-			return
-		}
-		e.sum = hex.EncodeToString(h.Sum(nil))
-	})
+	e.once.Do(func() { e.v, e.err = compute() })
 	if e.err != nil {
 		c.mu.Lock()
 		delete(c.m, key)
 		c.mu.Unlock()
 	}
-	return e.sum, e.err
+	return e.v, e.err
+}
+
+// sumCache remembers the sha256 of files already read.
+type sumCache struct{ fileCache[string] }
+
+func (c *sumCache) sum(f *os.File, st fs.FileInfo) (string, error) {
+	return c.get(f, st, func() (string, error) {
+		h := sha256.New()
+		if _, err := io.Copy(h, f); err != nil {
+			return "", err
+		}
+		return hex.EncodeToString(h.Sum(nil)), nil
+	})
 }

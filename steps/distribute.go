@@ -25,7 +25,7 @@ func distributeKind() *Kind { return newDistributeKind(&relaybin.Agents{}) }
 
 // newDistributeKind is distribute with the relay agents of agents.
 func newDistributeKind(agents AgentSource) *Kind {
-	sums := &sumCache{m: map[sumKey]*sumEntry{}}
+	sums := &sumCache{}
 	hub := newRelayHub(agents)
 	return &Kind{
 		Name: "distribute",

@@ -23,7 +23,7 @@ import (
 // pod (or systemd unit) of the lvscare daemon that keeps them true (after
 // the join: kubeadm wants an empty manifests directory).
 func lvscareKind() *Kind {
-	sums := &sumCache{m: map[sumKey]*sumEntry{}}
+	sums := &sumCache{}
 	return &Kind{
 		Name: "lvscare",
 		Doc:  "program the virtual server VIP:PORT → masters once (phase rules) and install the lvscare daemon (phase install)",

@@ -35,7 +35,7 @@ func (l *lab) sealflowBinary(t *testing.T) string {
 
 func (l *lab) lvscareStep(t *testing.T, p Params) *lvscareStep {
 	t.Helper()
-	s, err := newLvscare(p, l.paths, &sumCache{m: map[sumKey]*sumEntry{}})
+	s, err := newLvscare(p, l.paths, &sumCache{})
 	if err != nil {
 		t.Fatal(err)
 	}

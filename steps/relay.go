@@ -23,7 +23,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/sealflow/sealflow/internal/relay"
@@ -63,7 +62,7 @@ type relayHub struct {
 	agentDir string
 	mu       sync.Mutex
 	live     map[string]*relaySession
-	mans     map[sumKey]*manEntry
+	mans     fileCache[*relay.Manifest]
 	hosts    map[string]*sync.Mutex // agent installs, by host address
 }
 
@@ -80,38 +79,15 @@ func (h *relayHub) lockHost(addr string) func() {
 	return l.Unlock
 }
 
-type manEntry struct {
-	once sync.Once
-	m    *relay.Manifest
-	err  error
-}
-
 func newRelayHub(agents AgentSource) *relayHub {
-	return &relayHub{agents: agents, live: map[string]*relaySession{}, mans: map[sumKey]*manEntry{}, hosts: map[string]*sync.Mutex{}}
+	return &relayHub{agents: agents, live: map[string]*relaySession{}, hosts: map[string]*sync.Mutex{}}
 }
 
 // manifest computes f's manifest once per run.
 func (h *relayHub) manifest(f *os.File, st fs.FileInfo) (*relay.Manifest, error) {
-	key := sumKey{name: f.Name(), size: st.Size(), mtime: st.ModTime()}
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-		key.ino = uint64(sys.Ino)
-	}
-	h.mu.Lock()
-	e := h.mans[key]
-	if e == nil {
-		e = &manEntry{}
-		h.mans[key] = e
-	}
-	h.mu.Unlock()
-	e.once.Do(func() {
-		e.m, e.err = relay.NewManifest(io.NewSectionReader(f, 0, st.Size()), st.Size())
+	return h.mans.get(f, st, func() (*relay.Manifest, error) {
+		return relay.NewManifest(io.NewSectionReader(f, 0, st.Size()), st.Size())
 	})
-	if e.err != nil {
-		h.mu.Lock()
-		delete(h.mans, key)
-		h.mu.Unlock()
-	}
-	return e.m, e.err
 }
 
 // join returns the live session for the file with manifest m, a new one
