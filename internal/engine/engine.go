@@ -17,6 +17,9 @@ import (
 	"github.com/sealflow/sealflow/plans"
 )
 
+// defaultParallel is Options.Parallel when it is not set.
+const defaultParallel = 64
+
 // DefaultTimeout bounds a task attempt whose step sets no timeout.
 const DefaultTimeout = time.Hour
 
@@ -189,7 +192,7 @@ func newRunnerFrom(opts Options, records []journal.Record) (*runner, error) {
 		return nil, errors.New("engine: Plan is required")
 	}
 	if opts.Parallel <= 0 {
-		opts.Parallel = 64
+		opts.Parallel = defaultParallel
 	}
 	if opts.RetryBase <= 0 {
 		opts.RetryBase = time.Second

@@ -55,7 +55,7 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 		return nil, classifyNetErr(&cfg, via, err)
 	}
 
-	client, err := handshake(dctx, &cfg, nc)
+	client, err := handshake(dctx, &cfg, quickAck(nc))
 	if err != nil {
 		nc.Close()
 		if bastion != nil {
