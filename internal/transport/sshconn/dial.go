@@ -55,7 +55,8 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 		return nil, classifyNetErr(&cfg, via, err)
 	}
 
-	client, err := handshake(dctx, &cfg, quickAck(nc))
+	nc = quickAck(nc)
+	client, err := handshake(dctx, &cfg, nc)
 	if err != nil {
 		nc.Close()
 		if bastion != nil {
@@ -70,7 +71,7 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 		}
 		return nil, err
 	}
-	return newConn(cfg, client, bastion), nil
+	return newConn(cfg, nc, client, bastion), nil
 }
 
 // handshake runs the SSH handshake on nc, bounded by ctx.

@@ -23,6 +23,10 @@ type Pool struct {
 	warmCtx  context.Context
 	stopWarm context.CancelFunc
 
+	// waits, when set (tests), is called when a Get is about to wait for
+	// a host's lock.
+	waits func(host string)
+
 	mu     sync.Mutex
 	hosts  map[string]*poolHost
 	closed bool
@@ -124,6 +128,9 @@ func (h *poolHost) get(ctx context.Context, p *Pool, host string) (*Conn, error)
 	p.mu.Lock()
 	warm := h.warm
 	p.mu.Unlock()
+	if p.waits != nil {
+		p.waits(host)
+	}
 	select {
 	case h.lock <- struct{}{}:
 	case <-ctx.Done():
@@ -150,8 +157,9 @@ func (h *poolHost) get(ctx context.Context, p *Pool, host string) (*Conn, error)
 	return c, nil
 }
 
-// Close closes every connection of the pool, all at once (a run's end
-// does not wait for one host after another), and stops the dials of Warm.
+// Close closes every connection of the pool and stops the dials of Warm.
+// It closes their transports and returns: the SSH clients wind down in
+// the background (a run's end does not wait for them, host after host).
 func (p *Pool) Close() error {
 	p.mu.Lock()
 	p.closed = true
@@ -159,18 +167,14 @@ func (p *Pool) Close() error {
 	p.hosts = map[string]*poolHost{}
 	p.mu.Unlock()
 	p.stopWarm()
-	var wg sync.WaitGroup
 	for _, h := range hosts {
-		wg.Go(func() {
-			h.lock <- struct{}{}
-			if h.conn != nil {
-				h.conn.Close()
-				h.conn = nil
-			}
-			<-h.lock
-		})
+		h.lock <- struct{}{}
+		if h.conn != nil {
+			h.conn.drop()
+			h.conn = nil
+		}
+		<-h.lock
 	}
-	wg.Wait()
 	return nil
 }
 
