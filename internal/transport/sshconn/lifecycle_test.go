@@ -190,10 +190,12 @@ func TestPoolWarmedConnection(t *testing.T) {
 	var mu sync.Mutex
 	dials := 0
 	var dialed *Conn
+	started := make(chan struct{}, 4)
 	pool := NewPool(func(ctx context.Context, host string) (*Conn, error) {
 		mu.Lock()
 		dials++
 		mu.Unlock()
+		started <- struct{}{}
 		c, err := Dial(ctx, cfg)
 		mu.Lock()
 		dialed = c
@@ -202,6 +204,11 @@ func TestPoolWarmedConnection(t *testing.T) {
 	})
 	ctx := context.Background()
 	pool.Warm(ctx, "node1")
+	select {
+	case <-started: // Warm dials by itself, before any Get
+	case <-time.After(5 * time.Second):
+		t.Fatal("Warm did not dial")
+	}
 	pool.Warm(ctx, "node1") // under way: nothing more
 	c, err := pool.Get(ctx, "node1")
 	if err != nil {
