@@ -167,7 +167,7 @@ func checkJoinParams(p joinParams) error {
 			return fmt.Errorf("advertise_address: %q is not an IP address", p.AdvertiseAddress)
 		}
 	}
-	if p.NodeName != "" && !nodeNameRE.MatchString(p.NodeName) {
+	if p.NodeName != "" && !nodeNameRE().MatchString(p.NodeName) {
 		return fmt.Errorf("node_name: %q is not a valid node name (lowercase letters, digits, '-' and '.')", p.NodeName)
 	}
 	return nil
@@ -206,7 +206,7 @@ func (s *join) forHost(t *Target) joinParams {
 			jp.AdvertiseAddress = a.String()
 		}
 	}
-	if jp.NodeName == "" && t.Host.Name != t.Host.Address && nodeNameRE.MatchString(t.Host.Name) {
+	if jp.NodeName == "" && t.Host.Name != t.Host.Address && nodeNameRE().MatchString(t.Host.Name) {
 		jp.NodeName = t.Host.Name
 	}
 	return jp

@@ -123,7 +123,7 @@ func (s *kubeadmInit) forHost(t *Target, token, key string) KubeadmParams {
 			c.AdvertiseAddress = a.String()
 		}
 	}
-	if c.NodeName == "" && t.Host.Name != t.Host.Address && nodeNameRE.MatchString(t.Host.Name) {
+	if c.NodeName == "" && t.Host.Name != t.Host.Address && nodeNameRE().MatchString(t.Host.Name) {
 		c.NodeName = t.Host.Name
 	}
 	return c

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -75,6 +76,28 @@ func (c *connector) Connect(ctx context.Context, h *plans.Host) (transport.Conn,
 	c.hosts[h.Name] = h
 	c.mu.Unlock()
 	return c.pool.Get(ctx, h.Name)
+}
+
+// Warm starts connecting to the remote ones of hosts, in the background
+// (see sshconn.Pool.Warm): a run connects while it sets up its state
+// directory and journal, not after.
+func (c *connector) Warm(ctx context.Context, hosts []*plans.Host) {
+	for _, h := range hosts {
+		if h.Local() {
+			continue
+		}
+		c.mu.Lock()
+		c.hosts[h.Name] = h
+		c.mu.Unlock()
+		c.pool.Warm(ctx, h.Name)
+	}
+}
+
+// setStderr sends warnings to w from now on (dials may be under way).
+func (c *connector) setStderr(w io.Writer) {
+	c.mu.Lock()
+	c.io.Stderr = w
+	c.mu.Unlock()
 }
 
 func (c *connector) Close() error { return c.pool.Close() }

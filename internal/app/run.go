@@ -143,6 +143,7 @@ func Run(ctx context.Context, o RunOptions, io IO) error {
 		if err := ex.check(nil); err != nil {
 			return err
 		}
+		ex.warm(ctx, nil)
 	}
 	st, err := openState(dir, io)
 	if err != nil {
@@ -169,6 +170,9 @@ func Run(ctx context.Context, o RunOptions, io IO) error {
 		}
 		if err := ex.check(records); err != nil {
 			return err
+		}
+		if existed {
+			ex.warm(ctx, records)
 		}
 	}
 	if o.Fresh {
@@ -280,6 +284,7 @@ func Resume(ctx context.Context, o ResumeOptions, io IO) error {
 	if err := ex.check(records); err != nil {
 		return err
 	}
+	ex.warm(ctx, records)
 	return ex.run(ctx, st)
 }
 
@@ -435,13 +440,19 @@ func (ex *execution) check(records []journal.Record) error {
 	return nil
 }
 
+// warm connects, ahead of the run, to the hosts its first tasks run on,
+// once the run is known to go ahead (records: the journal it resumes).
+func (ex *execution) warm(ctx context.Context, records []journal.Record) {
+	ex.conns.Warm(ctx, engine.StartHosts(ex.engineOptions(nil), records))
+}
+
 func (ex *execution) run(ctx context.Context, st *journal.State) error {
 	io := ex.io
 	sink := ui.New(io.Stdout, ui.Options{Mode: ui.Mode(ex.opts.Output), TTY: io.TTY, Size: io.Size, Resized: io.Resized, Color: io.Color})
 	defer sink.Close()
 	// Warnings while the run shows (host keys learned, ...) go above the
 	// live view, not through it.
-	ex.conns.io.Stderr = sink.Above(io.Stderr)
+	ex.conns.setStderr(sink.Above(io.Stderr))
 	// Ctrl-C: the view says what is being cancelled while it stops.
 	defer context.AfterFunc(ctx, sink.Interrupt)()
 	opts := ex.engineOptions(st)

@@ -19,10 +19,9 @@ func (r *runner) compile() error {
 		return err
 	}
 	r.graph = dag.New[TaskID]()
-	r.on = make(map[string]map[string]bool, len(r.plan.Steps))
+	r.on = newHostSets(r.plan)
 	n := 0
 	for _, s := range r.plan.Steps {
-		r.on[s.ID] = hostSet(s)
 		n += len(s.Targets)
 	}
 	// Sized once: at thousands of hosts, maps grown by doubling hold up
@@ -104,14 +103,50 @@ func readsHosts(s *plans.Step, need string) bool {
 }
 
 // runsOn reports whether s has a task on host.
-func (r *runner) runsOn(step, host string) bool { return r.on[step][host] }
+func (r *runner) runsOn(step, host string) bool { return r.on.has(step, host) }
 
-func hostSet(s *plans.Step) map[string]bool {
-	m := make(map[string]bool, len(s.Targets))
-	for _, h := range s.Targets {
-		m[h.Name] = true
+// hostSets holds the hosts of each step, a bit per host of the plan: a
+// map of host names per step took 50 bytes a task at thousands of hosts.
+type hostSets struct {
+	no map[string]int      // host name → bit
+	on map[string][]uint64 // step ID → its hosts' bits
+}
+
+func newHostSets(p *plans.Plan) *hostSets {
+	hs := &hostSets{no: make(map[string]int, len(p.Hosts)), on: make(map[string][]uint64, len(p.Steps))}
+	for _, h := range p.Hosts {
+		if _, ok := hs.no[h.Name]; !ok {
+			hs.no[h.Name] = len(hs.no)
+		}
 	}
-	return m
+	for _, s := range p.Steps {
+		for _, h := range s.Targets {
+			n, ok := hs.no[h.Name]
+			if !ok {
+				n = len(hs.no)
+				hs.no[h.Name] = n
+			}
+			bits := hs.on[s.ID]
+			if len(bits) == 0 {
+				bits = make([]uint64, (len(p.Hosts)+63)/64)
+			}
+			for n/64 >= len(bits) {
+				bits = append(bits, 0)
+			}
+			bits[n/64] |= 1 << (n % 64)
+			hs.on[s.ID] = bits
+		}
+	}
+	return hs
+}
+
+func (hs *hostSets) has(step, host string) bool {
+	n, ok := hs.no[host]
+	if !ok {
+		return false
+	}
+	bits := hs.on[step]
+	return n/64 < len(bits) && bits[n/64]&(1<<(n%64)) != 0
 }
 
 // limitHosts returns the hosts selected by --limit (all without it).
@@ -186,7 +221,7 @@ func (r *runner) checkInterrupted() error {
 func (r *runner) buildFromPrior(t *task) (steps.Step, error) {
 	lookup := func(id TaskID) *doneTask {
 		if p := r.prior[id]; p != nil && p.state == journal.Done {
-			return &doneTask{fp: p.fp, outputs: p.outputs}
+			return &doneTask{fp: p.fp, outputs: compact(p.outputs)}
 		}
 		return nil
 	}

@@ -15,8 +15,10 @@ import (
 	"github.com/sealflow/sealflow/internal/redact"
 	"github.com/sealflow/sealflow/internal/transport"
 	"github.com/sealflow/sealflow/plans"
-	"github.com/sealflow/sealflow/steps"
 )
+
+// defaultParallel is Options.Parallel when it is not set.
+const defaultParallel = 64
 
 // DefaultTimeout bounds a task attempt whose step sets no timeout.
 const DefaultTimeout = time.Hour
@@ -119,7 +121,7 @@ type runner struct {
 	graph *dag.Graph[TaskID]
 	tasks []task // in plan order (steps, then hosts): task n is graph node n
 	// on holds each step's hosts.
-	on    map[string]map[string]bool
+	on    *hostSets
 	prior map[TaskID]*prior
 	rerun map[TaskID]bool
 	skip  map[TaskID]bool
@@ -160,7 +162,7 @@ func (r *runner) finished(id TaskID) *doneTask {
 // doneTask is a finished task as its dependents see it.
 type doneTask struct {
 	fp      string
-	outputs steps.Outputs
+	outputs outputs
 }
 
 // Check reports what Run would refuse before it runs anything (an
@@ -190,7 +192,7 @@ func newRunnerFrom(opts Options, records []journal.Record) (*runner, error) {
 		return nil, errors.New("engine: Plan is required")
 	}
 	if opts.Parallel <= 0 {
-		opts.Parallel = 64
+		opts.Parallel = defaultParallel
 	}
 	if opts.RetryBase <= 0 {
 		opts.RetryBase = time.Second
@@ -245,7 +247,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	r.results = make([]TaskResult, len(r.tasks))
 	for i := range r.tasks {
 		id := r.tasks[i].id
-		r.results[i] = TaskResult{ID: id, Status: StatusNotRun, LogPath: r.opts.State.LogPath(id.Step, id.Host)}
+		r.results[i] = TaskResult{ID: id, Status: StatusNotRun}
 	}
 	report := dag.Walk(ctx, r.graph, dag.WalkOptions[TaskID]{
 		Limit:     r.opts.Parallel,

@@ -4,8 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"maps"
-	"sort"
 
 	"github.com/sealflow/sealflow/plans"
 	"github.com/sealflow/sealflow/steps"
@@ -19,7 +17,7 @@ func (r *runner) env(t *task) *plans.Env {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.envWith(t, r.finished,
-		func(step string) map[string]plans.HostOutputs { return r.hosts[step].view() })
+		func(step string) map[string]plans.HostOutputs { return r.stepHosts(step).view() })
 }
 
 func (r *runner) envWith(t *task, lookup func(TaskID) *doneTask, hosts func(string) map[string]plans.HostOutputs) *plans.Env {
@@ -43,8 +41,8 @@ func (r *runner) envWith(t *task, lookup func(TaskID) *doneTask, hosts func(stri
 		} else if len(need.Targets) == 1 {
 			from = lookup(TaskID{Step: n, Host: need.Targets[0].Name})
 		}
-		if from != nil && from.outputs != nil {
-			view.Outputs = from.outputs
+		if from != nil && len(from.outputs) > 0 {
+			view.Outputs = from.outputs.toMap()
 		}
 		env.Steps[n] = view
 	}
@@ -52,54 +50,38 @@ func (r *runner) envWith(t *task, lookup func(TaskID) *doneTask, hosts func(stri
 }
 
 // finish records a finished task for its dependents.
-func (r *runner) finish(id TaskID, fp string, outputs steps.Outputs) {
-	if outputs == nil {
-		outputs = steps.Outputs{}
-	}
+func (r *runner) finish(id TaskID, fp string, out steps.Outputs) {
+	o := compact(out)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if t := r.task(id); t != nil {
-		t.done, t.finished = doneTask{fp: fp, outputs: outputs}, true
+		t.done, t.finished = doneTask{fp: fp, outputs: o}, true
 	} else {
-		r.done[id] = &doneTask{fp: fp, outputs: outputs}
+		r.done[id] = &doneTask{fp: fp, outputs: o}
 	}
-	hs := r.hosts[id.Step]
-	if hs == nil {
-		size := 0
-		if s := r.plan.Step(id.Step); s != nil {
-			size = len(s.Targets)
+	if hs := r.hosts[id.Step]; hs != nil {
+		hs.add(id.Host, o)
+	}
+}
+
+// stepHosts returns the finished hosts of step, made from its finished
+// tasks on the first call; the caller holds mu.
+func (r *runner) stepHosts(step string) *stepHosts {
+	if hs := r.hosts[step]; hs != nil {
+		return hs
+	}
+	s := r.plan.Step(step)
+	if s == nil {
+		return &stepHosts{}
+	}
+	hs := &stepHosts{all: make(map[string]plans.HostOutputs, len(s.Targets))}
+	for _, h := range s.Targets {
+		if d := r.finished(TaskID{Step: step, Host: h.Name}); d != nil {
+			hs.add(h.Name, d.outputs)
 		}
-		hs = &stepHosts{all: make(map[string]plans.HostOutputs, size)}
-		r.hosts[id.Step] = hs
 	}
-	hs.add(id.Host, outputs)
-}
-
-// stepHosts holds the outputs of a step's finished tasks by host. The map
-// an environment is given (view) is never modified afterwards, so it stays
-// valid while other tasks finish; it is copied only when an environment
-// asks for it after a task finished, not at every finish (which made a
-// run quadratic in the number of hosts).
-type stepHosts struct {
-	all  map[string]plans.HostOutputs // owned by the runner, under its mu
-	snap map[string]plans.HostOutputs // handed out; nil when all changed since
-}
-
-func (hs *stepHosts) add(host string, outputs steps.Outputs) {
-	hs.all[host] = plans.HostOutputs{Outputs: outputs}
-	hs.snap = nil
-}
-
-// view returns the step's finished hosts as of now (nil for none); the
-// caller holds the runner's mu.
-func (hs *stepHosts) view() map[string]plans.HostOutputs {
-	if hs == nil {
-		return nil
-	}
-	if hs.snap == nil {
-		hs.snap = maps.Clone(hs.all)
-	}
-	return hs.snap
+	r.hosts[step] = hs
+	return hs
 }
 
 // fingerprint identifies what a task would do: its kind, rendered
@@ -122,15 +104,10 @@ func (r *runner) fingerprint(t *task, params steps.Params) string {
 		write(up.String())
 		if d := r.finished(up); d != nil {
 			write(d.fp)
-			keys := make([]string, 0, len(d.outputs))
-			for k := range d.outputs {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
-			for _, k := range keys {
+			d.outputs.each(func(k, v string) {
 				write(k)
-				write(d.outputs[k])
-			}
+				write(v)
+			})
 		}
 	}
 	r.mu.Unlock()

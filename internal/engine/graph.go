@@ -6,10 +6,7 @@ import "github.com/sealflow/sealflow/plans"
 // ready rule (the edges a run walks), for views that draw or measure the
 // run after the fact.
 func Upstream(p *plans.Plan) map[TaskID][]TaskID {
-	r := &runner{plan: p, on: make(map[string]map[string]bool, len(p.Steps))}
-	for _, s := range p.Steps {
-		r.on[s.ID] = hostSet(s)
-	}
+	r := &runner{plan: p, on: newHostSets(p)}
 	out := map[TaskID][]TaskID{}
 	for _, s := range p.Steps {
 		for _, h := range s.Targets {

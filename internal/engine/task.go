@@ -60,7 +60,10 @@ type TaskResult struct {
 	Attempts int
 	Duration time.Duration
 	Err      error
-	LogPath  string
+	// LogPath is where the log of a failed task is ("" for the others:
+	// at thousands of tasks the paths of the ones that did not fail
+	// were memory no summary reads).
+	LogPath string
 	// Warnings say what went wrong beside the task's outcome (its log is
 	// incomplete).
 	Warnings []string

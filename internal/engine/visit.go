@@ -314,6 +314,7 @@ func (r *runner) setFailed(id TaskID, err error, d time.Duration) {
 	r.mu.Lock()
 	res := r.result(id)
 	res.Status, res.Err, res.Duration = StatusFailed, redacted(r.secrets, err), d
+	res.LogPath = r.opts.State.LogPath(id.Step, id.Host)
 	r.mu.Unlock()
 }
 

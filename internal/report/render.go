@@ -6,37 +6,41 @@ import (
 	"html/template"
 	"io"
 	"strings"
+	"sync"
 	"time"
 )
 
 //go:embed report.html.tmpl
 var pageText string
 
-// page is parsed once; html/template escapes every value by its context,
-// so task names, errors and log text (all untrusted) stay text.
-var page = template.Must(template.New("report").Funcs(template.FuncMap{
-	"dur":   fmtDur,
-	"clock": func(t time.Time) string { return t.Format("15:04:05") },
-	"stamp": func(t time.Time) string { return t.Format("2006-01-02 15:04:05 MST") },
-	"left": func(r *Run, t time.Time) string {
-		return pct(t.Sub(r.Start), r.Duration())
-	},
-	"width": func(r *Run, a, b time.Time) string {
-		return pct(b.Sub(a), r.Duration())
-	},
-	"attLeft":  func(b *Bar, a Attempt) string { return pct(a.Start.Sub(b.Start), b.Duration()) },
-	"attWidth": func(b *Bar, a Attempt) string { return pct(a.End.Sub(a.Start), b.Duration()) },
-	"ticks":    ticks,
-	"counts":   countsText,
-	"graphW":   func(g *Graph) int { return g.Cols*graphColW + graphPad },
-	"graphH":   func(g *Graph) int { return g.Rows*graphRowH + graphPad },
-	"nodeX":    func(n *Node) int { return n.Col*graphColW + graphPad },
-	"nodeY":    func(n *Node) int { return n.Row*graphRowH + graphPad },
-	"edgeD":    edgePath,
-	"hosts":    func(s Step) int { return len(s.Hosts) },
-	"pair":     func(run *Run, row *Row) rowView { return rowView{run, row} },
-	"states":   func() []State { return legend },
-}).Parse(pageText))
+// page is parsed once, when a report is first written (not at every start
+// of the program); html/template escapes every value by its context, so
+// task names, errors and log text (all untrusted) stay text.
+var page = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("report").Funcs(template.FuncMap{
+		"dur":   fmtDur,
+		"clock": func(t time.Time) string { return t.Format("15:04:05") },
+		"stamp": func(t time.Time) string { return t.Format("2006-01-02 15:04:05 MST") },
+		"left": func(r *Run, t time.Time) string {
+			return pct(t.Sub(r.Start), r.Duration())
+		},
+		"width": func(r *Run, a, b time.Time) string {
+			return pct(b.Sub(a), r.Duration())
+		},
+		"attLeft":  func(b *Bar, a Attempt) string { return pct(a.Start.Sub(b.Start), b.Duration()) },
+		"attWidth": func(b *Bar, a Attempt) string { return pct(a.End.Sub(a.Start), b.Duration()) },
+		"ticks":    ticks,
+		"counts":   countsText,
+		"graphW":   func(g *Graph) int { return g.Cols*graphColW + graphPad },
+		"graphH":   func(g *Graph) int { return g.Rows*graphRowH + graphPad },
+		"nodeX":    func(n *Node) int { return n.Col*graphColW + graphPad },
+		"nodeY":    func(n *Node) int { return n.Row*graphRowH + graphPad },
+		"edgeD":    edgePath,
+		"hosts":    func(s Step) int { return len(s.Hosts) },
+		"pair":     func(run *Run, row *Row) rowView { return rowView{run, row} },
+		"states":   func() []State { return legend },
+	}).Parse(pageText))
+})
 
 var legend = []State{StateDone, StateFailed, StateInterrupted, StateRunning, StateSkipped, StatePending}
 
@@ -51,7 +55,7 @@ const (
 // Write renders the report as one HTML page. The page fetches nothing:
 // its Content-Security-Policy forbids any request, and it has no URL.
 func Write(w io.Writer, r *Report) error {
-	if err := page.Execute(w, r); err != nil {
+	if err := page().Execute(w, r); err != nil {
 		return fmt.Errorf("render report: %w", err)
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"time"
 
@@ -19,6 +20,7 @@ var _ transport.Conn = (*Conn)(nil)
 // most Config.MaxSessions commands run at once, the others wait.
 type Conn struct {
 	cfg     Config
+	nc      net.Conn // the transport under client
 	client  *ssh.Client
 	bastion *Conn
 	sem     chan struct{}
@@ -54,9 +56,10 @@ func (e *DroppedError) Is(target error) bool {
 	return e.Started && target == transport.ErrOutcomeUnknown
 }
 
-func newConn(cfg Config, client *ssh.Client, bastion *Conn) *Conn {
+func newConn(cfg Config, nc net.Conn, client *ssh.Client, bastion *Conn) *Conn {
 	c := &Conn{
 		cfg:     cfg,
+		nc:      nc,
 		client:  client,
 		bastion: bastion,
 		sem:     make(chan struct{}, cfg.MaxSessions),
@@ -116,6 +119,14 @@ func (c *Conn) dropped(started bool) error {
 func (c *Conn) Close() error {
 	c.end(errors.New("closed"))
 	return nil
+}
+
+// drop closes the connection's transport at once and leaves the rest of
+// Close (the SSH client's goroutines winding down, the bastion) to a
+// goroutine: a run that ends does not wait for them.
+func (c *Conn) drop() {
+	c.nc.Close()
+	go c.Close()
 }
 
 // keepalive sends keepalive@openssh.com requests; a request without an

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -179,4 +180,51 @@ func TestKeepaliveEndsHungConnection(t *testing.T) {
 	if !strings.Contains(err.Error(), "keepalive") {
 		t.Errorf("error %q should say the keepalive failed", err)
 	}
+}
+
+// A warmed connection is the one the first Get hands out: the task does
+// not dial again, and commands run on it. Close ends it without waiting.
+func TestPoolWarmedConnection(t *testing.T) {
+	s := startSSHD(t, "")
+	cfg := s.config()
+	var mu sync.Mutex
+	dials := 0
+	var dialed *Conn
+	started := make(chan struct{}, 4)
+	pool := NewPool(func(ctx context.Context, host string) (*Conn, error) {
+		mu.Lock()
+		dials++
+		mu.Unlock()
+		started <- struct{}{}
+		c, err := Dial(ctx, cfg)
+		mu.Lock()
+		dialed = c
+		mu.Unlock()
+		return c, err
+	})
+	ctx := context.Background()
+	pool.Warm(ctx, "node1")
+	select {
+	case <-started: // Warm dials by itself, before any Get
+	case <-time.After(5 * time.Second):
+		t.Fatal("Warm did not dial")
+	}
+	pool.Warm(ctx, "node1") // under way: nothing more
+	c, err := pool.Get(ctx, "node1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if err := transport.Run(ctx, c, transport.Command{Script: "echo warm", Stdout: &out}); err != nil {
+		t.Fatal(err)
+	}
+	pool.Warm(ctx, "node1") // connected: nothing more
+	mu.Lock()
+	n, first := dials, dialed
+	mu.Unlock()
+	if out.String() != "warm\n" || n != 1 {
+		t.Errorf("output %q with %d dials, want \"warm\\n\" with 1", out.String(), n)
+	}
+	pool.Close()
+	waitFor(t, "the closed pool's connection to end", func() bool { return !first.Alive() })
 }

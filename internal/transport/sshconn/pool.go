@@ -15,10 +15,17 @@ import (
 type DialFunc func(ctx context.Context, host string) (*Conn, error)
 
 // Pool keeps one connection per host, shared by all of that host's
-// tasks. Connections are dialed on first use; a connection that dropped
-// is dialed again by the next Exec or Upload.
+// tasks. Connections are dialed on first use or ahead of it (Warm); a
+// connection that dropped is dialed again by the next Exec or Upload.
 type Pool struct {
 	dial DialFunc
+	// warmCtx ends the dials of Warm when the pool closes.
+	warmCtx  context.Context
+	stopWarm context.CancelFunc
+
+	// waits, when set (tests), is called when a Get is about to wait for
+	// a host's lock.
+	waits func(host string)
 
 	mu     sync.Mutex
 	hosts  map[string]*poolHost
@@ -30,11 +37,63 @@ type poolHost struct {
 	// context allows (a hung host must not hold tasks past their timeout).
 	lock chan struct{}
 	conn *Conn
+	// warm is the dial Warm started, while it runs (under the pool's mu).
+	warm *warmDial
+}
+
+// warmDial is a dial started ahead of the first use.
+type warmDial struct {
+	err error // set before the host's lock is released
 }
 
 // NewPool returns a pool that opens connections with dial.
 func NewPool(dial DialFunc) *Pool {
-	return &Pool{dial: dial, hosts: map[string]*poolHost{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Pool{dial: dial, hosts: map[string]*poolHost{}, warmCtx: ctx, stopWarm: cancel}
+}
+
+// Warm starts dialing host in the background, so that its first task
+// finds the connection open instead of waiting for a handshake. A task
+// that asks for the connection while that dial runs waits for it, and
+// gets its error if it fails; one that comes after a failed dial dials
+// again (the host may have come up since). Close stops the dial.
+func (p *Pool) Warm(ctx context.Context, host string) {
+	h, err := p.host(host)
+	if err != nil {
+		return
+	}
+	// The lock is taken before Warm returns, so a Get that follows finds
+	// the dial under way and waits for it; a host that holds a
+	// connection, or whose task is dialing, needs no warming.
+	select {
+	case h.lock <- struct{}{}:
+	default:
+		return
+	}
+	if h.conn != nil {
+		<-h.lock
+		return
+	}
+	w := &warmDial{}
+	p.mu.Lock()
+	h.warm = w
+	p.mu.Unlock()
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(p.warmCtx, cancel)
+	go func() {
+		defer cancel()
+		defer stop()
+		c, err := p.dial(ctx, host)
+		if err != nil {
+			w.err = err
+		} else {
+			h.conn = c
+		}
+		p.mu.Lock()
+		h.warm = nil
+		p.mu.Unlock()
+		<-h.lock
+	}()
 }
 
 // Get returns the connection to host, dialing it if needed. Closing the
@@ -44,7 +103,7 @@ func (p *Pool) Get(ctx context.Context, host string) (transport.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := h.get(ctx, p.dial, host); err != nil {
+	if _, err := h.get(ctx, p, host); err != nil {
 		return nil, err
 	}
 	return &pooled{pool: p, host: host, h: h}, nil
@@ -65,7 +124,13 @@ func (p *Pool) host(name string) (*poolHost, error) {
 }
 
 // get returns the live connection, dialing when there is none.
-func (h *poolHost) get(ctx context.Context, dial DialFunc, host string) (*Conn, error) {
+func (h *poolHost) get(ctx context.Context, p *Pool, host string) (*Conn, error) {
+	p.mu.Lock()
+	warm := h.warm
+	p.mu.Unlock()
+	if p.waits != nil {
+		p.waits(host)
+	}
 	select {
 	case h.lock <- struct{}{}:
 	case <-ctx.Done():
@@ -75,11 +140,16 @@ func (h *poolHost) get(ctx context.Context, dial DialFunc, host string) (*Conn, 
 	if h.conn != nil && h.conn.Alive() {
 		return h.conn, nil
 	}
+	if warm != nil && warm.err != nil {
+		// The dial this task waited for failed: dialing again at once
+		// would only double the wait for a host that is down.
+		return nil, warm.err
+	}
 	if h.conn != nil {
 		h.conn.Close()
 		h.conn = nil
 	}
-	c, err := dial(ctx, host)
+	c, err := p.dial(ctx, host)
 	if err != nil {
 		return nil, err
 	}
@@ -87,17 +157,20 @@ func (h *poolHost) get(ctx context.Context, dial DialFunc, host string) (*Conn, 
 	return c, nil
 }
 
-// Close closes every connection of the pool.
+// Close closes every connection of the pool and stops the dials of Warm.
+// It closes their transports and returns: the SSH clients wind down in
+// the background (a run's end does not wait for them, host after host).
 func (p *Pool) Close() error {
 	p.mu.Lock()
 	p.closed = true
 	hosts := p.hosts
 	p.hosts = map[string]*poolHost{}
 	p.mu.Unlock()
+	p.stopWarm()
 	for _, h := range hosts {
 		h.lock <- struct{}{}
 		if h.conn != nil {
-			h.conn.Close()
+			h.conn.drop()
 			h.conn = nil
 		}
 		<-h.lock
@@ -125,7 +198,7 @@ func (c *pooled) doRetry(ctx context.Context, again func() bool, f func(*Conn) e
 		if _, err := c.pool.host(c.host); err != nil {
 			return err
 		}
-		conn, err := c.h.get(ctx, c.pool.dial, c.host)
+		conn, err := c.h.get(ctx, c.pool, c.host)
 		if err != nil {
 			return err
 		}
