@@ -112,7 +112,7 @@ func (r *runner) execute(ctx context.Context, t *task, step steps.Step, fp strin
 		},
 		Become:    t.host.Become,
 		Secrets:   r.secrets,
-		StepHosts: len(r.on[id.Step]),
+		StepHosts: len(t.step.Targets),
 	}
 	if t.step.Become != nil {
 		target.Become = *t.step.Become
