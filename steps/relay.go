@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"path"
 	"sort"
@@ -590,7 +591,7 @@ func (s *relaySession) await(ctx context.Context, t *Target, m *member, dest str
 			case "served":
 				f := strings.Fields(rest)
 				if len(f) == 3 {
-					m.log("relay: served %s from byte %s: %s bytes\n", f[0], f[1], f[2])
+					m.log("relay: served %s from byte %s: %s bytes\n", s.nameOf(f[0]), f[1], f[2])
 				}
 			case "note":
 				m.log("relay: %s\n", rest)
@@ -599,6 +600,23 @@ func (s *relaySession) await(ctx context.Context, t *Target, m *member, dest str
 			}
 		}
 	}
+}
+
+// nameOf names the member at addr (HOST:PORT of a connection from it),
+// or returns addr.
+func (s *relaySession) nameOf(addr string) string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range s.chain {
+		if strings.Trim(m.addr, "[]") == host {
+			return m.name
+		}
+	}
+	return addr
 }
 
 func (s *relaySession) sentBytes() int64 {
