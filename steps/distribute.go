@@ -303,6 +303,9 @@ func (s *distribute) Describe(t *Target) []string {
 	if s.url != "" {
 		return []string{fmt.Sprintf("download %s to %s", s.url, s.dest)}
 	}
+	if s.pushWhy(t) == "" {
+		return []string{fmt.Sprintf("send %s to %s by relay: the control machine sends it once, each host passes it on (skipped when the host has it)", s.src, s.dest)}
+	}
 	return []string{fmt.Sprintf("upload %s to %s (skipped when the host has it)", s.src, s.dest)}
 }
 

@@ -123,8 +123,9 @@ func (r *runner) preview(t *task, blind bool) (TaskPreview, bool) {
 		if step, err = t.kind.New(params); err == nil {
 			if d, ok := step.(steps.Describer); ok {
 				pv.Describe = d.Describe(&steps.Target{
-					Host:   steps.Host{Name: t.host.Name, Address: t.host.Address, Groups: t.host.Groups, Labels: t.host.Labels},
-					Become: t.host.Become,
+					Host:      steps.Host{Name: t.host.Name, Address: t.host.Address, Groups: t.host.Groups, Labels: t.host.Labels},
+					Become:    t.host.Become,
+					StepHosts: len(t.step.Targets),
 				})
 			}
 		}
