@@ -119,34 +119,26 @@ size_on() { on "$1" -- stat -c %s "$2" 2>/dev/null || echo 0; }
 # the size: the others' finish time, whether the run names VICTIM, and the
 # time `sealflow resume` takes once the link is up again.
 cut_off() { # cut_off PLAN LABEL
-	local plan=$1 label="$2, $VICTIM cut off halfway" link t0 t_cut='' t_others='' rc=0 waited left h t1 failed
+	local plan=$1 label="$2, $VICTIM cut off halfway" link t0 t_cut='' t_others rc=0 waited h t1 failed
 	link=$(field "$VICTIM" link)
 	clean
 	rm -rf "$work/state"
 	t0=$(now)
 	sf run -i "$inv" "$plan" >"$work/cut.log" 2>&1 &
 	bg=$!
-	while kill -0 "$bg" 2>/dev/null; do
-		if [ -z "$t_cut" ] && [ "$(size_on "$VICTIM" "$partial")" -ge $((size / 2)) ]; then
+	while kill -0 "$bg" 2>/dev/null && [ -z "$t_cut" ]; do
+		if [ "$(size_on "$VICTIM" "$partial")" -ge $((size / 2)) ]; then
 			ip link set "$link" down
 			t_cut=$(now)
 		fi
-		if [ -n "$t_cut" ] && [ -z "$t_others" ]; then
-			left=0
-			for h in $hosts; do
-				[ "$h" = "$VICTIM" ] || [ "$(size_on "$h" "$dest")" = "$size" ] || left=$((left + 1))
-			done
-			[ "$left" -gt 0 ] || t_others=$(now)
-		fi
-		[ -z "$t_others" ] || break
 		sleep 0.2
 	done
 	# The run ends when it gives up on VICTIM (no answer to keepalives).
 	waited=0
-	while kill -0 "$bg" 2>/dev/null && [ "$waited" -lt 300 ]; do sleep 1; waited=$((waited + 1)); done
+	while kill -0 "$bg" 2>/dev/null && [ "$waited" -lt 900 ]; do sleep 1; waited=$((waited + 1)); done
 	if kill -0 "$bg" 2>/dev/null; then
 		kill "$bg"
-		echo "the run still waited on $VICTIM 300s after the others were done: stopped it" >>"$work/cut.log"
+		echo "the run still went on 900s after $VICTIM was cut off: stopped it" >>"$work/cut.log"
 	fi
 	wait "$bg" || rc=$?
 	bg=
@@ -156,10 +148,18 @@ cut_off() { # cut_off PLAN LABEL
 		printf '%-34s not cut: the run ended (exit %d) before its partial file was half the size\n' "$label" "$rc"
 		return
 	fi
+	# The others are done when the last of them has the whole file: its
+	# last write is the file's mtime (the hosts share this machine's clock).
+	t_others=0
+	for h in $hosts; do
+		[ "$h" != "$VICTIM" ] || continue
+		if [ "$(size_on "$h" "$dest")" != "$size" ]; then t_others=; break; fi
+		t_others=$(on "$h" -- stat -c %.3Y "$dest" | awk -v t="$t_others" '{ print ($1 > t) ? $1 : t }')
+	done
 	# The hosts of the run's summary of failed tasks ("  STEP@HOST: ...").
 	failed=$(sed -n '/^failed:/,$ s/^  [^ ]*@\([^:]*\): .*/\1/p' "$work/cut.log" | sort -u | tr '\n' ' ')
 	printf '%-34s cut at %.1fs; others done %s; run exit %d after %.1fs, failed: %s(want %s)\n' "$label" \
-		"$(echo "$t_cut - $t0" | bc -l)" "$([ -n "$t_others" ] && printf '%.1fs' "$(echo "$t_others - $t0" | bc -l)" || echo "never")" \
+		"$(echo "$t_cut - $t0" | bc -l)" "$([ -n "$t_others" ] && printf '%.1fs' "$(echo "$t_others - $t0" | bc -l)" || echo "never (not all have the file)")" \
 		"$rc" "$(echo "$t1 - $t0" | bc -l)" "${failed:-none }" "$VICTIM"
 	t0=$(now)
 	if sf resume >"$work/resume.log" 2>&1 && [ "$(on "$VICTIM" -- sha256sum "$dest" | cut -d' ' -f1)" = "$sum" ]; then
@@ -189,7 +189,7 @@ for i in $(seq 1 "$RUNS"); do
 	fi
 done
 line() { # line LABEL OUT RATIOS
-	printf '%-34s %-20s egress %5.2fx  cpu %3.0f%%  %s\n' "$1" "$(mmm <"$2.t")s" "$(med <"$2.e")" "$(med <"$2.c")" "${3:+time / one host $(med <"$3")x}"
+	printf '%-34s %-22s egress %5.2fx  cpu %3.0f%%  %s\n' "$1" "$(mmm <"$2.t")s" "$(med <"$2.e")" "$(med <"$2.c")" "${3:+time / one host $(med <"$3")x}"
 }
 line "one host (--limit n1)" "$work/one"
 line "push to $HOSTS ($([ "$MODE" = 1 ] && echo "mode: push" || echo "no mode"))" "$work/push" "$work/r_push"
