@@ -15,7 +15,7 @@
 # of RUNS runs (default 3), each ratio the median of the per-run ratios. A
 # push sends HOSTS copies through the control machine's one link (about 11
 # minutes at the defaults), so it runs only in the first PUSH_RUNS runs
-# (default 1).
+# (default 1; 0 leaves it out).
 # "egress" is what the control machine sent into the lab (sealflow lab
 # egress) over the file's size; "cpu" the machine's busy share of its cores
 # (other work on the machine counts too).
@@ -192,7 +192,7 @@ line() { # line LABEL OUT RATIOS
 	printf '%-34s %-22s egress %5.2fx  cpu %3.0f%%  %s\n' "$1" "$(mmm <"$2.t")s" "$(med <"$2.e")" "$(med <"$2.c")" "${3:+time / one host $(med <"$3")x}"
 }
 line "one host (--limit n1)" "$work/one"
-line "push to $HOSTS ($([ "$MODE" = 1 ] && echo "mode: push" || echo "no mode"))" "$work/push" "$work/r_push"
+[ "$PUSH_RUNS" -lt 1 ] || line "push to $HOSTS ($([ "$MODE" = 1 ] && echo "mode: push" || echo "no mode"))" "$work/push" "$work/r_push"
 if [ "$MODE" = 1 ]; then
 	line "relay to $HOSTS (mode: relay)" "$work/relay" "$work/r_relay"
 	cut_off "$work/relay.yaml" relay
