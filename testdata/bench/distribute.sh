@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Distribution benchmark, on one lab of HOSTS (default 16) hosts whose
-# links are all shaped at RATE (default 50mbit, see below) each way,
+# links are all shaped at RATE (default 100mbit, see below) each way,
 # sealflow running in the lab's control namespace (its link shaped too, as
 # a control machine's on the same network). A SIZE_MIB (default 256) MiB
 # random file is put at /var/lib/bench/blob with the distribute step:
@@ -13,29 +13,30 @@
 #     host, and the time of `sealflow resume` once the link is up again.
 # The runs take turns (one host, push, relay, ...); times are min/median/max
 # of RUNS runs (default 3), each ratio the median of the per-run ratios. A
-# push sends HOSTS copies through the control machine's one link (about 11
+# push sends HOSTS copies through the control machine's one link (about 6
 # minutes at the defaults), so it runs only in the first PUSH_RUNS runs
 # (default 1; 0 leaves it out).
 # "egress" is what the control machine sent into the lab (sealflow lab
 # egress) over the file's size; "cpu" the machine's busy share of its cores
 # (other work on the machine counts too).
-# MODE=0 leaves `mode:` out of the plans (distribute without it pushes),
-# skips the relay lines and cuts VICTIM off in a push instead.
+# MODE=0 is for a sealflow whose distribute has no mode parameter (it
+# pushes): the plans leave `mode:` out, the relay lines are skipped and
+# VICTIM is cut off in a push instead. A sealflow built without its relay
+# agents (`go build` rather than `make build`) pushes too: a relay's egress
+# of about HOSTS x the file says so.
 #
-# RATE: a relay costs every host a decrypt and an encrypt of the whole
-# stream, all on this machine's cores: at 100mbit, 16 hosts make 200 MB/s of
-# ssh each way. On 2 cores a chain of 16 OpenSSH hops carried 128 MiB in
-# 1.19x the link's time at 100mbit, 1.08x at 50mbit, 1.05x at 25mbit
-# (16 handshakes left out): at 100mbit the cores, not the links, set a
-# relay's pace, so the default is 50mbit. Give RATE=100mbit on a machine
-# with more cores; "cpu" near 100% says the cores were the limit.
+# RATE: every host of a relay receives, checks and passes on the whole
+# stream, all on this machine's cores: at 100mbit 16 hosts move 200 MB/s.
+# On 2 cores a relay of 256 MiB to 16 hosts kept the cores 52% busy and took
+# 1.01x the one-host time, so the links, not the cores, set the pace at
+# 100mbit. "cpu" near 100% says the cores were the limit: then lower RATE.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 [ "$(id -u)" = 0 ] || { echo "the benchmark needs root (lab hosts)" >&2; exit 2; }
 RUNS=${RUNS:-3}
 PUSH_RUNS=${PUSH_RUNS:-1}
 HOSTS=${HOSTS:-16}
-RATE=${RATE:-50mbit}
+RATE=${RATE:-100mbit}
 SIZE_MIB=${SIZE_MIB:-256}
 MODE=${MODE:-1}
 VICTIM=${VICTIM:-n$((HOSTS / 2))}
