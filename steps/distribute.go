@@ -116,14 +116,9 @@ func (s *distribute) Run(ctx context.Context, t *Target) (Outputs, error) {
 		return nil, err
 	}
 	defer f.Close()
-	sum := s.sum
-	if sum == "" {
-		if sum, err = s.sums.sum(f, st); err != nil {
-			return nil, fmt.Errorf("sha256 of %s: %w", s.src, err)
-		}
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			return nil, fmt.Errorf("read %s: %w", s.src, err)
-		}
+	sum, err := s.srcSum(t, f, st)
+	if err != nil {
+		return nil, err
 	}
 	dest, err := fileDest(ctx, t, s.dest, filepath.Base(s.src))
 	if err != nil {
@@ -143,6 +138,29 @@ func (s *distribute) Run(ctx context.Context, t *Target) (Outputs, error) {
 		return nil, fmt.Errorf("upload %s to %s: %w", s.src, dest, err)
 	}
 	return Outputs{"sha256": sum}, nil
+}
+
+// srcSum is the sha256 of src: the one given, else computed once per
+// run; a relay's manifest has it, so a relayed file is read once.
+func (s *distribute) srcSum(t *Target, f *os.File, st fs.FileInfo) (string, error) {
+	if s.sum != "" {
+		return s.sum, nil
+	}
+	if s.pushWhy(t) == "" {
+		m, err := s.hub.manifest(f, st)
+		if err != nil {
+			return "", fmt.Errorf("read %s: %w", s.src, err)
+		}
+		return m.WholeHex(), nil
+	}
+	sum, err := s.sums.sum(f, st)
+	if err != nil {
+		return "", fmt.Errorf("sha256 of %s: %w", s.src, err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return "", fmt.Errorf("read %s: %w", s.src, err)
+	}
+	return sum, nil
 }
 
 // pushWhy says why the file goes by push ("" for relay).
@@ -269,10 +287,10 @@ func (s *distribute) Done(ctx context.Context, t *Target) (bool, Outputs, error)
 		if err != nil {
 			return false, nil, err
 		}
-		sum, err = s.sums.sum(f, st)
+		sum, err = s.srcSum(t, f, st)
 		f.Close()
 		if err != nil {
-			return false, nil, fmt.Errorf("sha256 of %s: %w", s.src, err)
+			return false, nil, err
 		}
 	}
 	if sum == "" {

@@ -198,6 +198,16 @@ type member struct {
 	feedStop  chan struct{}
 }
 
+// Write takes the agent's stderr into the task's log while it has one.
+func (m *member) Write(p []byte) (int, error) {
+	m.logMu.Lock()
+	defer m.logMu.Unlock()
+	if m.logw != nil {
+		m.logw.Write(p)
+	}
+	return len(p), nil
+}
+
 func (m *member) log(format string, args ...any) {
 	m.logMu.Lock()
 	defer m.logMu.Unlock()
@@ -251,7 +261,7 @@ func (s *relaySession) startAgent(t *Target, agentPath, dest string, mode fs.Fil
 			Env:    mergeEnv(t.Env, map[string]string{"SF_RELAY": agentPath}),
 			Stdin:  pr,
 			Stdout: lines,
-			Stderr: t.Log,
+			Stderr: m,
 			Become: t.Become,
 		})
 		if err == nil && res.ExitCode != 0 {
@@ -517,7 +527,7 @@ type lineWriter struct {
 func (w *lineWriter) Write(p []byte) (int, error) {
 	w.buf = append(w.buf, p...)
 	for {
-		i := strings.IndexByte(string(w.buf), '\n')
+		i := bytes.IndexByte(w.buf, '\n')
 		if i < 0 {
 			break
 		}
