@@ -99,6 +99,19 @@ func labUpCommand() *cli.Command {
 	}
 }
 
+// labName is the lab a command names, by --name or as its one argument;
+// without exactly one, usage is the error (exit 2).
+func labName(c *cli.Context, usage string) (string, error) {
+	name := c.String("name")
+	if name == "" {
+		name = c.Args().First()
+	}
+	if name == "" || c.NArg() > 1 || (c.String("name") != "" && c.NArg() > 0) {
+		return "", exitWith(2, errors.New(usage))
+	}
+	return name, nil
+}
+
 func labDownCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "down",
@@ -108,12 +121,9 @@ func labDownCommand() *cli.Command {
 			&cli.StringFlag{Name: "name", Usage: "lab name"},
 		},
 		Action: func(c *cli.Context) error {
-			name := c.String("name")
-			if name == "" {
-				name = c.Args().First()
-			}
-			if name == "" || c.NArg() > 1 || (c.String("name") != "" && c.NArg() > 0) {
-				return exitWith(2, errors.New("lab down: give the lab's name: sealflow lab down --name NAME (see `sealflow lab ls`)"))
+			name, err := labName(c, "lab down: give the lab's name: sealflow lab down --name NAME (see `sealflow lab ls`)")
+			if err != nil {
+				return err
 			}
 			if err := lab.Down(labContext(c), name); err != nil {
 				return labError(err)
@@ -223,12 +233,9 @@ func labEgressCommand() *cli.Command {
 			&cli.StringFlag{Name: "host", Usage: "the bytes this `HOST` has sent on its link instead"},
 		},
 		Action: func(c *cli.Context) error {
-			name := c.String("name")
-			if name == "" {
-				name = c.Args().First()
-			}
-			if name == "" || c.NArg() > 1 || (c.String("name") != "" && c.NArg() > 0) {
-				return exitWith(2, errors.New("lab egress: give the lab's name: sealflow lab egress --name NAME [--host HOST]"))
+			name, err := labName(c, "lab egress: give the lab's name: sealflow lab egress --name NAME [--host HOST]")
+			if err != nil {
+				return err
 			}
 			l, err := lab.Open(name)
 			if err != nil {
