@@ -174,8 +174,15 @@ func TestRelayOnLab(t *testing.T) {
 		r.checkFiles(t, dest, r.hosts())
 		log := readFile(t, filepath.Join(dir, ".sealflow", "logs", "put", "n5.log"))
 		t.Logf("n5:\n%s", log)
-		if !strings.Contains(log, "push instead") {
-			t.Errorf("n5's log does not say it fell back to push:\n%s", log)
+		// n5 names the host it could not reach, then gets the file from
+		// the control machine: by push after two refusals, or fed by it
+		// when no host before n5 in the chain is left to try.
+		lost := strings.Index(log, "relay: lost ")
+		if lost < 0 || !strings.Contains(log[lost:], "connection refused") {
+			t.Errorf("n5's log does not name the host it could not reach:\n%s", log)
+		}
+		if after := log[max(lost, 0):]; !strings.Contains(after, "push instead") && !strings.Contains(after, "relay: fed by the control machine") {
+			t.Errorf("n5's log does not say it got the file from the control machine:\n%s", log)
 		}
 		r.nothingLeft(t, listening)
 	})
