@@ -160,29 +160,48 @@ func TestRelayOnLab(t *testing.T) {
 		dir := t.TempDir()
 		write(t, filepath.Join(dir, "plan.yaml"), relayPlan)
 		dest := "/var/lib/relaytest/walled"
-		// n5 may not open connections to the other hosts: only SSH
-		// answers go out.
-		for _, rule := range [][]string{
-			{"add", "table", "inet", "relaytest"},
-			{"add", "chain", "inet", "relaytest", "out", "{ type filter hook output priority 0; }"},
-			{"add", "rule", "inet", "relaytest", "out", "ct", "state", "new", "tcp", "dport", "!=", "22", "reject"},
-		} {
-			labExec(t, l, "n5", append([]string{"nft"}, rule...)...)
+		// n5 and n6 may not open connections to the other hosts: only
+		// SSH answers go out. One of them may head the chain (fed by
+		// the control machine, it reaches nobody); the other cannot.
+		walled := []string{"n5", "n6"}
+		for _, n := range walled {
+			for _, rule := range [][]string{
+				{"add", "table", "inet", "relaytest"},
+				{"add", "chain", "inet", "relaytest", "out", "{ type filter hook output priority 0; }"},
+				{"add", "rule", "inet", "relaytest", "out", "ct", "state", "new", "tcp", "dport", "!=", "22", "reject"},
+			} {
+				labExec(t, l, n, append([]string{"nft"}, rule...)...)
+			}
+			defer l.Exec(context.Background(), n, "nft", "delete", "table", "inet", "relaytest")
 		}
-		defer l.Exec(context.Background(), "n5", "nft", "delete", "table", "inet", "relaytest")
 		r.mustRun(t, dir, "run", "-i", l.Inventory, "plan.yaml", "--set", "src="+r.src, "--set", "dest="+dest)
 		r.checkFiles(t, dest, r.hosts())
-		log := readFile(t, filepath.Join(dir, ".sealflow", "logs", "put", "n5.log"))
-		t.Logf("n5:\n%s", log)
-		// n5 names the host it could not reach, then gets the file from
-		// the control machine: by push after two refusals, or fed by it
-		// when no host before n5 in the chain is left to try.
-		lost := strings.Index(log, "relay: lost ")
-		if lost < 0 || !strings.Contains(log[lost:], "connection refused") {
-			t.Errorf("n5's log does not name the host it could not reach:\n%s", log)
+		// A walled host that does not head the chain names the host it
+		// could not reach, then gets the file from the control machine:
+		// by push after two refusals, or fed by it when no host before
+		// it in the chain is left to try.
+		fellBack := 0
+		for _, n := range walled {
+			log := readFile(t, filepath.Join(dir, ".sealflow", "logs", "put", n+".log"))
+			t.Logf("%s:\n%s", n, log)
+			lost := strings.Index(log, "relay: lost ")
+			if lost < 0 {
+				// The head: fed by the control machine from the start.
+				if !strings.Contains(log, "relay: fed by the control machine") {
+					t.Errorf("%s neither lost a source nor was fed by the control machine:\n%s", n, log)
+				}
+				continue
+			}
+			fellBack++
+			if !strings.Contains(log[lost:], "connection refused") {
+				t.Errorf("%s's log does not say why it could not reach its source:\n%s", n, log)
+			}
+			if after := log[lost:]; !strings.Contains(after, "push instead") && !strings.Contains(after, "relay: fed by the control machine") {
+				t.Errorf("%s's log does not say it got the file from the control machine:\n%s", n, log)
+			}
 		}
-		if after := log[max(lost, 0):]; !strings.Contains(after, "push instead") && !strings.Contains(after, "relay: fed by the control machine") {
-			t.Errorf("n5's log does not say it got the file from the control machine:\n%s", log)
+		if fellBack == 0 {
+			t.Errorf("no walled host tried to reach a neighbour; both cannot have headed the chain")
 		}
 		r.nothingLeft(t, listening)
 	})
