@@ -31,6 +31,10 @@ type Conn struct {
 	mu        sync.Mutex
 	goneErr   error // why the connection ended
 	sftp      *sftp.Client
+
+	resMu  sync.Mutex
+	res    *resident // the runner, once started (see resident.go)
+	resOff bool      // the host refused a runner: sessions only
 }
 
 // DroppedError says the connection to a host is gone. Started is false

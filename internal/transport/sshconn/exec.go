@@ -49,6 +49,13 @@ func (c *Conn) Exec(ctx context.Context, cmd transport.Command) (transport.Resul
 			input = []byte{}
 		}
 	}
+	if watch && !c.cfg.TTY && !become && residentFits(cmd) {
+		if r := c.resident(ctx); r != nil {
+			if res, err := r.exec(ctx, cmd); err != errRefused {
+				return res, err
+			}
+		}
+	}
 	header, err := c.header(cmd, become, watch, input)
 	if err != nil {
 		return transport.Result{}, err
@@ -160,6 +167,12 @@ func (c *Conn) stop(stdout *markerWriter, done <-chan error) {
 		// The script has not started: closing the session ends it.
 		return
 	}
+	c.stopPID(pid, done)
+}
+
+// stopPID is stop for the process group -pid, or the wrapper pid; done
+// yields (or is closed) when the command has ended.
+func (c *Conn) stopPID(pid int, done <-chan error) {
 	if !c.signal(pid, "TERM") {
 		return
 	}
@@ -263,21 +276,9 @@ func (h *heartbeats) Read(p []byte) (int, error) {
 // header encodes what the wrapper reads from stdin before the caller's
 // input.
 func (c *Conn) header(cmd transport.Command, become, watch bool, input []byte) ([]byte, error) {
-	names := make([]string, 0, len(cmd.Env))
-	for k := range cmd.Env {
-		if !transport.ValidEnvName(k) {
-			return nil, fmt.Errorf("host %s: environment variable name %q: want letters, digits and '_', not starting with a digit", c.cfg.HostName, k)
-		}
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	var env strings.Builder
-	for _, k := range names {
-		v := cmd.Env[k]
-		if strings.IndexByte(v, 0) >= 0 {
-			return nil, fmt.Errorf("host %s: environment variable %s holds a NUL byte, which a shell cannot carry", c.cfg.HostName, k)
-		}
-		env.WriteString("export " + k + "=" + Quote(v) + "\n")
+	section, err := c.section(cmd)
+	if err != nil {
+		return nil, err
 	}
 	pw := ""
 	if become && c.cfg.Password != nil {
@@ -289,10 +290,6 @@ func (c *Conn) header(cmd transport.Command, become, watch bool, input []byte) (
 			return nil, fmt.Errorf("host %s: the sudo password holds a newline or NUL byte, which sudo cannot read", c.cfg.HostName)
 		}
 		pw = p
-	}
-	section := env.String() + cmd.Script
-	if section != "" && !strings.HasSuffix(section, "\n") {
-		section += "\n"
 	}
 	flags := "0 0"
 	switch {
@@ -325,6 +322,32 @@ func (c *Conn) header(cmd transport.Command, become, watch bool, input []byte) (
 	}
 	b.WriteString(pw + "\n")
 	return b.Bytes(), nil
+}
+
+// section is what the wrapper evaluates: the environment's export lines
+// and the script, ending in a newline.
+func (c *Conn) section(cmd transport.Command) (string, error) {
+	names := make([]string, 0, len(cmd.Env))
+	for k := range cmd.Env {
+		if !transport.ValidEnvName(k) {
+			return "", fmt.Errorf("host %s: environment variable name %q: want letters, digits and '_', not starting with a digit", c.cfg.HostName, k)
+		}
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	var env strings.Builder
+	for _, k := range names {
+		v := cmd.Env[k]
+		if strings.IndexByte(v, 0) >= 0 {
+			return "", fmt.Errorf("host %s: environment variable %s holds a NUL byte, which a shell cannot carry", c.cfg.HostName, k)
+		}
+		env.WriteString("export " + k + "=" + Quote(v) + "\n")
+	}
+	section := env.String() + cmd.Script
+	if section != "" && !strings.HasSuffix(section, "\n") {
+		section += "\n"
+	}
+	return section, nil
 }
 
 // endLine returns a line that ends the script section in mode l: one

@@ -17,7 +17,9 @@ import (
 
 // The programs the host starts per command, counted from the execve and
 // clone calls of a real sshd traced by strace: the login shell and the
-// wrapper's sh; mktemp and rm only for a script that names $SEALFLOW_TMP.
+// wrapper's sh; mktemp and rm only for a script that names $SEALFLOW_TMP;
+// none for a command on the connection's runner, which started those two
+// once.
 // (Before, every command also started mktemp, head, setsid, a second sh
 // and rm.) What the login shell's rc files start before it runs the
 // wrapper (root's ~/.bashrc, which bash reads under sshd) is the host's,
@@ -52,6 +54,20 @@ func TestExecProgramsPerCommand(t *testing.T) {
 		}
 	}
 	c.Close()
+	// Commands without stdin of their own run on the connection's
+	// runner: it starts the login shell and the wrapper's sh once, then
+	// nothing per command (but its watchdog's sleep, once a heartbeat
+	// has come).
+	c = s.dial(s.config())
+	for range 5 {
+		if err := transport.Run(context.Background(), c, transport.Command{Script: "true"}); err != nil {
+			t.Fatalf("on the runner: Exec: %v", err)
+		}
+	}
+	if c.res == nil {
+		t.Error("the commands did not run on the runner")
+	}
+	c.Close()
 	s.stop() // strace writes the rest of its trace and ends with sshd
 	b, err := os.ReadFile(trace)
 	if err != nil {
@@ -64,6 +80,16 @@ func TestExecProgramsPerCommand(t *testing.T) {
 		for range k {
 			want = append(want, loginShell(t, tt.want))
 		}
+	}
+	want = append(want, loginShell(t, []string{"LOGIN", "sh"}))
+	if n := len(cmds); n > 0 {
+		last := cmds[n-1][:0:0]
+		for _, p := range cmds[n-1] {
+			if p != "sleep" {
+				last = append(last, p)
+			}
+		}
+		cmds[n-1] = last
 	}
 	if d := cmp.Diff(want, cmds); d != "" {
 		t.Errorf("programs per command, in the order run (-want +got):\n%s", d)

@@ -303,7 +303,8 @@ func TestHungHostUploadHonoursDeadline(t *testing.T) {
 // A command long enough to start the watchdog's timer leaves nothing of
 // it on the host once Exec returns: the timer's sleep goes with the
 // watcher (a `sleep 5` left behind for up to 5 s showed in a host that
-// was to be as it was after clean).
+// was to be as it was after clean). The runner, which keeps its timer
+// while the connection lives, leaves nothing once it is closed.
 func TestWatchdogLeavesNothing(t *testing.T) {
 	l := lab.ForTest(t, lab.Config{Name: "watchdog", Masters: 1})
 	h := l.Hosts[0]
@@ -313,19 +314,37 @@ func TestWatchdogLeavesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	left := func(when string) {
+		t.Helper()
+		// The watcher stops when the command ends; give it a moment,
+		// well under the timer's 5 s.
+		time.Sleep(300 * time.Millisecond)
+		out, err := l.Exec(ctx, h.Name, "ps", "-eo", "args=")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(out, "\n") {
+			line = strings.TrimSpace(line)
+			if line == "sleep "+watchdogTick || strings.HasPrefix(line, "sh -c umask 077") {
+				t.Errorf("%s, the host still runs %.40q:\n%s", when, line, out)
+			}
+		}
+	}
+	// $$ keeps the command off the runner: a session of its own, with
+	// the watchdog.
+	if _, err := c.Exec(ctx, transport.Command{Script: "sleep 2.5 # $$"}); err != nil {
+		t.Fatal(err)
+	}
+	if c.res != nil {
+		t.Fatal("a command naming $$ ran on the runner")
+	}
+	left("after a command in a session of its own")
 	if _, err := c.Exec(ctx, transport.Command{Script: "sleep 2.5"}); err != nil {
 		t.Fatal(err)
 	}
-	// The watcher stops when the command ends; give it a moment, well
-	// under the timer's 5 s.
-	time.Sleep(300 * time.Millisecond)
-	out, err := l.Exec(ctx, h.Name, "ps", "-eo", "args=")
-	if err != nil {
-		t.Fatal(err)
+	if c.res == nil {
+		t.Fatal("the command did not run on the runner")
 	}
-	for _, line := range strings.Split(out, "\n") {
-		if strings.TrimSpace(line) == "sleep "+watchdogTick {
-			t.Errorf("the watchdog's timer outlived the command on the host:\n%s", out)
-		}
-	}
+	c.Close()
+	left("after a command on the runner and the connection's close")
 }

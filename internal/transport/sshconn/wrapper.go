@@ -122,14 +122,14 @@ _sfs= _sfd= _sfp= _sfg= _sfW=
 _sfwatch() {
 	trap - EXIT
 	_sfh=0 _sfi= _sfk= _sfme=
-	read -r _sfme _sfl </proc/self/stat 2>/dev/null || _sfme=
 	trap '[ -n "$_sfk" ] && kill "$_sfk" 2>/dev/null; exit 0' TERM
 	trap '_sfi=1; [ "$_sfh" = 0 ] && _sflost "$1"; _sfh=0' USR1
 	while :; do
 		_sfi=
 		if IFS= read -r _sfl; then
 			_sfh=1
-			[ -n "$_sfk" ] || [ -z "$_sfme" ] || {
+			[ -n "$_sfk" ] || [ "$_sfme" = - ] || {
+				read -r _sfme _sfl </proc/self/stat 2>/dev/null || { _sfme=-; continue; }
 				(_sfz=; trap '[ -n "$_sfz" ] && kill "$_sfz" 2>/dev/null; exit 0' TERM
 				while :; do sleep ` + watchdogTick + ` & _sfz=$!; wait "$_sfz" || exit 0; kill -USR1 "$_sfme" 2>/dev/null || exit 0; done) </dev/null >/dev/null 2>&1 &
 				_sfk=$!
@@ -142,7 +142,7 @@ _sfwatch() {
 	_sflost "$1"
 }
 _sflost() {
-	kill -0 "$$" 2>/dev/null || exit 0
+	kill -0 "$$" 2>/dev/null || { [ -n "$_sfk" ] && kill "$_sfk" 2>/dev/null; exit 0; }
 	trap '' TERM HUP INT USR1
 	[ -n "$_sfk" ] && kill "$_sfk" 2>/dev/null
 	kill -TERM "$1" 2>/dev/null || exit 0
@@ -153,7 +153,9 @@ _sftmp() {
 	_sfd=$(mktemp -d "${TMPDIR:-/tmp}/sealflow.XXXXXXXX") || _sff "cannot create a private temp directory"
 	trap 'rm -rf "$_sfd"' EXIT
 }
+` + residentShell + `
 case $_sfm in
+r) _sfrun;;
 l)
 	_sfl=
 	while IFS= read -r _sfl; do
@@ -180,11 +182,10 @@ case $_sfI in
 	exec <"$_sfd/stdin"
 	;;
 esac
-if [ "$_sfm" = l ] && { [ "$_sfb" != 1 ] || [ "$(id -u)" = 0 ]; }; then
-	read -r _sfg _sfg _sfg _sfg _sfg </proc/$$/stat 2>/dev/null || _sfg=
-	_sfg=${_sfg%% *}
+if [ "$_sfm" = l ] && { [ "$_sfb" != 1 ] || [ "$(id -u)" = 0 ]; } && kill -0 "-$$" 2>/dev/null; then
+	_sfg=$$
 fi
-if [ "$_sfg" = "$$" ]; then
+if [ -n "$_sfg" ]; then
 	_sfp=
 	if [ "$_sfw" = 1 ]; then
 		exec 3<&0
@@ -199,7 +200,7 @@ if [ "$_sfg" = "$$" ]; then
 		export SEALFLOW_TMP
 	fi
 	printf '\000sealflow-exec -%s\000' "$$"
-	if [ "$_sft" = 1 ] || [ -n "$_sfW" ]; then
+	if [ "$_sft" = 1 ]; then
 		(eval "trap - EXIT TERM HUP INT; unset -v _sfb _sft _sfm _sfn _sfs _sfd _sfp _sfg _sfl _sfw _sfW _sfI; unset -f _sff _sftmp _sfwatch _sflost; set -e
 $_sfs")
 		_sfr=$?

@@ -1,0 +1,449 @@
+package sshconn
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/sealflow/sealflow/internal/transport"
+)
+
+// The resident runner: one session per connection whose shell runs the
+// connection's short commands one after another, each in a subshell of
+// its own, so that a command costs the host a fork or two instead of a
+// session (sshd's fork, the login shell, the wrapper's sh).
+//
+// Exec opens it with the wrapper in mode r, the header's second line a
+// random token. The runner checks that it leads its process group (sshd
+// starts sessions with setsid), prints "\x00sealflow-runner -PGID\x00" on
+// stdout and reads requests, one line each, from stdin:
+//
+//	\n                       a heartbeat
+//	t\n<end line>\n<environment and script><end line>\n   a command
+//
+// A command runs in the background as
+//
+//	{ (eval "unset the runner's names; set -e
+//	SCRIPT"); status=$?; end marker on stderr; end marker on stdout; } </dev/null &
+//
+// with the end marker "\x00sealflow-end-TOKEN STATUS\x00": the client
+// passes each stream on to the command's writers up to its marker, and
+// sends the next command only when both have come. The runner goes on
+// reading meanwhile, so heartbeats keep flowing: the client sends one
+// every heartbeatEvery for as long as the runner lives, and a timer
+// (started by the first heartbeat, then one `sleep` every watchdogTick)
+// interrupts the read;
+// a tick with no line since the last one, or the end of input, means the
+// session is gone. A command still running then gets TERM (the runner's
+// process group: the runner ignores it), and KILL killGraceRemote seconds
+// later; with none running the runner just exits.
+//
+// Only commands the runner runs as they would run alone take it
+// (residentFits): no stdin of their own (they read /dev/null), no
+// terminal, no sudo, no $SEALFLOW_TMP, no `$$` (the runner's PID, not the
+// command's), and no `&`: a command's background processes would share
+// the runner's process group, and be stopped with it when a later command
+// is cancelled. The rest, and any command while the runner is busy, take
+// a session of their own. Cancelling a command on the runner ends the
+// runner (TERM, then KILL, to its process group); the next command starts
+// a new one.
+
+// residentShell holds the runner's functions; the wrapper calls _sfrun
+// in mode r (the token in _sfn).
+const residentShell = `_sfline() {
+	_sfa=
+	until IFS= read -r _sfl; do
+		[ -n "$_sfi" ] || return 1
+		_sfi=
+		_sfa=$_sfa$_sfl
+	done
+	_sfl=$_sfa$_sfl _sfh=1
+}
+_sfgone() {
+	trap '' TERM HUP INT USR1
+	kill "$_sfk" 2>/dev/null
+	jobs >/dev/null 2>&1
+	if [ -n "$_sfj" ] && kill -0 "$_sfj" 2>/dev/null; then
+		kill -TERM "-$$" 2>/dev/null
+		sleep ` + killGraceRemote + `
+		kill -KILL "-$$" 2>/dev/null
+	fi
+	exit 0
+}
+_sfrun() {
+	kill -0 "-$$" 2>/dev/null || _sff "runner: not the leader of its process group"
+	_sft=$_sfn _sfh=1 _sfi= _sfj= _sfk=
+	trap '_sfi=1; [ "$_sfh" = 1 ] || _sfgone; _sfh=0' USR1
+	printf '\000sealflow-runner -%s\000' "$$"
+	while _sfline; do
+		case $_sfl in
+		'')
+			[ -n "$_sfk" ] || {
+				(_sfz=; trap '[ -n "$_sfz" ] && kill "$_sfz" 2>/dev/null; exit 0' TERM
+				while :; do sleep ` + watchdogTick + ` & _sfz=$!; wait "$_sfz" || exit 0; kill -USR1 "$$" 2>/dev/null || exit 0; done) </dev/null >/dev/null 2>&1 &
+				_sfk=$!
+			}
+			continue;;
+		t) ;;
+		*) break;;
+		esac
+		_sfline || break
+		_sfn=$_sfl _sfs=
+		while _sfline && [ "$_sfl" != "$_sfn" ]; do
+			_sfs=$_sfs$_sfl'
+'
+		done
+		[ "$_sfl" = "$_sfn" ] || break
+		[ -z "$_sfj" ] || wait "$_sfj" 2>/dev/null
+		{ (eval "unset -v _sfa _sfb _sfd _sfg _sfh _sfi _sfI _sfj _sfk _sfl _sfm _sfn _sfp _sfs _sft _sfw _sfW; unset -f _sff _sftmp _sfwatch _sflost _sfline _sfgone _sfrun; set -e
+$_sfs"); _sfr=$?; printf '\000sealflow-end-%s %s\000' "$_sft" "$_sfr" >&2; printf '\000sealflow-end-%s %s\000' "$_sft" "$_sfr"; } </dev/null &
+		_sfj=$! _sfs=
+	done
+	_sfgone
+}`
+
+// residentFits reports whether script runs on the runner as it would in
+// a session of its own (see above).
+func residentFits(cmd transport.Command) bool {
+	script, size := cmd.Script, len(cmd.Script)
+	for k, v := range cmd.Env {
+		size += len(k) + len(v) + 16 // quoted: see section
+	}
+	if size > inlineMax/2 {
+		return false
+	}
+	if strings.Contains(script, "SEALFLOW_TMP") || strings.Contains(script, "$$") || strings.Contains(script, "${$}") {
+		return false
+	}
+	rest := strings.NewReplacer("&&", "", ">&", "", "<&", "").Replace(script)
+	return !strings.Contains(rest, "&")
+}
+
+// resident is a connection's runner.
+type resident struct {
+	c       *Conn
+	s       *ssh.Session
+	stdin   io.WriteCloser
+	busy    sync.Mutex
+	wmu     sync.Mutex // stdin
+	out     *demux
+	errs    *demux
+	release func()        // the session's slot
+	ready   chan struct{} // closed once pgid or refused is known
+	pgid    int           // negative: the runner's process group
+	refused bool          // the runner ended before it was ready
+	dead    chan error    // closed when the runner's session has ended
+	stopped bool          // under c.resMu: told to end, not to be used again
+}
+
+// errRefused says the runner ended before it read a command: the command
+// takes a session.
+var errRefused = errors.New("the host's shell did not start a runner")
+
+// resident returns the connection's runner, locked for one command, or
+// nil when the command is to take a session: the host refused a runner,
+// or it is busy.
+func (c *Conn) resident(ctx context.Context) *resident {
+	c.resMu.Lock()
+	defer c.resMu.Unlock()
+	if c.resOff {
+		return nil
+	}
+	r := c.res
+	if r != nil && (r.stopped || r.ended()) {
+		c.res, r = nil, nil
+	}
+	if r == nil {
+		r = c.startResident(ctx)
+		if r == nil {
+			return nil
+		}
+		c.res = r
+	}
+	if !r.busy.TryLock() {
+		return nil
+	}
+	return r
+}
+
+// startResident starts a runner (c.resMu is held): its session and
+// header. Commands may be sent at once; it says it is ready (or ends)
+// in its own time.
+func (c *Conn) startResident(ctx context.Context) *resident {
+	s, release, err := c.session(ctx)
+	if err != nil {
+		return nil
+	}
+	stdin, err1 := s.StdinPipe()
+	stdout, err2 := s.StdoutPipe()
+	stderr, err3 := s.StderrPipe()
+	if errors.Join(err1, err2, err3) != nil {
+		s.Close()
+		release()
+		return nil
+	}
+	var tok [16]byte
+	rand.Read(tok[:])
+	token := hex.EncodeToString(tok[:])
+	marker := []byte("\x00sealflow-end-" + token + " ")
+	r := &resident{c: c, s: s, stdin: stdin, release: release, ready: make(chan struct{}), dead: make(chan error),
+		out: newDemux(marker), errs: newDemux(marker)}
+	// The header goes first: live writes it, then lets commands follow.
+	r.wmu.Lock()
+	go r.live(stdout, stderr, "0 0 r 0 -\n"+token+"\n")
+	return r
+}
+
+// live starts the runner and runs its streams and heartbeats until its
+// session ends.
+func (r *resident) live(stdout, stderr io.Reader, header string) {
+	defer close(r.dead)
+	defer r.release()
+	defer r.s.Close()
+	err := r.s.Start(bootstrap)
+	if err == nil {
+		_, err = io.WriteString(r.stdin, header)
+	}
+	r.wmu.Unlock()
+	if err != nil {
+		r.refused = r.c.Alive()
+		close(r.ready)
+		return
+	}
+	r.pgid = readReady(stdout)
+	if r.pgid >= 0 {
+		r.refused = r.c.Alive()
+		close(r.ready)
+		return
+	}
+	close(r.ready)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); r.out.run(stdout) }()
+	go func() { defer wg.Done(); r.errs.run(stderr) }()
+	streams := make(chan struct{})
+	go func() {
+		t := time.NewTicker(heartbeatEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				if r.write("\n") != nil {
+					return
+				}
+			case <-streams:
+				return
+			}
+		}
+	}()
+	wg.Wait()
+	close(streams)
+	r.s.Wait()
+}
+
+// readReady reads up to the runner's ready marker and returns its
+// process group (negative), or 0 when the stream ended first. What the
+// host's login shell printed before it is dropped.
+func readReady(stdout io.Reader) int {
+	const prefix = "\x00sealflow-runner "
+	var seen []byte
+	b := make([]byte, 1)
+	for len(seen) < 64<<10 {
+		if _, err := io.ReadFull(stdout, b); err != nil {
+			return 0
+		}
+		seen = append(seen, b[0])
+		if b[0] != 0 {
+			continue
+		}
+		i := bytes.LastIndex(seen, []byte(prefix))
+		if i < 0 || len(seen) == i+len(prefix) {
+			continue
+		}
+		pgid, err := strconv.Atoi(string(seen[i+len(prefix) : len(seen)-1]))
+		if err != nil || pgid >= 0 {
+			return 0
+		}
+		return pgid
+	}
+	return 0
+}
+
+func (r *resident) write(s string) error {
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
+	_, err := io.WriteString(r.stdin, s)
+	return err
+}
+
+func (r *resident) ended() bool {
+	select {
+	case <-r.dead:
+		return true
+	default:
+		return false
+	}
+}
+
+// exec runs cmd on the runner, which the caller has locked. errRefused
+// says cmd did not start: it is to take a session.
+func (r *resident) exec(ctx context.Context, cmd transport.Command) (transport.Result, error) {
+	defer r.busy.Unlock()
+	c := r.c
+	section, err := c.section(cmd)
+	if err != nil {
+		return transport.Result{}, err
+	}
+	end, err := endLine(section)
+	if err != nil {
+		return transport.Result{}, fmt.Errorf("host %s: %w", c.cfg.HostName, err)
+	}
+	var mu sync.Mutex
+	r.out.set(lockedWriter(&mu, cmd.Stdout))
+	r.errs.set(lockedWriter(&mu, cmd.Stderr))
+	defer r.out.set(nil)
+	defer r.errs.set(nil)
+	go r.write("t\n" + end + "\n" + section + end + "\n")
+	code, got := 0, 0
+	for got < 2 {
+		select {
+		case code = <-r.out.ends:
+			got++
+		case <-r.errs.ends:
+			got++
+		case <-r.dead:
+			c.resMu.Lock()
+			if r.refused {
+				c.resOff = true
+			}
+			c.resMu.Unlock()
+			switch {
+			case r.refused:
+				return transport.Result{}, errRefused
+			case !c.Alive():
+				return transport.Result{}, c.dropped(true)
+			}
+			return transport.Result{}, fmt.Errorf("host %s: command ended without an exit status (its shell ended): %w", c.cfg.HostName, transport.ErrOutcomeUnknown)
+		case <-ctx.Done():
+			// The command shares the runner's process group: both end.
+			c.resMu.Lock()
+			r.stopped = true
+			c.resMu.Unlock()
+			select {
+			case <-r.ready:
+				if !r.refused {
+					c.stopPID(r.pgid, r.dead)
+				}
+			default:
+				// Not started yet: the end of the session stops it.
+			}
+			r.s.Close()
+			return transport.Result{}, fmt.Errorf("host %s: command stopped: %w", c.cfg.HostName, ctx.Err())
+		}
+	}
+	if err := errors.Join(r.out.werr(), r.errs.werr()); err != nil {
+		return transport.Result{}, fmt.Errorf("host %s: run command: %w", c.cfg.HostName, err)
+	}
+	return transport.Result{ExitCode: code}, nil
+}
+
+// demux passes one of the runner's streams on to the running command's
+// writer, up to each end marker, whose status it sends on ends.
+type demux struct {
+	marker []byte
+	ends   chan int
+	mu     sync.Mutex
+	w      io.Writer // nil between commands: their bytes are dropped
+	err    error     // the first write error of the current command
+}
+
+func newDemux(marker []byte) *demux {
+	return &demux{marker: marker, ends: make(chan int, 2)}
+}
+
+func (d *demux) set(w io.Writer) {
+	d.mu.Lock()
+	d.w, d.err = w, nil
+	d.mu.Unlock()
+}
+
+func (d *demux) werr() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.err
+}
+
+func (d *demux) pass(p []byte) {
+	if len(p) == 0 {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.w != nil && d.err == nil {
+		_, d.err = d.w.Write(p)
+	}
+}
+
+// run reads the stream to its end.
+func (d *demux) run(r io.Reader) {
+	buf := make([]byte, 32<<10)
+	var held []byte
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			held = d.scan(append(held, buf[:n]...))
+		}
+		if err != nil {
+			d.pass(held)
+			return
+		}
+	}
+}
+
+// scan passes p on up to the markers it holds and returns what may be
+// the start of one.
+func (d *demux) scan(p []byte) []byte {
+	for {
+		i := bytes.Index(p, d.marker)
+		if i < 0 {
+			keep := 0
+			for k := min(len(d.marker)-1, len(p)); k > 0; k-- {
+				if bytes.HasPrefix(d.marker, p[len(p)-k:]) {
+					keep = k
+					break
+				}
+			}
+			d.pass(p[:len(p)-keep])
+			return append([]byte(nil), p[len(p)-keep:]...)
+		}
+		d.pass(p[:i])
+		p = p[i:]
+		digits := p[len(d.marker):]
+		j := bytes.IndexByte(digits, 0)
+		if j < 0 {
+			if len(digits) <= 4 {
+				return append([]byte(nil), p...)
+			}
+			j = len(digits)
+		}
+		code, err := strconv.Atoi(string(digits[:j]))
+		if err != nil || j == len(digits) {
+			// Not a marker after all: the runner writes none such.
+			d.pass(p[:1])
+			p = p[1:]
+			continue
+		}
+		d.ends <- code
+		p = p[len(d.marker)+j+1:]
+	}
+}
