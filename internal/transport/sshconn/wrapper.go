@@ -22,7 +22,8 @@ import "time"
 // Mode l (a script section of up to inlineMax bytes) frames the section
 // by lines up to an end line that it does not hold, so that `read` takes
 // it into a shell variable; mode b (larger sections) gives its size and
-// the wrapper stores it in a file with head.
+// the wrapper stores it in a file with head. Mode r makes the wrapper the
+// connection's runner (resident.go), the end line its token.
 //
 // The fast path, for a command that is not run through sudo: the wrapper
 // prints execMarker, "-", its PID and a NUL on stdout, then evaluates the
@@ -32,7 +33,10 @@ import "time"
 // is cancelled, sends TERM to that group. Only when the script names
 // $SEALFLOW_TMP does the wrapper create the private directory (mktemp -d,
 // mode 0700); it then runs the script in a subshell and removes the
-// directory (rm -rf) when that ends. Programs started on the host per
+// directory (rm -rf) when that ends. The wrapper knows it leads its
+// process group when `kill -0 -$$` succeeds: a group's ID is the PID of
+// the process that made it, and Linux does not give a PID still in use
+// as a group's ID to another process. Programs started on the host per
 // command: the login shell and the wrapper's sh; with $SEALFLOW_TMP also
 // mktemp and rm.
 //
@@ -63,8 +67,10 @@ import "time"
 // since the last one means the link is dead. Either way the watcher sends
 // TERM to the script's process group (fast path) or to the wrapper (slow
 // path, whose trap passes it on), and KILL to the group killGraceRemote
-// seconds later. A command with stdin of its own has no watchdog: its
-// script reads that input.
+// seconds later. On the fast path the script runs in the wrapper itself
+// (no subshell): when it ends, sshd closes the watcher's input, and the
+// watcher, finding the wrapper gone, stops its timer and exits. A command
+// with stdin of its own has no watchdog: its script reads that input.
 //
 // runner, when told to stop, sends TERM to the script's process group and,
 // killGraceRemote seconds later, KILL to what is left of it: a script
