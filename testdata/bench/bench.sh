@@ -14,6 +14,10 @@ echo "== status and plan on that state directory (20,000 tasks journaled), the f
 go test -run '^$' -bench 'StatusPlan2kHosts' -benchtime 3x -benchmem ./internal/app | grep -E '^Benchmark'
 
 echo
+echo "== one \`true\` after another on one lab host over one connection: on its runner, in a session of its own"
+go test -run '^$' -bench 'ExecLab' -benchtime 300x ./internal/transport/sshconn | grep -E '^Benchmark'
+
+echo
 echo "== fan-out over SSH: sealflow vs ansible-playbook and parallel-ssh"
 bash testdata/bench/fanout.sh
 

@@ -5,17 +5,34 @@ import (
 	"context"
 	"testing"
 
+	"github.com/sealflow/sealflow/internal/lab"
 	"github.com/sealflow/sealflow/internal/transport"
 )
 
-func BenchmarkExec(b *testing.B) {
-	s := startSSHD(b, "")
-	c := s.dial(s.config())
+// BenchmarkExecLab runs `true` on a lab host (a fresh /root: Debian's
+// default rc files), one command after another on one connection: on the
+// connection's runner, and in a session of its own ($$ keeps it off the
+// runner).
+func BenchmarkExecLab(b *testing.B) {
+	l := lab.ForTest(b, lab.Config{Name: "benchexec", Masters: 1})
+	h := l.Hosts[0]
 	ctx := context.Background()
-	for b.Loop() {
-		if err := transport.Run(ctx, c, transport.Command{Script: "true"}); err != nil {
-			b.Fatal(err)
-		}
+	c, err := Dial(ctx, Config{Address: h.Address, User: "root", KnownHosts: l.KnownHosts, HostName: h.Name, KeyFiles: []string{l.Key}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	for _, bc := range []struct{ name, script string }{
+		{"runner", "true"},
+		{"session", "true # $$"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				if err := transport.Run(ctx, c, transport.Command{Script: bc.script}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 
