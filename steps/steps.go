@@ -41,8 +41,8 @@ type Target struct {
 	// Progress, when set, is told how far the task's uploads are. It is
 	// called often (on every read of the file): it must be quick.
 	Progress func(Progress)
-	// StepHosts is how many hosts the task's step runs on (in the plan,
-	// whatever --limit).
+	// StepHosts is how many hosts the task's step runs on in this run
+	// (its hosts within --limit).
 	StepHosts int
 }
 

@@ -28,6 +28,7 @@ func (r *runner) compile() error {
 	// to twice the room they use.
 	r.graph.Grow(n, n)
 	r.tasks = make([]task, 0, n)
+	r.stepTasks = make(map[string]int, len(r.plan.Steps))
 	for _, s := range r.plan.Steps {
 		for _, h := range s.Targets {
 			if !included[h.Name] {
@@ -40,6 +41,7 @@ func (r *runner) compile() error {
 			// The graph numbers its nodes as they are added: a task's
 			// number is its index in r.tasks and r.results.
 			r.tasks = append(r.tasks, task{id: id, step: s, host: h, kind: s.KindDef, n: len(r.tasks)})
+			r.stepTasks[s.ID]++
 			r.graph.Add(id)
 		}
 	}

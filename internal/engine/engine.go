@@ -121,11 +121,14 @@ type runner struct {
 	graph *dag.Graph[TaskID]
 	tasks []task // in plan order (steps, then hosts): task n is graph node n
 	// on holds each step's hosts.
-	on    *hostSets
-	prior map[TaskID]*prior
-	rerun map[TaskID]bool
-	skip  map[TaskID]bool
-	runNo int
+	on *hostSets
+	// stepTasks is how many tasks each step has in the run (its hosts
+	// within --limit).
+	stepTasks map[string]int
+	prior     map[TaskID]*prior
+	rerun     map[TaskID]bool
+	skip      map[TaskID]bool
+	runNo     int
 
 	mu      sync.Mutex
 	results []TaskResult         // in plan order (task.n)

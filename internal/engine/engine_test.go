@@ -954,3 +954,35 @@ type hinted struct{ msg string }
 
 func (h hinted) Error() string { return h.msg }
 func (h hinted) Hint() string  { return "check " + h.msg }
+
+// A step's tasks learn how many hosts the step has in this run: with
+// --limit, the hosts within it. distribute in mode auto relays to three
+// or more; to the one host of a limited run it pushes, and says why.
+func TestStepHostsWithinLimit(t *testing.T) {
+	f := newFixture(t, `
+name: t
+hosts:
+  groups:
+    all-hosts:
+      - {name: h1, address: local}
+      - {name: h2, address: local}
+      - {name: h3, address: local}
+      - {name: h4, address: local}
+steps:
+  - {id: put, kind: distribute, with: {src: "${DIR}/pkg", dest: "${DIR}/out.pkg"}}
+`)
+	if err := os.WriteFile(filepath.Join(f.dir, "pkg"), []byte("package"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := f.mustRun(func(o *Options) { o.Limit = []string{"h2"} })
+	if len(res.Tasks) != 1 || res.Tasks[0].Err != nil {
+		t.Fatalf("tasks: %+v", res.Tasks)
+	}
+	log, _ := os.ReadFile(filepath.Join(f.state, "logs", "put", "h2.log"))
+	if !strings.Contains(string(log), "push, not relay: the step has 1 host(s)") {
+		t.Errorf("h2's log does not say it was pushed to as the one host of the run:\n%s", log)
+	}
+	if got := f.read("out.pkg"); got != "package" {
+		t.Errorf("out.pkg = %q", got)
+	}
+}

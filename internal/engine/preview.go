@@ -125,7 +125,7 @@ func (r *runner) preview(t *task, blind bool) (TaskPreview, bool) {
 				pv.Describe = d.Describe(&steps.Target{
 					Host:      steps.Host{Name: t.host.Name, Address: t.host.Address, Groups: t.host.Groups, Labels: t.host.Labels},
 					Become:    t.host.Become,
-					StepHosts: len(t.step.Targets),
+					StepHosts: r.stepTasks[t.id.Step],
 				})
 			}
 		}

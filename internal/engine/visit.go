@@ -112,7 +112,7 @@ func (r *runner) execute(ctx context.Context, t *task, step steps.Step, fp strin
 		},
 		Become:    t.host.Become,
 		Secrets:   r.secrets,
-		StepHosts: len(t.step.Targets),
+		StepHosts: r.stepTasks[id.Step],
 	}
 	if t.step.Become != nil {
 		target.Become = *t.step.Become
