@@ -185,6 +185,19 @@ func (c *Conn) session(ctx context.Context) (*ssh.Session, func(), error) {
 	ch := make(chan opened, 1)
 	go func() {
 		s, err := c.client.NewSession()
+		// A refusal may be sshd's MaxSessions: an idle runner gives its
+		// slot back, and a session just closed frees its slot when sshd
+		// next collects closed channels, after the open that came with
+		// the close.
+		for i, wait := range []time.Duration{0, 10 * time.Millisecond, 50 * time.Millisecond} {
+			if !prohibited(err) {
+				break
+			}
+			if i > 0 || !c.yieldResident() {
+				time.Sleep(wait)
+			}
+			s, err = c.client.NewSession()
+		}
 		ch <- opened{s, err}
 	}()
 	select {

@@ -176,6 +176,38 @@ func (c *Conn) resident(ctx context.Context) *resident {
 	return r
 }
 
+// prohibited reports whether err is the host refusing a session
+// (OpenSSH past its MaxSessions says "open failed").
+func prohibited(err error) bool {
+	var oce *ssh.OpenChannelError
+	return errors.As(err, &oce)
+}
+
+// yieldResident ends an idle runner so that its session slot on the host
+// goes to a command that needs a session, and keeps this connection from
+// starting another: a host with so few sessions has none to spare for
+// one. It reports whether it ended one.
+func (c *Conn) yieldResident() bool {
+	if !c.resMu.TryLock() {
+		return false // a runner is starting: its own session is the one refused
+	}
+	r := c.res
+	if r == nil || !r.busy.TryLock() {
+		c.resMu.Unlock()
+		return false
+	}
+	c.res, c.resOff = nil, true
+	c.resMu.Unlock()
+	r.s.Close()
+	t := time.NewTimer(killOpenTimeout)
+	defer t.Stop()
+	select {
+	case <-r.dead:
+	case <-t.C:
+	}
+	return true
+}
+
 // startResident starts a runner (c.resMu is held): its session and
 // header. Commands may be sent at once; it says it is ready (or ends)
 // in its own time.

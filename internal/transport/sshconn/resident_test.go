@@ -196,3 +196,34 @@ func TestResidentFits(t *testing.T) {
 		t.Error("residentFits of a command with a large environment = true, want false")
 	}
 }
+
+// A host that allows few sessions (sshd's MaxSessions 2: the SFTP
+// client's and one more) gets the runner's slot back when a command needs
+// a session of its own; the connection then goes on without a runner.
+func TestResidentYieldsToFewSessions(t *testing.T) {
+	s := startSSHD(t, "", "MaxSessions 2")
+	c := s.dial(s.config())
+	if got := execOutcome(t, c, transport.Command{Script: "echo on the runner"}); got.Stdout != "on the runner\n" {
+		t.Fatalf("first command: %+v", got)
+	}
+	if c.res == nil {
+		t.Fatal("the first command did not start a runner")
+	}
+	dst := t.TempDir() + "/file"
+	if err := c.Upload(context.Background(), strings.NewReader("data"), dst, 0o600, ""); err != nil {
+		t.Fatalf("upload beside the runner: %v", err)
+	}
+	// stdin of its own: a session, for which the runner gives way.
+	got := execOutcome(t, c, transport.Command{Script: "cat", Stdin: strings.NewReader("in\n")})
+	if got.Stdout != "in\n" {
+		t.Fatalf("command with stdin: %+v", got)
+	}
+	for i := range 3 {
+		if got := execOutcome(t, c, transport.Command{Script: fmt.Sprintf("echo %d", i)}); got.Stdout != fmt.Sprintf("%d\n", i) {
+			t.Errorf("command %d after the runner gave way: %+v", i, got)
+		}
+	}
+	if c.res != nil || !c.resOff {
+		t.Error("the connection started another runner on a host with two sessions")
+	}
+}
