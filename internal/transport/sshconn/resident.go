@@ -40,13 +40,18 @@ import (
 // passes each stream on to the command's writers up to its marker, and
 // sends the next command only when both have come. The runner goes on
 // reading meanwhile, so heartbeats keep flowing: the client sends one
-// every heartbeatEvery for as long as the runner lives, and a timer
-// (started by the first heartbeat, then one `sleep` every watchdogTick)
-// interrupts the read;
-// a tick with no line since the last one, or the end of input, means the
-// session is gone. A command still running then gets TERM (the runner's
-// process group: the runner ignores it), and KILL killGraceRemote seconds
-// later; with none running the runner just exits.
+// every heartbeatEvery for as long as the runner lives. The first starts
+// the runner's timer, a subshell of it that sleeps watchdogTick seconds
+// at a time (one `sleep`); the runner passes each heartbeat on to it with
+// a signal, which interrupts its wait. A sleep without a heartbeat means
+// the link is dead; the end of input, that the session is gone. The timer
+// then sends TERM to the runner's process group (the runner and any
+// command), and KILL killGraceRemote seconds later; at the end of input
+// the runner does that itself when a command is running, and otherwise
+// just exits. Nothing signals the runner, so that no signal interrupts
+// its reads: shells differ in what such a read returns (dash the part of
+// the line read so far, bash as sh and busybox nothing of it, or all of
+// it), and a request line would be lost.
 //
 // Only commands the runner runs as they would run alone take it
 // (residentFits): no stdin of their own (they read /dev/null), no
@@ -60,18 +65,9 @@ import (
 
 // residentShell holds the runner's functions; the wrapper calls _sfrun
 // in mode r (the token in _sfn).
-const residentShell = `_sfline() {
-	_sfa=
-	until IFS= read -r _sfl; do
-		[ -n "$_sfi" ] || return 1
-		_sfi=
-		_sfa=$_sfa$_sfl
-	done
-	_sfl=$_sfa$_sfl _sfh=1
-}
-_sfgone() {
-	trap '' TERM HUP INT USR1
-	kill "$_sfk" 2>/dev/null
+const residentShell = `_sfgone() {
+	trap '' TERM HUP INT
+	[ -z "$_sfk" ] || kill "$_sfk" 2>/dev/null
 	jobs >/dev/null 2>&1
 	if [ -n "$_sfj" ] && kill -0 "$_sfj" 2>/dev/null; then
 		kill -TERM "-$$" 2>/dev/null
@@ -80,32 +76,48 @@ _sfgone() {
 	fi
 	exit 0
 }
+_sftimer() {
+	trap '_sfb=1' USR1
+	trap '[ -n "$_sfz" ] && kill "$_sfz" 2>/dev/null; exit 0' TERM
+	_sfb=1 _sfz=
+	while [ -n "$_sfb" ]; do
+		_sfb=
+		sleep ` + watchdogTick + ` &
+		_sfz=$!
+		until wait "$_sfz"; do kill -0 "$_sfz" 2>/dev/null || break; done
+	done
+	trap '' TERM HUP INT
+	kill -TERM "-$$" 2>/dev/null
+	sleep ` + killGraceRemote + `
+	kill -KILL "-$$" 2>/dev/null
+	exit 0
+}
 _sfrun() {
 	kill -0 "-$$" 2>/dev/null || _sff "runner: not the leader of its process group"
-	_sft=$_sfn _sfh=1 _sfi= _sfj= _sfk=
-	trap '_sfi=1; [ "$_sfh" = 1 ] || _sfgone; _sfh=0' USR1
+	_sft=$_sfn _sfj= _sfk=
 	printf '\000sealflow-runner -%s\000' "$$"
-	while _sfline; do
+	while IFS= read -r _sfl; do
 		case $_sfl in
 		'')
-			[ -n "$_sfk" ] || {
-				(_sfz=; trap '[ -n "$_sfz" ] && kill "$_sfz" 2>/dev/null; exit 0' TERM
-				while :; do sleep ` + watchdogTick + ` & _sfz=$!; wait "$_sfz" || exit 0; kill -USR1 "$$" 2>/dev/null || exit 0; done) </dev/null >/dev/null 2>&1 &
+			if [ -n "$_sfk" ]; then
+				kill -USR1 "$_sfk" 2>/dev/null
+			else
+				_sftimer </dev/null >/dev/null 2>&1 &
 				_sfk=$!
-			}
+			fi
 			continue;;
 		t) ;;
 		*) break;;
 		esac
-		_sfline || break
-		_sfn=$_sfl _sfs=
-		while _sfline && [ "$_sfl" != "$_sfn" ]; do
+		IFS= read -r _sfn || break
+		_sfs=
+		while IFS= read -r _sfl && [ "$_sfl" != "$_sfn" ]; do
 			_sfs=$_sfs$_sfl'
 '
 		done
 		[ "$_sfl" = "$_sfn" ] || break
 		[ -z "$_sfj" ] || wait "$_sfj" 2>/dev/null
-		{ (eval "unset -v _sfa _sfb _sfd _sfg _sfh _sfi _sfI _sfj _sfk _sfl _sfm _sfn _sfp _sfs _sft _sfw _sfW; unset -f _sff _sftmp _sfwatch _sflost _sfline _sfgone _sfrun; set -e
+		{ (eval "unset -v _sfb _sfd _sfg _sfI _sfj _sfk _sfl _sfm _sfn _sfp _sfs _sft _sfw _sfW _sfz; unset -f _sff _sftmp _sfwatch _sflost _sfgone _sftimer _sfrun; set -e
 $_sfs"); _sfr=$?; printf '\000sealflow-end-%s %s\000' "$_sft" "$_sfr" >&2; printf '\000sealflow-end-%s %s\000' "$_sft" "$_sfr"; } </dev/null &
 		_sfj=$! _sfs=
 	done
