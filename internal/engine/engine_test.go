@@ -974,7 +974,14 @@ steps:
 	if err := os.WriteFile(filepath.Join(f.dir, "pkg"), []byte("package"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	res := f.mustRun(func(o *Options) { o.Limit = []string{"h2"} })
+	// Were the step to relay, the agent would go to this machine's
+	// /var/lib/sealflow: the hosts refuse it (the step then pushes, and
+	// says why otherwise).
+	conn := noRelayAgent{&local.Conn{}}
+	res := f.mustRun(func(o *Options) {
+		o.Limit = []string{"h2"}
+		o.Connect = func(context.Context, *plans.Host) (transport.Conn, error) { return conn, nil }
+	})
 	if len(res.Tasks) != 1 || res.Tasks[0].Err != nil {
 		t.Fatalf("tasks: %+v", res.Tasks)
 	}
@@ -985,4 +992,15 @@ steps:
 	if got := f.read("out.pkg"); got != "package" {
 		t.Errorf("out.pkg = %q", got)
 	}
+}
+
+// noRelayAgent is a local host that refuses to install distribute's relay
+// agent.
+type noRelayAgent struct{ *local.Conn }
+
+func (c noRelayAgent) Exec(ctx context.Context, cmd transport.Command) (transport.Result, error) {
+	if _, ok := cmd.Env["SF_AGENT"]; ok {
+		return transport.Result{}, errors.New("no relay agent on this machine in tests")
+	}
+	return c.Conn.Exec(ctx, cmd)
 }

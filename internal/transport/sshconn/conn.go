@@ -178,6 +178,11 @@ func (c *Conn) session(ctx context.Context) (*ssh.Session, func(), error) {
 	case <-c.gone:
 		return nil, nil, c.dropped(false)
 	}
+	return c.openSession(ctx)
+}
+
+// openSession opens a session in the slot the caller took.
+func (c *Conn) openSession(ctx context.Context) (*ssh.Session, func(), error) {
 	type opened struct {
 		s   *ssh.Session
 		err error

@@ -224,7 +224,14 @@ func (c *Conn) yieldResident() bool {
 // header. Commands may be sent at once; it says it is ready (or ends)
 // in its own time.
 func (c *Conn) startResident(ctx context.Context) *resident {
-	s, release, err := c.session(ctx)
+	// Only in a free slot: the caller holds c.resMu, which other
+	// commands wait on without their deadlines.
+	select {
+	case c.sem <- struct{}{}:
+	default:
+		return nil
+	}
+	s, release, err := c.openSession(ctx)
 	if err != nil {
 		return nil
 	}

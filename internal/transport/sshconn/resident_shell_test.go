@@ -75,7 +75,10 @@ func runShellRunner(t *testing.T, argv []string) {
 			select {
 			case <-beats:
 				return
-			case <-time.After(200 * time.Microsecond):
+			case <-time.After(10 * time.Millisecond):
+				// Not much faster: a runner slowed down by a busy
+				// machine would read a backlog of them, and the timer
+				// take them for a live link, for long after they stop.
 				write("\n")
 			}
 		}
