@@ -26,7 +26,7 @@ import (
 // Exec opens it with the wrapper in mode r, the header's second line a
 // random token. The runner checks that it leads its process group (sshd
 // starts sessions with setsid), prints "\x00sealflow-runner -PGID\x00" on
-// stdout and reads requests, one line each, from stdin:
+// stdout and reads from stdin:
 //
 //	\n                       a heartbeat
 //	t\n<end line>\n<environment and script><end line>\n   a command
@@ -55,7 +55,7 @@ import (
 //
 // Only commands the runner runs as they would run alone take it
 // (residentFits): no stdin of their own (they read /dev/null), no
-// terminal, no sudo, no $SEALFLOW_TMP, no `$$` (the runner's PID, not the
+// terminal, no sudo as a non-root user, no $SEALFLOW_TMP, no `$$` (the runner's PID, not the
 // command's), and no `&`: a command's background processes would share
 // the runner's process group, and be stopped with it when a later command
 // is cancelled. The rest, and any command while the runner is busy, take
