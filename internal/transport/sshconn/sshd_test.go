@@ -50,7 +50,11 @@ func needSSHD(t testing.TB) {
 }
 
 // startSSHD starts sshd listening on addr (127.0.0.1 when empty) with
-// extra config lines.
+// extra config lines. Its sessions have SHLVL=1, so that root's login
+// shell, if bash, does not read this machine's ~/.bashrc (bash reads it
+// under sshd only as a top-level shell): what that file prints, or races
+// on between logins at once (pyenv's rehash here), is not the tests'.
+// Lab hosts (a fresh /root) are where the rc files of a host are tried.
 func startSSHD(t testing.TB, addr string, extra ...string) *testSSHD {
 	t.Helper()
 	return startSSHDUnder(t, nil, addr, extra...)
@@ -97,6 +101,7 @@ UsePAM no
 StrictModes no
 MaxStartups 100
 Subsystem sftp internal-sftp
+SetEnv SHLVL=1
 `, s.port, s.addr, filepath.Join(s.dir, "host_key"), filepath.Join(s.dir, "authorized_keys")) + strings.Join(s.extra, "\n") + "\n"
 	cf := filepath.Join(s.dir, "sshd_config")
 	if err := os.WriteFile(cf, []byte(conf), 0o600); err != nil {
