@@ -66,9 +66,14 @@ func (e *Error) Error() string {
 // ErrorList is every problem found in a plan, sorted by position.
 type ErrorList []*Error
 
+// Error gives each problem on its own line; a hint the problem before
+// already gave is not repeated.
 func (l ErrorList) Error() string {
 	msgs := make([]string, len(l))
 	for i, e := range l {
+		if i > 0 && e.Hint != "" && e.Hint == l[i-1].Hint {
+			e = &Error{Pos: e.Pos, Msg: e.Msg}
+		}
 		msgs[i] = e.Error()
 	}
 	return strings.Join(msgs, "\n")

@@ -168,3 +168,18 @@ h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g, *g]
 		}
 	}
 }
+
+// A hint is given once for problems in a row that share it.
+func TestErrorListHintOnce(t *testing.T) {
+	l := ErrorList{
+		{Pos: Position{File: "p.yaml", Line: 3, Col: 5}, Msg: `unknown key "hosts" in step "a"`, Hint: "keys: id, kind"},
+		{Pos: Position{File: "p.yaml", Line: 4, Col: 5}, Msg: `unknown key "hosts" in step "b"`, Hint: "keys: id, kind"},
+		{Pos: Position{File: "p.yaml", Line: 5, Col: 5}, Msg: `bad kind "x"`, Hint: "kinds: shell"},
+	}
+	want := "p.yaml:3:5: unknown key \"hosts\" in step \"a\"\n\thint: keys: id, kind\n" +
+		"p.yaml:4:5: unknown key \"hosts\" in step \"b\"\n" +
+		"p.yaml:5:5: bad kind \"x\"\n\thint: kinds: shell"
+	if got := l.Error(); got != want {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+}
