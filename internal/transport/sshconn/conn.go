@@ -191,14 +191,14 @@ func (c *Conn) openSession(ctx context.Context) (*ssh.Session, func(), error) {
 	go func() {
 		s, err := c.client.NewSession()
 		// A refusal may be sshd's MaxSessions: an idle runner gives its
-		// slot back, and a session just closed frees its slot when sshd
-		// next collects closed channels, after the open that came with
-		// the close.
-		for i, wait := range []time.Duration{0, 10 * time.Millisecond, 50 * time.Millisecond} {
+		// slot back, or else a session just closed frees its slot when
+		// sshd next collects closed channels, after the open that came
+		// with the close.
+		for _, wait := range []time.Duration{10 * time.Millisecond, 50 * time.Millisecond} {
 			if !prohibited(err) {
 				break
 			}
-			if i > 0 || !c.yieldResident() {
+			if !c.yieldResident() {
 				time.Sleep(wait)
 			}
 			s, err = c.client.NewSession()

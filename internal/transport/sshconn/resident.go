@@ -445,56 +445,58 @@ func (d *demux) pass(p []byte) {
 	}
 }
 
-// run reads the stream to its end.
+// run reads the stream to its end. Its buffer holds one read and what
+// may be the start of a marker.
 func (d *demux) run(r io.Reader) {
-	buf := make([]byte, 32<<10)
-	var held []byte
+	const chunk = 32 << 10
+	buf := make([]byte, 0, chunk+len(d.marker)+8)
 	for {
-		n, err := r.Read(buf)
-		if n > 0 {
-			held = d.scan(append(held, buf[:n]...))
-		}
+		n, err := r.Read(buf[len(buf) : len(buf)+min(chunk, cap(buf)-len(buf))])
+		buf = buf[:len(buf)+n]
+		held := d.scan(buf)
 		if err != nil {
-			d.pass(held)
+			d.pass(buf[held:]) // the stream ended: no marker is coming
 			return
 		}
+		buf = buf[:copy(buf, buf[held:])]
 	}
 }
 
-// scan passes p on up to the markers it holds and returns what may be
-// the start of one.
-func (d *demux) scan(p []byte) []byte {
+// scan passes p on up to the markers it holds, sending their statuses,
+// and returns where what may be the start of one begins.
+func (d *demux) scan(p []byte) int {
+	start := 0
 	for {
-		i := bytes.Index(p, d.marker)
+		i := bytes.Index(p[start:], d.marker)
 		if i < 0 {
 			keep := 0
-			for k := min(len(d.marker)-1, len(p)); k > 0; k-- {
+			for k := min(len(d.marker)-1, len(p)-start); k > 0; k-- {
 				if bytes.HasPrefix(d.marker, p[len(p)-k:]) {
 					keep = k
 					break
 				}
 			}
-			d.pass(p[:len(p)-keep])
-			return append([]byte(nil), p[len(p)-keep:]...)
+			d.pass(p[start : len(p)-keep])
+			return len(p) - keep
 		}
-		d.pass(p[:i])
-		p = p[i:]
-		digits := p[len(d.marker):]
+		i += start
+		d.pass(p[start:i])
+		digits := p[i+len(d.marker):]
 		j := bytes.IndexByte(digits, 0)
-		if j < 0 {
-			if len(digits) <= 4 {
-				return append([]byte(nil), p...)
-			}
-			j = len(digits)
+		if j < 0 && len(digits) <= 4 {
+			return i // the rest of the marker is still to come
 		}
-		code, err := strconv.Atoi(string(digits[:j]))
-		if err != nil || j == len(digits) {
+		code, err := 0, errors.New("no status")
+		if j > 0 {
+			code, err = strconv.Atoi(string(digits[:j]))
+		}
+		if err != nil {
 			// Not a marker after all: the runner writes none such.
-			d.pass(p[:1])
-			p = p[1:]
+			d.pass(p[i : i+1])
+			start = i + 1
 			continue
 		}
 		d.ends <- code
-		p = p[len(d.marker)+j+1:]
+		start = i + len(d.marker) + j + 1
 	}
 }

@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
@@ -233,5 +235,30 @@ func TestResidentYieldsToFewSessions(t *testing.T) {
 	}
 	if c.res != nil || !c.resOff {
 		t.Error("the connection started another runner on a host with two sessions")
+	}
+}
+
+// The demux finds markers however the stream is cut into reads, and
+// passes on what only looks like one.
+func TestDemuxSplitReads(t *testing.T) {
+	marker := "\x00sealflow-end-tok "
+	stream := "out1" + marker + "7\x00" + "x\x00sealflow-end-tok 1a" + marker + "0\x00" + "tail\x00sealflow-end-t"
+	for _, name := range []string{"whole", "one byte at a time"} {
+		d := newDemux([]byte(marker))
+		var got bytes.Buffer
+		d.set(&got)
+		var r io.Reader = strings.NewReader(stream)
+		if name != "whole" {
+			r = iotest.OneByteReader(r)
+		}
+		d.run(r)
+		close(d.ends)
+		var codes []int
+		for c := range d.ends {
+			codes = append(codes, c)
+		}
+		if want := "out1x\x00sealflow-end-tok 1atail\x00sealflow-end-t"; got.String() != want || !cmp.Equal(codes, []int{7, 0}) {
+			t.Errorf("%s: passed %q and statuses %v, want %q and [7 0]", name, got.String(), codes, want)
+		}
 	}
 }
