@@ -123,12 +123,19 @@ row CHECK NODE RESULT
 # the body's last line.
 get() { k exec -n "$ns" "$1" -- sh -c 'printf "GET / HTTP/1.0\r\n\r\n" | nc -w 5 "$0" "$1" | tail -n 1' "$2" "$3"; }
 
-# 1. Every node Ready.
-notready() { k get nodes -o jsonpath='{range .items[*]}{.metadata.name}{" "}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' | awk '$2 != "True" {print $1}'; }
-allready() { [ -n "$(k get nodes -o name)" ] && [ -z "$(notready)" ]; }
-waitfor allready || :
-nodes=$(k get nodes -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}')
-bad=$(notready)
+# 1. Every node Ready. Each poll keeps its listing and the verdict comes
+# from the last one: a second listing may differ (a node or pod appearing
+# or restarting in between), and a kubectl that fails is never "all ok".
+nodesok() {
+	nodelist=$(k get nodes -o jsonpath='{range .items[*]}{.metadata.name}{" "}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' 2>"$tmp/err") || { nodeerr="kubectl: $(tail -n 1 "$tmp/err")"; nodelist=; return 1; }
+	nodeerr=
+	[ -n "$nodelist" ] && [ -z "$(printf '%s\n' "$nodelist" | awk '$2 != "True"')" ]
+}
+waitfor nodesok || :
+nodes=$(printf '%s\n' "$nodelist" | awk '{print $1}')
+bad=$(printf '%s\n' "$nodelist" | awk '$2 != "True" {print $1}')
+[ -z "$nodeerr" ] || fail node-ready all "cannot list the nodes: $nodeerr"
+[ -n "$nodeerr" ] || [ -n "$nodes" ] || fail node-ready all "no node registered"
 for n in $nodes; do
 	case " $(echo $bad) " in
 	*" $n "*) fail node-ready "$n" "NotReady ($(k get node "$n" -o jsonpath='{.status.conditions[?(@.type=="Ready")].message}'))" ;;
@@ -136,12 +143,17 @@ for n in $nodes; do
 	esac
 done
 
-# 2. Every kube-system pod Running and ready.
-notrunning() { k get pods -n kube-system -o jsonpath='{range .items[*]}{.metadata.name}{" "}{.spec.nodeName}{" "}{.status.phase}{" "}{.status.containerStatuses[*].ready}{"\n"}{end}' | awk '$3 != "Running" || $0 ~ /false/ {print $1 "@" $2 ":" $3}'; }
-sysok() { [ -z "$(notrunning)" ]; }
+# 2. Every kube-system pod Running and ready (NAME@NODE:PHASE of the others).
+sysok() {
+	syslist=$(k get pods -n kube-system -o jsonpath='{range .items[*]}{.metadata.name}{" "}{.spec.nodeName}{" "}{.status.phase}{" "}{.status.containerStatuses[*].ready}{"\n"}{end}' 2>"$tmp/err") || { syserr="kubectl: $(tail -n 1 "$tmp/err")"; sysbad=; return 1; }
+	syserr=
+	sysbad=$(printf '%s\n' "$syslist" | awk '$3 != "Running" || $0 ~ /false/ {print $1 "@" $2 ":" $3}')
+	[ -z "$sysbad" ]
+}
 waitfor sysok || :
-for p in $(notrunning); do fail system-pod "${p#*@}" "${p%%@*} is not Running and ready"; done
-[ -n "$(notrunning)" ] || row system-pods all ok
+[ -z "$syserr" ] || fail system-pod all "cannot list the kube-system pods: $syserr"
+for p in $sysbad; do fail system-pod "${p#*@}" "${p%%@*} is not Running and ready"; done
+[ -n "$syserr$sysbad" ] || row system-pods all ok
 # 2b. Every node runs a ready pod of each DaemonSet named (kube-proxy, the
 # pod network's agent): a node without its network agent may still look
 # Ready for a while.
@@ -156,9 +168,8 @@ for d in $SF_DAEMONSETS; do
 			awk -v u="$uid" '$1 == u && $3 == "Running" && $0 !~ /false/ {print $2}' | sort -u > "$tmp/have"
 		for n in $nodes; do grep -qx "$n" "$tmp/have" || echo "$n"; done
 	}
-	none() { [ -z "$(missing)" ]; }
+	none() { gone=$(missing); [ -z "$gone" ]; }
 	waitfor none || :
-	gone=$(missing)
 	for n in $gone; do fail daemonset "$n" "no ready pod of $d"; done
 	[ -n "$gone" ] || row daemonset all "ok $d"
 done

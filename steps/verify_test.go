@@ -70,3 +70,64 @@ func TestVerifyScriptParses(t *testing.T) {
 		t.Errorf("failures of a table without one = %q", got)
 	}
 }
+
+// TestVerifyListingDecides runs the verify script under sh -e (as the
+// wrapper does) with a kubectl stand-in whose listing of kube-system
+// fails, then shows a Pending pod, then all Running: the verdict is the
+// last listing polled, and a kubectl that fails is never "all ok".
+func TestVerifyListingDecides(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name, listings string // one listing a call; the last repeats
+		timeout        string
+		want, not      string
+	}{
+		{"fails, pending, running", "fail|etcd-m1 m1 Running true\nkube-lvscare-n1 n1 Pending \n|etcd-m1 m1 Running true\nkube-lvscare-n1 n1 Running true\n",
+			"20s", "system-pods    all                      ok", "FAIL: kube-lvscare"},
+		{"always fails", "fail", "3s",
+			"system-pod     all                      FAIL: cannot list the kube-system pods: kubectl: Unable to connect to the server: EOF", "system-pods    all                      ok"},
+		{"stays pending", "etcd-m1 m1 Running true\nkube-lvscare-n1 n1 Pending \n", "3s",
+			"system-pod     n1:Pending               FAIL: kube-lvscare-n1 is not Running and ready", "system-pods    all                      ok"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			for i, l := range strings.Split(c.listings, "|") {
+				if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("list%d", i+1)), []byte(l), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			fake := `#!/bin/sh
+shift # --request-timeout
+case "$*" in
+"get nodes -o jsonpath="*) printf 'm1 True\nn1 True\n' ;;
+"get pods -n kube-system "*)
+	c=$(( $(cat "$FAKE/calls" 2>/dev/null || echo 0) + 1 )); echo $c >"$FAKE/calls"
+	while [ ! -e "$FAKE/list$c" ]; do c=$((c - 1)); done
+	if [ "$(cat "$FAKE/list$c")" = fail ]; then echo "Unable to connect to the server: EOF" >&2; exit 1; fi
+	cat "$FAKE/list$c" ;;
+"get ds "*) echo 2 ;;
+esac
+`
+			if err := os.WriteFile(filepath.Join(dir, "kubectl"), []byte(fake), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			s, err := verifyKind().New(Params{"timeout": c.timeout})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command("sh", "-e", "-c", verifyScript)
+			cmd.Env = append(os.Environ(), "PATH="+dir+":"+os.Getenv("PATH"), "FAKE="+dir)
+			for k, v := range s.(*verify).env() {
+				cmd.Env = append(cmd.Env, k+"="+v)
+			}
+			out, _ := cmd.Output()
+			if !strings.Contains(string(out), c.want) || strings.Contains(string(out), c.not) {
+				t.Errorf("want a row %q and none %q:\n%s", c.want, c.not, out)
+			}
+			if !strings.Contains(string(out), "node-ready     n1                       ok") {
+				t.Errorf("no node-ready row for n1:\n%s", out)
+			}
+		})
+	}
+}
