@@ -43,7 +43,9 @@ import (
 // every heartbeatEvery for as long as the runner lives. The first starts
 // the runner's timer, a subshell of it that sleeps watchdogTick seconds
 // at a time (one `sleep`); the runner passes each heartbeat on to it with
-// a signal, which interrupts its wait. A sleep without a heartbeat means
+// a signal, which interrupts its wait (the timer starts with USR1
+// ignored, so that a heartbeat passed on before it set its trap does not
+// kill it). A sleep without a heartbeat means
 // the link is dead; the end of input, that the session is gone. The timer
 // then sends TERM to the runner's process group (the runner and any
 // command), and KILL killGraceRemote seconds later; at the end of input
@@ -102,8 +104,10 @@ _sfrun() {
 			if [ -n "$_sfk" ]; then
 				kill -USR1 "$_sfk" 2>/dev/null
 			else
+				trap '' USR1
 				_sftimer </dev/null >/dev/null 2>&1 &
 				_sfk=$!
+				trap - USR1
 			fi
 			continue;;
 		t) ;;
