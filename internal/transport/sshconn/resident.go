@@ -41,18 +41,19 @@ import (
 // sends the next command only when both have come. The runner goes on
 // reading meanwhile, so heartbeats keep flowing: the client sends one
 // every heartbeatEvery for as long as the runner lives. The first starts
-// the runner's timer, a subshell of it that sleeps watchdogTick seconds
-// at a time (one `sleep`); the runner passes each heartbeat on to it with
-// a signal, which interrupts its wait (the timer starts with USR1
-// ignored, so that a heartbeat passed on before it set its trap does not
-// kill it). A sleep without a heartbeat means
-// the link is dead; the end of input, that the session is gone. The timer
-// then sends TERM to the runner's process group (the runner and any
-// command), and KILL killGraceRemote seconds later; at the end of input
-// the runner does that itself when a command is running, and otherwise
-// just exits. Nothing signals the runner, so that no signal interrupts
-// its reads: shells differ in what such a read returns (dash the part of
-// the line read so far, bash as sh and busybox nothing of it, or all of
+// the runner's timer, a subshell of it that sleeps watchdogTick seconds at
+// a time (one `sleep`); the runner passes each heartbeat on to it with a
+// signal, which interrupts its wait (the timer starts with USR1 ignored,
+// so that a heartbeat passed on before it set its trap does not kill it).
+// A sleep without a heartbeat means the link is dead; the end of input,
+// that the session is gone. The timer then sends TERM to the runner's
+// process group (the runner and any command), and KILL killGraceRemote
+// seconds later; at the end of input the runner does that itself when a
+// command is running (it exits as soon as the command has ended: one that
+// was just ending, its markers sent, costs no grace), and otherwise just
+// exits. Nothing signals the runner, so that no signal interrupts its
+// reads: shells differ in what such a read returns (dash the part of the
+// line read so far, bash as sh and busybox nothing of it, or all of
 // it), and a request line would be lost.
 //
 // Only commands the runner runs as they would run alone take it
@@ -73,8 +74,10 @@ const residentShell = `_sfgone() {
 	jobs >/dev/null 2>&1
 	if [ -n "$_sfj" ] && kill -0 "$_sfj" 2>/dev/null; then
 		kill -TERM "-$$" 2>/dev/null
-		sleep ` + killGraceRemote + `
-		kill -KILL "-$$" 2>/dev/null
+		(trap '[ -n "$_sfz" ] && kill "$_sfz" 2>/dev/null; exit 0' TERM
+		sleep ` + killGraceRemote + ` & _sfz=$!; wait "$_sfz" && kill -KILL "-$$" 2>/dev/null) </dev/null >/dev/null 2>&1 &
+		wait "$_sfj"
+		kill "$!" 2>/dev/null
 	fi
 	exit 0
 }
@@ -121,7 +124,7 @@ _sfrun() {
 		done
 		[ "$_sfl" = "$_sfn" ] || break
 		[ -z "$_sfj" ] || wait "$_sfj" 2>/dev/null
-		{ (eval "unset -v _sfb _sfd _sfg _sfI _sfj _sfk _sfl _sfm _sfn _sfp _sfs _sft _sfw _sfW _sfz; unset -f _sff _sftmp _sfwatch _sflost _sfgone _sftimer _sfrun; set -e
+		{ trap '' TERM; (trap - TERM; eval "unset -v _sfb _sfd _sfg _sfI _sfj _sfk _sfl _sfm _sfn _sfp _sfs _sft _sfw _sfW _sfz; unset -f _sff _sftmp _sfwatch _sflost _sfgone _sftimer _sfrun; set -e
 $_sfs"); _sfr=$?; printf '\000sealflow-end-%s %s\000' "$_sft" "$_sfr" >&2; printf '\000sealflow-end-%s %s\000' "$_sft" "$_sfr"; } </dev/null &
 		_sfj=$! _sfs=
 	done

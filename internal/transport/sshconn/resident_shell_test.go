@@ -3,9 +3,13 @@ package sshconn
 import (
 	"bufio"
 	"bytes"
-	"errors"
 	"fmt"
+	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -34,7 +38,19 @@ func TestResidentShells(t *testing.T) {
 	}
 }
 
-func runShellRunner(t *testing.T, argv []string) {
+// shellRunner is the runner under a shell of this machine, started as
+// sshd starts a session.
+type shellRunner struct {
+	write  func(string)
+	out    *demux
+	pgid   int
+	stderr *bytes.Buffer
+	stdin  io.Closer
+}
+
+// startShellRunner starts the runner under argv, sends its header and
+// the heartbeats in first, and waits for its ready marker.
+func startShellRunner(t *testing.T, argv []string, first string) *shellRunner {
 	cmd := exec.Command(argv[0], append(argv[1:], wrapper)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // as sshd starts a session
 	stdin, _ := cmd.StdinPipe()
@@ -46,11 +62,11 @@ func runShellRunner(t *testing.T, argv []string) {
 	}
 	pgid := cmd.Process.Pid
 	waited := make(chan struct{})
-	defer func() {
+	t.Cleanup(func() {
 		stdin.Close()
 		syscall.Kill(-pgid, syscall.SIGKILL)
 		<-waited
-	}()
+	})
 	const token = "0123456789abcdef"
 	var wmu sync.Mutex
 	write := func(s string) {
@@ -58,9 +74,7 @@ func runShellRunner(t *testing.T, argv []string) {
 		defer wmu.Unlock()
 		stdin.Write([]byte(s))
 	}
-	// Heartbeats at once after the header: the second reaches the
-	// runner's timer just as it starts, before its USR1 trap.
-	write("0 0 r 0 -\n" + token + "\n\n\n\n\n")
+	write("0 0 r 0 -\n" + token + "\n" + first)
 	r := bufio.NewReader(stdout)
 	if got := readReady(r); got != -pgid {
 		t.Fatalf("ready marker: process group %d, want -%d; stderr: %s", got, pgid, stderr.String())
@@ -71,6 +85,42 @@ func runShellRunner(t *testing.T, argv []string) {
 		cmd.Wait() // the runner is reaped, so that its group can be gone
 		close(waited)
 	}()
+	return &shellRunner{write: write, out: out, pgid: pgid, stderr: &stderr, stdin: stdin}
+}
+
+// run sends script and waits for its end, returning its status.
+func (s *shellRunner) run(t *testing.T, script string) int {
+	t.Helper()
+	s.write("t\nEND\n" + script + "\nEND\n")
+	select {
+	case code := <-s.out.ends:
+		return code
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%q did not end; stderr: %s", script, s.stderr.String())
+		return 0
+	}
+}
+
+// gone returns how long the runner's process group takes to be gone,
+// failing the test past within. Zombies do not count: this machine's
+// init reaps orphans only every few seconds.
+func (s *shellRunner) gone(t *testing.T, within time.Duration, what string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for groupRuns(s.pgid) {
+		if time.Since(start) > within {
+			t.Fatalf("%s: the runner's process group still lives after %s", what, within)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+func runShellRunner(t *testing.T, argv []string) {
+	// Heartbeats at once after the header: the second reaches the
+	// runner's timer just as it starts, before its USR1 trap.
+	sr := startShellRunner(t, argv, "\n\n\n\n")
+	write, out, stderr := sr.write, sr.out, sr.stderr
 	beats := make(chan struct{})
 	go func() {
 		for {
@@ -105,19 +155,72 @@ func runShellRunner(t *testing.T, argv []string) {
 	// has read them all, and the clock starts.
 	close(beats)
 	out.set(nil)
-	write("t\nSYNC\ntrue\nSYNC\n")
-	select {
-	case <-out.ends:
-	case <-time.After(20 * time.Second):
-		t.Fatalf("a command after the last heartbeat did not end; stderr: %s", stderr.String())
-	}
+	sr.run(t, "true")
 	write("t\nEND\nexec sleep 61\nEND\n")
-	start := time.Now()
-	for !errors.Is(syscall.Kill(-pgid, 0), syscall.ESRCH) {
-		if time.Since(start) > 30*time.Second {
-			t.Fatalf("30 s after the last heartbeat the runner's process group still lives")
-		}
-		time.Sleep(100 * time.Millisecond)
+	took := sr.gone(t, 30*time.Second, "heartbeats stopped")
+	t.Logf("the runner's process group ended %s after the last heartbeat", took.Round(100*time.Millisecond))
+}
+
+// TestResidentShellsEndOfInput: the end of the runner's input (the
+// session gone) ends the runner; a command running gets TERM, and KILL
+// killGraceRemote seconds later if it outlives it.
+func TestResidentShellsEndOfInput(t *testing.T) {
+	for name, argv := range map[string][]string{
+		"dash":        {"dash", "-c"},
+		"bash as sh":  {"bash", "--posix", "-c"},
+		"busybox ash": {"busybox", "sh", "-c"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			if _, err := exec.LookPath(argv[0]); err != nil {
+				t.Skipf("%s is not installed", argv[0])
+			}
+			// Idle after a command: gone at once, without the grace.
+			sr := startShellRunner(t, argv, "\n")
+			if code := sr.run(t, "true"); code != 0 {
+				t.Fatalf("true: status %d", code)
+			}
+			sr.stdin.Close()
+			sr.gone(t, 4*time.Second, "idle at the end of input")
+			// A command that ends on TERM: gone without the grace.
+			sr = startShellRunner(t, argv, "\n")
+			sr.out.set(nil)
+			sr.write("t\nEND\nexec sleep 61\nEND\n")
+			time.Sleep(200 * time.Millisecond)
+			sr.stdin.Close()
+			sr.gone(t, 4*time.Second, "a command that ends on TERM")
+			// A command that ignores TERM: KILL after the grace.
+			sr = startShellRunner(t, argv, "\n")
+			sr.out.set(nil)
+			sr.write("t\nEND\ntrap '' TERM; exec sleep 61\nEND\n")
+			time.Sleep(200 * time.Millisecond)
+			sr.stdin.Close()
+			if took := sr.gone(t, 30*time.Second, "a command that ignores TERM"); took < 4*time.Second {
+				t.Errorf("a command that ignores TERM was gone %s after the end of input, before the grace", took)
+			}
+		})
 	}
-	t.Logf("the runner's process group ended %s after the last heartbeat", time.Since(start).Round(100*time.Millisecond))
+}
+
+// groupRuns reports whether a process of group pgid runs (is not a
+// zombie).
+func groupRuns(pgid int) bool {
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, f := range stats {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue // gone meanwhile
+		}
+		// pid (comm) state ppid pgrp ...: comm may hold anything but
+		// the last ')'.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) > 2 && f[0] != "Z" && f[2] == strconv.Itoa(pgid) {
+			return true
+		}
+	}
+	return false
 }
