@@ -22,18 +22,22 @@ import (
 // heartbeats stop (a cut link: no end of input) and the runner's timer
 // ends the runner's process group, the command with it.
 func TestResidentShells(t *testing.T) {
-	shells := map[string][]string{
+	forShells(t, runShellRunner)
+}
+
+// forShells runs test under each shell a host's sh may be, in parallel.
+func forShells(t *testing.T, test func(t *testing.T, argv []string)) {
+	for name, argv := range map[string][]string{
 		"dash":        {"dash", "-c"},
 		"bash as sh":  {"bash", "--posix", "-c"},
 		"busybox ash": {"busybox", "sh", "-c"},
-	}
-	for name, argv := range shells {
+	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			if _, err := exec.LookPath(argv[0]); err != nil {
 				t.Skipf("%s is not installed", argv[0])
 			}
-			runShellRunner(t, argv)
+			test(t, argv)
 		})
 	}
 }
@@ -165,41 +169,33 @@ func runShellRunner(t *testing.T, argv []string) {
 // session gone) ends the runner; a command running gets TERM, and KILL
 // killGraceRemote seconds later if it outlives it.
 func TestResidentShellsEndOfInput(t *testing.T) {
-	for name, argv := range map[string][]string{
-		"dash":        {"dash", "-c"},
-		"bash as sh":  {"bash", "--posix", "-c"},
-		"busybox ash": {"busybox", "sh", "-c"},
-	} {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			if _, err := exec.LookPath(argv[0]); err != nil {
-				t.Skipf("%s is not installed", argv[0])
-			}
-			// Idle after a command: gone at once, without the grace.
+	forShells(t, func(t *testing.T, argv []string) {
+		// closed starts a runner, script on it, closes the runner's
+		// input and returns how long its group then lives.
+		closed := func(script string) time.Duration {
 			sr := startShellRunner(t, argv, "\n")
-			if code := sr.run(t, "true"); code != 0 {
-				t.Fatalf("true: status %d", code)
+			if script == "" {
+				if code := sr.run(t, "true"); code != 0 {
+					t.Fatalf("true: status %d", code)
+				}
+			} else {
+				sr.out.set(nil)
+				sr.write("t\nEND\n" + script + "\nEND\n")
+				time.Sleep(200 * time.Millisecond)
 			}
 			sr.stdin.Close()
-			sr.gone(t, 4*time.Second, "idle at the end of input")
-			// A command that ends on TERM: gone without the grace.
-			sr = startShellRunner(t, argv, "\n")
-			sr.out.set(nil)
-			sr.write("t\nEND\nexec sleep 61\nEND\n")
-			time.Sleep(200 * time.Millisecond)
-			sr.stdin.Close()
-			sr.gone(t, 4*time.Second, "a command that ends on TERM")
-			// A command that ignores TERM: KILL after the grace.
-			sr = startShellRunner(t, argv, "\n")
-			sr.out.set(nil)
-			sr.write("t\nEND\ntrap '' TERM; exec sleep 61\nEND\n")
-			time.Sleep(200 * time.Millisecond)
-			sr.stdin.Close()
-			if took := sr.gone(t, 30*time.Second, "a command that ignores TERM"); took < 4*time.Second {
-				t.Errorf("a command that ignores TERM was gone %s after the end of input, before the grace", took)
-			}
-		})
-	}
+			return sr.gone(t, 30*time.Second, fmt.Sprintf("%q at the end of input", script))
+		}
+		if took := closed(""); took > 4*time.Second {
+			t.Errorf("idle after a command: the runner lived %s after the end of input, want it gone at once", took)
+		}
+		if took := closed("exec sleep 61"); took > 4*time.Second {
+			t.Errorf("a command that ends on TERM: the runner lived %s after the end of input, want it gone without the grace", took)
+		}
+		if took := closed("trap '' TERM; exec sleep 61"); took < 4*time.Second {
+			t.Errorf("a command that ignores TERM was gone %s after the end of input, before the grace", took)
+		}
+	})
 }
 
 // groupRuns reports whether a process of group pgid runs (is not a
