@@ -24,7 +24,7 @@ import (
 // registry's lifetime (one run), keyed by file, size and mtime, so that a
 // file sent to many hosts is hashed once.
 func copyKind() *Kind {
-	sums := &sumCache{}
+	sums := &FileSums{}
 	return &Kind{
 		Name:       "copy",
 		Doc:        "upload a local file to the host (skipped when the host already has it)",
@@ -43,10 +43,10 @@ type copyStep struct {
 	src, dest string
 	mode      fs.FileMode
 	modeSet   bool
-	sums      *sumCache
+	sums      *FileSums
 }
 
-func newCopy(p Params, sums *sumCache) (Step, error) {
+func newCopy(p Params, sums *FileSums) (Step, error) {
 	s := &copyStep{sums: sums}
 	s.src, _ = p["src"].(string)
 	s.dest, _ = p["dest"].(string)
@@ -195,10 +195,30 @@ func (c *fileCache[T]) get(f *os.File, st fs.FileInfo, compute func() (T, error)
 	return e.v, e.err
 }
 
-// sumCache remembers the sha256 of files already read.
-type sumCache struct{ fileCache[string] }
+// FileSums remembers the sha256 of files of this machine already read,
+// each version of a file (name, size, mtime, inode) hashed once: copy's
+// and distribute's sums, and the engine's fingerprints of the tasks that
+// read them.
+type FileSums struct{ fileCache[string] }
 
-func (c *sumCache) sum(f *os.File, st fs.FileInfo) (string, error) {
+// Sum returns the hex sha256 of the regular file at path.
+func (c *FileSums) Sum(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	if !st.Mode().IsRegular() {
+		return "", fmt.Errorf("%s is not a regular file", path)
+	}
+	return c.sum(f, st)
+}
+
+func (c *FileSums) sum(f *os.File, st fs.FileInfo) (string, error) {
 	return c.get(f, st, func() (string, error) {
 		h := sha256.New()
 		if _, err := io.Copy(h, f); err != nil {

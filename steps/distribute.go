@@ -25,7 +25,7 @@ func distributeKind() *Kind { return newDistributeKind(&relaybin.Agents{}) }
 
 // newDistributeKind is distribute with the relay agents of agents.
 func newDistributeKind(agents AgentSource) *Kind {
-	sums := &sumCache{}
+	sums := &FileSums{}
 	hub := newRelayHub(agents)
 	return &Kind{
 		Name: "distribute",
@@ -50,13 +50,13 @@ type distribute struct {
 	src, url, dest, sum string
 	mode                string
 	port                int
-	sums                *sumCache
+	sums                *FileSums
 	hub                 *relayHub
 }
 
 var hexSum = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
-func newDistribute(p Params, sums *sumCache, hub *relayHub) (Step, error) {
+func newDistribute(p Params, sums *FileSums, hub *relayHub) (Step, error) {
 	s := &distribute{sums: sums, hub: hub, mode: "auto"}
 	s.src, _ = p["src"].(string)
 	s.url, _ = p["url"].(string)

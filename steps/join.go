@@ -16,8 +16,9 @@ import (
 // leaves empty (see join_config.go).
 func joinKind() *Kind {
 	return &Kind{
-		Name: "join",
-		Doc:  "join a master (role: master) or a worker (role: node) to the cluster with kubeadm join",
+		Name:       "join",
+		Doc:        "join a master (role: master) or a worker (role: node) to the cluster with kubeadm join",
+		LocalFiles: []string{"kubeadm_config"},
 		Params: []Param{
 			{Name: "role", Type: String, Required: true, Doc: "master or node"},
 			{Name: "version", Type: String, Required: true, Doc: "the Kubernetes version (picks the kubeadm configuration API)"},

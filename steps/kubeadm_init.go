@@ -21,8 +21,9 @@ import (
 // again is safe.
 func kubeadmInitKind() *Kind {
 	return &Kind{
-		Name: "kubeadm-init",
-		Doc:  "create the cluster with kubeadm init on the first master (or, when it runs already, make a fresh join token and upload the certificates again)",
+		Name:       "kubeadm-init",
+		Doc:        "create the cluster with kubeadm init on the first master (or, when it runs already, make a fresh join token and upload the certificates again)",
+		LocalFiles: []string{"kubeadm_config"},
 		Params: []Param{
 			{Name: "version", Type: String, Required: true, Doc: "the Kubernetes version, e.g. v1.29.3 (picks the kubeadm configuration API)"},
 			{Name: "masters", Type: StringList, Required: true, Doc: "addresses of every master (certificate SANs)"},

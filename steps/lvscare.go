@@ -23,7 +23,7 @@ import (
 // pod (or systemd unit) of the lvscare daemon that keeps them true (after
 // the join: kubeadm wants an empty manifests directory).
 func lvscareKind() *Kind {
-	sums := &sumCache{}
+	sums := &FileSums{}
 	return &Kind{
 		Name: "lvscare",
 		Doc:  "program the virtual server VIP:PORT → masters once (phase rules) and install the lvscare daemon (phase install)",
@@ -53,10 +53,10 @@ type lvscareStep struct {
 	image   string
 	binary  string
 	paths   sysPaths
-	sums    *sumCache
+	sums    *FileSums
 }
 
-func newLvscare(p Params, paths sysPaths, sums *sumCache) (*lvscareStep, error) {
+func newLvscare(p Params, paths sysPaths, sums *FileSums) (*lvscareStep, error) {
 	s := &lvscareStep{paths: paths, sums: sums}
 	switch ph, _ := p["phase"].(string); ph {
 	case "", "both":

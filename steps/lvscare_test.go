@@ -35,7 +35,7 @@ func (l *lab) sealflowBinary(t *testing.T) string {
 
 func (l *lab) lvscareStep(t *testing.T, p Params) *lvscareStep {
 	t.Helper()
-	s, err := newLvscare(p, l.paths, &sumCache{})
+	s, err := newLvscare(p, l.paths, &FileSums{})
 	if err != nil {
 		t.Fatal(err)
 	}

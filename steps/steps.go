@@ -161,7 +161,9 @@ type Kind struct {
 	LoadCheck bool
 	// LocalFiles names the parameters that are files of the control
 	// machine the step reads (copy's src): a run checks they exist
-	// before it starts, where it can (steps without needs).
+	// before it starts, where it can (steps without needs), and their
+	// content is part of the task's fingerprint (an edited file runs the
+	// task again).
 	LocalFiles []string
 	// Secret lists outputs whose values are secrets (redacted in logs,
 	// encrypted in the journal). The shell kind's secret_outputs adds to it.

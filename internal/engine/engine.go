@@ -15,6 +15,7 @@ import (
 	"github.com/sealflow/sealflow/internal/redact"
 	"github.com/sealflow/sealflow/internal/transport"
 	"github.com/sealflow/sealflow/plans"
+	"github.com/sealflow/sealflow/steps"
 )
 
 // defaultParallel is Options.Parallel when it is not set.
@@ -135,6 +136,7 @@ type runner struct {
 	done    map[TaskID]*doneTask // finished tasks outside the run (--limit); the run's own are in their task
 	hosts   map[string]*stepHosts
 	secrets *redact.Set
+	sums    steps.FileSums // of the files tasks read (fingerprint)
 
 	emitMu sync.Mutex
 }

@@ -85,8 +85,10 @@ func (r *runner) stepHosts(step string) *stepHosts {
 }
 
 // fingerprint identifies what a task would do: its kind, rendered
-// parameters, host, and the fingerprints and outputs of the tasks it
-// waits for (so a change upstream re-runs what depends on it).
+// parameters, host, the content of the files of this machine it reads,
+// and the fingerprints and outputs of the tasks it waits for (so a
+// change upstream re-runs what depends on it). A task done earlier whose
+// file is gone keeps its fingerprint: a resume needs no file it sent.
 func (r *runner) fingerprint(t *task, params steps.Params) string {
 	h := sha256.New()
 	write := func(s string) {
@@ -99,6 +101,21 @@ func (r *runner) fingerprint(t *task, params steps.Params) string {
 	write(t.host.Address)
 	b, _ := json.Marshal(params) // maps are encoded with sorted keys
 	write(string(b))
+	for _, name := range t.kind.LocalFiles {
+		path, _ := params[name].(string)
+		if path == "" {
+			continue
+		}
+		sum, err := r.sums.Sum(path)
+		if err != nil {
+			if p := r.prior[t.id]; p.typed() == PriorDone {
+				return p.fingerprint()
+			}
+			sum = "unreadable"
+		}
+		write(name)
+		write(sum)
+	}
 	r.mu.Lock()
 	for _, up := range t.upstream {
 		write(up.String())
