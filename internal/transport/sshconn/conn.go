@@ -121,6 +121,7 @@ func (c *Conn) dropped(started bool) error {
 
 // Close closes the connection; commands still running fail.
 func (c *Conn) Close() error {
+	c.quitResident()
 	c.end(errors.New("closed"))
 	return nil
 }

@@ -30,6 +30,7 @@ import (
 //
 //	\n                       a heartbeat
 //	t\n<end line>\n<environment and script><end line>\n   a command
+//	q\n                      the end, when no command runs
 //
 // A command runs in the background as
 //
@@ -49,12 +50,14 @@ import (
 // that the session is gone. The timer then sends TERM to the runner's
 // process group (the runner and any command), and KILL killGraceRemote
 // seconds later; at the end of input the runner does that itself when a
-// command is running (it exits as soon as the command has ended: one that
-// was just ending, its markers sent, costs no grace), and otherwise just
-// exits. Nothing signals the runner, so that no signal interrupts its
+// command is running, and otherwise just exits. A client done with an idle
+// runner (its connection closing) sends "q": the runner waits for its last
+// command's process, which has sent its end markers, and exits, where at
+// the end of input that process, still exiting, would count as a command
+// running. Nothing signals the runner, so that no signal interrupts its
 // reads: shells differ in what such a read returns (dash the part of the
-// line read so far, bash as sh and busybox nothing of it, or all of
-// it), and a request line would be lost.
+// line read so far, bash as sh and busybox nothing of it, or all of it),
+// and a request line would be lost.
 //
 // Only commands the runner runs as they would run alone take it
 // (residentFits): no stdin of their own (they read /dev/null), no
@@ -74,10 +77,8 @@ const residentShell = `_sfgone() {
 	jobs >/dev/null 2>&1
 	if [ -n "$_sfj" ] && kill -0 "$_sfj" 2>/dev/null; then
 		kill -TERM "-$$" 2>/dev/null
-		(trap '[ -n "$_sfz" ] && kill "$_sfz" 2>/dev/null; exit 0' TERM
-		sleep ` + killGraceRemote + ` & _sfz=$!; wait "$_sfz" && kill -KILL "-$$" 2>/dev/null) </dev/null >/dev/null 2>&1 &
-		wait "$_sfj"
-		kill "$!" 2>/dev/null
+		sleep ` + killGraceRemote + `
+		kill -KILL "-$$" 2>/dev/null
 	fi
 	exit 0
 }
@@ -114,6 +115,10 @@ _sfrun() {
 			fi
 			continue;;
 		t) ;;
+		q)
+			[ -z "$_sfj" ] || wait "$_sfj" 2>/dev/null
+			[ -z "$_sfk" ] || kill "$_sfk" 2>/dev/null
+			exit 0;;
 		*) break;;
 		esac
 		IFS= read -r _sfn || break
@@ -124,7 +129,7 @@ _sfrun() {
 		done
 		[ "$_sfl" = "$_sfn" ] || break
 		[ -z "$_sfj" ] || wait "$_sfj" 2>/dev/null
-		{ trap '' TERM; (trap - TERM; eval "unset -v _sfb _sfd _sfg _sfI _sfj _sfk _sfl _sfm _sfn _sfp _sfs _sft _sfw _sfW _sfz; unset -f _sff _sftmp _sfwatch _sflost _sfgone _sftimer _sfrun; set -e
+		{ (eval "unset -v _sfb _sfd _sfg _sfI _sfj _sfk _sfl _sfm _sfn _sfp _sfs _sft _sfw _sfW _sfz; unset -f _sff _sftmp _sfwatch _sflost _sfgone _sftimer _sfrun; set -e
 $_sfs"); _sfr=$?; printf '\000sealflow-end-%s %s\000' "$_sft" "$_sfr" >&2; printf '\000sealflow-end-%s %s\000' "$_sft" "$_sfr"; } </dev/null &
 		_sfj=$! _sfs=
 	done
@@ -217,7 +222,7 @@ func (c *Conn) yieldResident() bool {
 	}
 	c.res, c.resOff = nil, true
 	c.resMu.Unlock()
-	r.s.Close()
+	r.quit()
 	t := time.NewTimer(killOpenTimeout)
 	defer t.Stop()
 	select {
@@ -335,6 +340,26 @@ func readReady(stdout io.Reader) int {
 		return pgid
 	}
 	return 0
+}
+
+// quit ends the runner, which the caller has locked (idle): "q", then
+// the session's close.
+func (r *resident) quit() {
+	r.write("q\n")
+	r.s.Close()
+}
+
+// quitResident ends the connection's runner when it is idle.
+func (c *Conn) quitResident() {
+	if !c.resMu.TryLock() {
+		return // a runner is starting: the end of its input ends it
+	}
+	r := c.res
+	c.res = nil
+	c.resMu.Unlock()
+	if r != nil && r.busy.TryLock() {
+		r.quit()
+	}
 }
 
 func (r *resident) write(s string) error {

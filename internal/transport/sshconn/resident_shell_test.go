@@ -165,33 +165,30 @@ func runShellRunner(t *testing.T, argv []string) {
 	t.Logf("the runner's process group ended %s after the last heartbeat", took.Round(100*time.Millisecond))
 }
 
-// TestResidentShellsEndOfInput: the end of the runner's input (the
-// session gone) ends the runner; a command running gets TERM, and KILL
-// killGraceRemote seconds later if it outlives it.
+// TestResidentShellsEndOfInput: "q" ends an idle runner at once; the end
+// of its input (the session gone) with a command running sends the
+// command TERM, and KILL killGraceRemote seconds later if it outlives it.
 func TestResidentShellsEndOfInput(t *testing.T) {
 	forShells(t, func(t *testing.T, argv []string) {
+		sr := startShellRunner(t, argv, "\n")
+		if code := sr.run(t, "true"); code != 0 {
+			t.Fatalf("true: status %d", code)
+		}
+		sr.write("q\n")
+		if took := sr.gone(t, 30*time.Second, "q"); took > 4*time.Second {
+			t.Errorf("q after a command: the runner lived %s, want it gone at once", took)
+		}
 		// closed starts a runner, script on it, closes the runner's
 		// input and returns how long its group then lives.
 		closed := func(script string) time.Duration {
 			sr := startShellRunner(t, argv, "\n")
-			if script == "" {
-				if code := sr.run(t, "true"); code != 0 {
-					t.Fatalf("true: status %d", code)
-				}
-			} else {
-				sr.out.set(nil)
-				sr.write("t\nEND\n" + script + "\nEND\n")
-				time.Sleep(200 * time.Millisecond)
-			}
+			sr.out.set(nil)
+			sr.write("t\nEND\n" + script + "\nEND\n")
+			time.Sleep(200 * time.Millisecond)
 			sr.stdin.Close()
 			return sr.gone(t, 30*time.Second, fmt.Sprintf("%q at the end of input", script))
 		}
-		if took := closed(""); took > 4*time.Second {
-			t.Errorf("idle after a command: the runner lived %s after the end of input, want it gone at once", took)
-		}
-		if took := closed("exec sleep 61"); took > 4*time.Second {
-			t.Errorf("a command that ends on TERM: the runner lived %s after the end of input, want it gone without the grace", took)
-		}
+		closed("exec sleep 61")
 		if took := closed("trap '' TERM; exec sleep 61"); took < 4*time.Second {
 			t.Errorf("a command that ignores TERM was gone %s after the end of input, before the grace", took)
 		}
