@@ -60,21 +60,7 @@ steps:
 	if err != nil {
 		t.Fatal(err)
 	}
-	run := func() map[string]Status {
-		t.Helper()
-		st, err := journal.Open(filepath.Join(dir, "state"), journal.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer st.Close()
-		conn := &local.Conn{}
-		res, err := Run(context.Background(), Options{Plan: p, State: st,
-			Connect: func(context.Context, *plans.Host) (transport.Conn, error) { return conn, nil }})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return statuses(res)
-	}
+	run := func() map[string]Status { return runLocal(t, p, filepath.Join(dir, "state")) }
 	used := func() []string {
 		b, _ := os.ReadFile(filepath.Join(dir, "used"))
 		return strings.Fields(string(b))
@@ -94,4 +80,22 @@ steps:
 	if u := used(); len(u) != 2 || u[0] != string(first) || u[1] != string(second) || u[0] == u[1] {
 		t.Errorf("use saw %v, want the first lease %s, then the renewed %s", u, first, second)
 	}
+}
+
+// runLocal runs p on this machine with its journal in state and returns
+// the tasks' statuses.
+func runLocal(t *testing.T, p *plans.Plan, state string) map[string]Status {
+	t.Helper()
+	st, err := journal.Open(state, journal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	conn := &local.Conn{}
+	res, err := Run(context.Background(), Options{Plan: p, State: st,
+		Connect: func(context.Context, *plans.Host) (transport.Conn, error) { return conn, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return statuses(res)
 }

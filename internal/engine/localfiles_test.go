@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,9 +8,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/sealflow/sealflow/internal/journal"
-	"github.com/sealflow/sealflow/internal/transport"
-	"github.com/sealflow/sealflow/internal/transport/local"
 	"github.com/sealflow/sealflow/plans"
 	"github.com/sealflow/sealflow/steps"
 )
@@ -38,18 +34,7 @@ steps:
 	}
 	run := func(what string, want map[string]Status) {
 		t.Helper()
-		st, err := journal.Open(filepath.Join(dir, "state"), journal.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer st.Close()
-		conn := &local.Conn{}
-		res, err := Run(context.Background(), Options{Plan: p, State: st,
-			Connect: func(context.Context, *plans.Host) (transport.Conn, error) { return conn, nil }})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if diff := cmp.Diff(want, statuses(res)); diff != "" {
+		if diff := cmp.Diff(want, runLocal(t, p, filepath.Join(dir, "state"))); diff != "" {
 			t.Errorf("%s (-want +got):\n%s", what, diff)
 		}
 	}
