@@ -174,8 +174,16 @@ for d in $SF_DAEMONSETS; do
 	[ -n "$gone" ] || row daemonset all "ok $d"
 done
 
-# 3. Check pods: one on the pod network and one on the host network per node.
-cat <<EOF | k apply -f - >/dev/null
+# 3. Check pods: one on the pod network and one on the host network per node,
+# in a namespace of their own. An earlier verify's namespace may still be
+# going away (its pods on a node without a network take a while to end),
+# and the API takes nothing new into it until it is gone: that is waited for.
+nsfree() { [ -z "$(k get namespace "$ns" --ignore-not-found -o jsonpath='{.metadata.deletionTimestamp}')" ]; }
+created=
+nsfree || echo "verify: namespace $ns of an earlier verify is still being deleted; waiting for it" >&2
+if ! waitfor nsfree; then
+	fail check-pods all "namespace $ns, an earlier verify's, is still being deleted: see kubectl get pods -n $ns"
+elif ! k apply -f - >/dev/null 2>"$tmp/err" <<EOF
 apiVersion: v1
 kind: Namespace
 metadata: {name: $ns}
@@ -222,16 +230,31 @@ spec:
   selector: {app: sealflow-verify-pod}
   ports: [{port: 80, targetPort: 8080}]
 EOF
-want=$(echo $nodes | wc -w)
-dsready() { [ "$(k get ds "$1" -n "$ns" -o jsonpath='{.status.numberReady}')" = "$want" ]; }
-for ds in pod host; do
-	if ! waitfor dsready "$ds"; then
-		k get pods -n "$ns" -o wide >&2 || :
-		fail "$ds-pods" all "not every node runs a ready check pod (image $SF_IMAGE)"
-	fi
-done
-pods=$(k get pods -n "$ns" -l app=sealflow-verify-pod -o jsonpath='{range .items[*]}{.metadata.name}{","}{.spec.nodeName}{","}{.status.podIP}{"\n"}{end}')
-hosts=$(k get pods -n "$ns" -l app=sealflow-verify-host -o jsonpath='{range .items[*]}{.metadata.name}{","}{.spec.nodeName}{"\n"}{end}')
+then
+	fail check-pods all "cannot create the check pods: kubectl: $(tail -n 1 "$tmp/err")"
+else
+	created=1
+fi
+pods= hosts=
+if [ -n "$created" ]; then
+	want=$(echo $nodes | wc -w)
+	dsready() { [ "$(k get ds "$1" -n "$ns" -o jsonpath='{.status.numberReady}')" = "$want" ]; }
+	for ds in pod host; do
+		if ! waitfor dsready "$ds"; then
+			k get pods -n "$ns" -o wide >&2 || :
+			fail "$ds-pods" all "not every node runs a ready check pod (image $SF_IMAGE)"
+		fi
+	done
+	# NAME,NODE,IP a line: what the checks below go through.
+	for app in pod host; do
+		if ! list=$(k get pods -n "$ns" -l "app=sealflow-verify-$app" -o jsonpath='{range .items[*]}{.metadata.name}{","}{.spec.nodeName}{","}{.status.podIP}{"\n"}{end}' 2>"$tmp/err"); then
+			fail check-pods all "cannot list the $app check pods: kubectl: $(tail -n 1 "$tmp/err")"
+		elif [ -z "$list" ]; then
+			fail check-pods all "no check pod ($app) is listed in namespace $ns"
+		fi
+		case $app in pod) pods=$list ;; host) hosts=$list ;; esac
+	done
+fi
 
 # 4. Every pod reaches every other node's pod.
 for a in $pods; do
@@ -248,9 +271,10 @@ for a in $pods; do
 done
 
 # 5. The Service's ClusterIP answers from every node's own network.
-svc=$(k get svc web -n "$ns" -o jsonpath='{.spec.clusterIP}')
+svc=
+[ -z "$hosts" ] || svc=$(k get svc web -n "$ns" -o jsonpath='{.spec.clusterIP}' 2>&1) || svc="(kubectl: $svc)"
 for h in $hosts; do
-	hp=${h%%,*}; hn=${h#*,}
+	hp=${h%%,*}; hn=${h#*,}; hn=${hn%%,*}
 	if got=$(get "$hp" "$svc" 80 2>&1) && [ -n "$got" ]; then
 		row service "$hn" "ok $svc -> $got"
 	else
@@ -258,22 +282,24 @@ for h in $hosts; do
 	fi
 done
 
-# 6. Cluster DNS from a pod: the API's Service and the check Service by name.
-first=$(echo "$pods" | head -n 1)
-fp=${first%%,*}; fn=${first#*,}; fn=${fn%%,*}
-api=$(k get svc kubernetes -n default -o jsonpath='{.spec.clusterIP}')
-for q in "kubernetes.default.svc.cluster.local $api" "web.$ns.svc.cluster.local $svc"; do
-	name=${q% *}; ip=${q#* }
-	if got=$(k exec -n "$ns" "$fp" -- nslookup "$name" 2>&1) && echo "$got" | grep -q "Address:* *$ip\$"; then
-		row dns "$fn" "ok $name = $ip"
-	else
-		fail dns "$fn" "$name does not resolve to $ip: $(echo "$got" | tr '\n' ' ')"
-	fi
+# 6. Cluster DNS from a pod (the first, if any): the API's Service and the
+# check Service by name.
+for first in $(echo "$pods" | head -n 1); do
+	fp=${first%%,*}; fn=${first#*,}; fn=${fn%%,*}
+	api=$(k get svc kubernetes -n default -o jsonpath='{.spec.clusterIP}' 2>&1) || api="(kubectl: $api)"
+	for q in "kubernetes.default.svc.cluster.local $api" "web.$ns.svc.cluster.local $svc"; do
+		name=${q%% *}; ip=${q#* }
+		if got=$(k exec -n "$ns" "$fp" -- nslookup "$name" 2>&1) && echo "$got" | grep -q "Address:* *$ip\$"; then
+			row dns "$fn" "ok $name = $ip"
+		else
+			fail dns "$fn" "$name does not resolve to $ip: $(echo "$got" | tr '\n' ' ')"
+		fi
+	done
 done
 
 # 7. Every worker reaches the apiservers through the VIP.
 for h in $hosts; do
-	hp=${h%%,*}; hn=${h#*,}
+	hp=${h%%,*}; hn=${h#*,}; hn=${hn%%,*}
 	k get node "$hn" -o jsonpath='{.metadata.labels}' | grep -q 'node-role.kubernetes.io/control-plane' && continue
 	if k exec -n "$ns" "$hp" -- nc -w 3 "$SF_VIP" 6443 -e /bin/true >/dev/null 2>&1; then
 		row vip "$hn" "ok $SF_VIP:6443"

@@ -91,43 +91,103 @@ func TestVerifyListingDecides(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			dir := t.TempDir()
-			for i, l := range strings.Split(c.listings, "|") {
-				if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("list%d", i+1)), []byte(l), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			fake := `#!/bin/sh
-shift # --request-timeout
-case "$*" in
-"get nodes -o jsonpath="*) printf 'm1 True\nn1 True\n' ;;
-"get pods -n kube-system "*)
-	c=$(( $(cat "$FAKE/calls" 2>/dev/null || echo 0) + 1 )); echo $c >"$FAKE/calls"
-	while [ ! -e "$FAKE/list$c" ]; do c=$((c - 1)); done
-	if [ "$(cat "$FAKE/list$c")" = fail ]; then echo "Unable to connect to the server: EOF" >&2; exit 1; fi
-	cat "$FAKE/list$c" ;;
-"get ds "*) echo 2 ;;
-esac
-`
-			if err := os.WriteFile(filepath.Join(dir, "kubectl"), []byte(fake), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			s, err := verifyKind().New(Params{"timeout": c.timeout})
-			if err != nil {
-				t.Fatal(err)
-			}
-			cmd := exec.Command("sh", "-e", "-c", verifyScript)
-			cmd.Env = append(os.Environ(), "PATH="+dir+":"+os.Getenv("PATH"), "FAKE="+dir)
-			for k, v := range s.(*verify).env() {
-				cmd.Env = append(cmd.Env, k+"="+v)
-			}
-			out, _ := cmd.Output()
-			if !strings.Contains(string(out), c.want) || strings.Contains(string(out), c.not) {
+			out, _, _ := verifyWithFake(t, c.timeout, c.listings)
+			if !strings.Contains(out, c.want) || strings.Contains(out, c.not) {
 				t.Errorf("want a row %q and none %q:\n%s", c.want, c.not, out)
 			}
-			if !strings.Contains(string(out), "node-ready     n1                       ok") {
+			if !strings.Contains(out, "node-ready     n1                       ok") {
 				t.Errorf("no node-ready row for n1:\n%s", out)
 			}
 		})
 	}
+}
+
+// TestVerifyCheckNamespace: the namespace of an earlier verify still being
+// deleted is waited for (the API takes nothing new into it), and check
+// objects the API refuses are a failed check named in the table, not a
+// script that ends without saying why.
+func TestVerifyCheckNamespace(t *testing.T) {
+	t.Parallel()
+	running := "etcd-m1 m1 Running true\n"
+	t.Run("an earlier one going away", func(t *testing.T) {
+		t.Parallel()
+		out, dir, err := verifyWithFake(t, "20s", running, "TERMINATING=2")
+		// The stand-in lists no pods: once applied, that is the failure.
+		if want := "check-pods     all                      FAIL: no check pod (pod) is listed in namespace sealflow-verify"; !strings.Contains(out, want) || strings.Contains(out, "still being deleted") || err == nil {
+			t.Errorf("want a row %q only, and a failure:\n%s", want, out)
+		}
+		if b, _ := os.ReadFile(filepath.Join(dir, "applied")); !strings.Contains(string(b), "kind: DaemonSet") {
+			t.Errorf("the check objects were not applied once the namespace was gone: %q", b)
+		}
+	})
+	t.Run("an earlier one stays", func(t *testing.T) {
+		t.Parallel()
+		out, dir, err := verifyWithFake(t, "3s", running, "TERMINATING=1000")
+		if want := "check-pods     all                      FAIL: namespace sealflow-verify, an earlier verify's, is still being deleted"; !strings.Contains(out, want) || err == nil {
+			t.Errorf("want a row %q and a failure:\n%s", want, out)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "applied")); err == nil {
+			t.Error("applied into a namespace being deleted")
+		}
+	})
+	t.Run("refused", func(t *testing.T) {
+		t.Parallel()
+		out, _, err := verifyWithFake(t, "20s", running, "APPLY_FAILS=1")
+		if want := "check-pods     all                      FAIL: cannot create the check pods: kubectl: Error from server (Forbidden)"; !strings.Contains(out, want) || err == nil {
+			t.Errorf("want a row %q and a failure:\n%s", want, out)
+		}
+		if strings.Contains(out, "pod-pods") || strings.Contains(out, "dns ") {
+			t.Errorf("checks of pods that were never created:\n%s", out)
+		}
+		if !strings.Contains(out, "system-pods    all                      ok") {
+			t.Errorf("the earlier checks' rows are gone:\n%s", out)
+		}
+	})
+}
+
+// verifyWithFake runs the verify script under sh -e with a kubectl stand-in
+// for two Ready nodes and a DaemonSet ready on both; listings are the
+// kube-system listings, one a call (the last repeats; "fail" is an error).
+// env may set TERMINATING=N (the check namespace is being deleted for N
+// lookups) and APPLY_FAILS=1. It returns the table, the stand-in's
+// directory (its file applied holds what was applied) and the exit.
+func verifyWithFake(t *testing.T, timeout, listings string, env ...string) (string, string, error) {
+	t.Helper()
+	dir := t.TempDir()
+	for i, l := range strings.Split(listings, "|") {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("list%d", i+1)), []byte(l), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fake := `#!/bin/sh
+shift # --request-timeout
+count() { c=$(( $(cat "$FAKE/$1" 2>/dev/null || echo 0) + 1 )); echo $c >"$FAKE/$1"; }
+case "$*" in
+"get nodes -o jsonpath="*) printf 'm1 True\nn1 True\n' ;;
+"get pods -n kube-system "*)
+	count calls
+	while [ ! -e "$FAKE/list$c" ]; do c=$((c - 1)); done
+	if [ "$(cat "$FAKE/list$c")" = fail ]; then echo "Unable to connect to the server: EOF" >&2; exit 1; fi
+	cat "$FAKE/list$c" ;;
+"get ds "*) echo 2 ;;
+"get namespace "*) count ns; [ "$c" -gt "${TERMINATING:-0}" ] || echo 2026-12-02T19:40:00Z ;;
+"apply -f -")
+	if [ -n "$APPLY_FAILS" ]; then cat >/dev/null; echo 'Error from server (Forbidden): unable to create new content in namespace sealflow-verify because it is being terminated' >&2; exit 1; fi
+	cat >"$FAKE/applied" ;;
+esac
+`
+	if err := os.WriteFile(filepath.Join(dir, "kubectl"), []byte(fake), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s, err := verifyKind().New(Params{"timeout": timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sh", "-e", "-c", verifyScript)
+	cmd.Env = append(append(os.Environ(), "PATH="+dir+":"+os.Getenv("PATH"), "FAKE="+dir), env...)
+	for k, v := range s.(*verify).env() {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	out, err := cmd.Output()
+	return string(out), dir, err
 }

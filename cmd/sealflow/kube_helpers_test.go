@@ -252,7 +252,8 @@ func memoryOf(l *lab.Lab, host string) string {
 
 // runSF runs sealflow for as long as a cluster takes (sf allows 5
 // minutes) and returns its stdout and stderr; an exit code other than want
-// fails the test with the output and the end of every task log of the run.
+// fails the test: its output and the end of each task log it wrote are
+// logged, and the failure itself, last, is the end of its output.
 func runSF(t *testing.T, bin, dir string, want int, args ...string) (string, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
@@ -261,6 +262,7 @@ func runSF(t *testing.T, bin, dir string, want int, args ...string) (string, str
 	cmd.Dir = dir
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	started := time.Now().Add(-time.Second) // mtimes may be coarser
 	err := cmd.Run()
 	out, errOut, code := stdout.String(), stderr.String(), -1
 	if cmd.ProcessState != nil {
@@ -276,15 +278,22 @@ func runSF(t *testing.T, bin, dir string, want int, args ...string) (string, str
 	files, _ := filepath.Glob(filepath.Join(dir, ".sealflow*", "logs", "*", "*.log"))
 	files2, _ := filepath.Glob(filepath.Join(dir, "*", "logs", "*", "*.log"))
 	for _, f := range append(files, files2...) {
-		b, _ := os.ReadFile(f)
-		lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-		if len(lines) > 40 {
-			lines = lines[len(lines)-40:]
+		if st, err := os.Stat(f); err != nil || st.ModTime().Before(started) {
+			continue
 		}
-		fmt.Fprintf(&logs, "--- %s\n%s\n", f, strings.Join(lines, "\n"))
+		b, _ := os.ReadFile(f)
+		fmt.Fprintf(&logs, "--- %s\n%s\n", f, lastLines(string(b), 40))
 	}
-	t.Fatalf("sealflow %s: exit %d (%v), want %d\n%s\n%s\n%s", strings.Join(args, " "), code, err, want, out, errOut, logs.String())
+	line := "sealflow " + strings.Join(args, " ")
+	t.Logf("%s: its output:\n%s\n%s\nthe end of each task log it wrote:\n%s", line, out, errOut, logs.String())
+	t.Fatalf("%s: exit %d (%v), want %d; the end of its output:\n%s\n%s", line, code, err, want, lastLines(out, 15), lastLines(errOut, 10))
 	return "", ""
+}
+
+// lastLines is the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 // allReady says whether the cluster has want nodes, every one Ready.

@@ -4,6 +4,7 @@ package testutil
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -20,6 +21,12 @@ func Eventually(t testing.TB, what string, limit, every time.Duration, cond func
 			return
 		}
 		if time.Now().After(deadline) {
+			if msg := err.Error(); strings.Contains(msg, "\n") {
+				// A long last state goes first: a truncated test log
+				// keeps its head and its tail, and the tail says what failed.
+				t.Logf("%s: %s", what, msg)
+				t.Fatalf("%s: not within %s (what it last saw is above)", what, limit)
+			}
 			t.Fatalf("%s: not within %s: %v", what, limit, err)
 		}
 		time.Sleep(every)
