@@ -29,6 +29,7 @@ func copyKind() *Kind {
 		Name:       "copy",
 		Doc:        "upload a local file to the host (skipped when the host already has it)",
 		LocalFiles: []string{"src"},
+		Sums:       sums,
 		Params: []Param{
 			{Name: "src", Type: String, Required: true, Doc: "the local file"},
 			{Name: "dest", Type: String, Required: true, Doc: "the absolute path on the host"},

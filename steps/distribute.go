@@ -32,6 +32,7 @@ func newDistributeKind(agents AgentSource) *Kind {
 		Doc: "put a file on the host: from src by relay (sent once, passed on host to host) or push (resumable, " +
 			"skipped when the host has it), or downloaded from url; the run's --uploads bounds how many pushes send at once",
 		LocalFiles: []string{"src"},
+		Sums:       sums,
 		Params: []Param{
 			{Name: "src", Type: String, Doc: "the local file to send (give src or url)"},
 			{Name: "url", Type: String, Doc: "a URL each host downloads with curl, else wget (give src or url)"},

@@ -165,6 +165,10 @@ type Kind struct {
 	// content is part of the task's fingerprint (an edited file runs the
 	// task again).
 	LocalFiles []string
+	// Sums is the cache of local file sums the kind's steps keep (nil:
+	// none); a run's fingerprints of LocalFiles use it too, so that a file
+	// is read once per run, not once for the fingerprint and again to send.
+	Sums *FileSums
 	// Secret lists outputs whose values are secrets (redacted in logs,
 	// encrypted in the journal). The shell kind's secret_outputs adds to it.
 	Secret []string

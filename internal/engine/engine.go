@@ -136,7 +136,7 @@ type runner struct {
 	done    map[TaskID]*doneTask // finished tasks outside the run (--limit); the run's own are in their task
 	hosts   map[string]*stepHosts
 	secrets *redact.Set
-	sums    steps.FileSums // of the files tasks read (fingerprint)
+	sums    steps.FileSums // of the files tasks read whose kind keeps none (fingerprint)
 
 	emitMu sync.Mutex
 }

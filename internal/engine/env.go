@@ -106,7 +106,11 @@ func (r *runner) fingerprint(t *task, params steps.Params) string {
 		if path == "" {
 			continue
 		}
-		sum, err := r.sums.Sum(path)
+		sums := &r.sums
+		if t.kind.Sums != nil {
+			sums = t.kind.Sums // the one the step reads the file with
+		}
+		sum, err := sums.Sum(path)
 		if err != nil {
 			if p := r.prior[t.id]; p.typed() == PriorDone {
 				return p.fingerprint()
