@@ -33,7 +33,9 @@ bash "$here/build.sh" >/dev/null
 up=$(bash "$here/upstream.sh" | tail -n 1)
 [ -d "$up/www" ] && [ -f "$up/images/index.json" ] || die "upstream.sh left no $up/www or $up/images"
 
-# sealflow itself (its image goes into the package) and the mirror.
+# sealflow itself (its image goes into the package), with the relay agents it
+# embeds (built as `make build` does), and the mirror.
+(cd "$repo" && make -s agents) || die "building the relay agents failed"
 version=$(cd "$repo" && git describe --tags --always --dirty 2>/dev/null || echo dev)
 (cd "$repo" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X github.com/sealflow/sealflow/internal/version.Version=$version" -o "$out_dir/sealflow.new" ./cmd/sealflow) ||
 	die "building sealflow failed"
