@@ -179,7 +179,7 @@ done
 # going away (its pods on a node without a network take a while to end),
 # and the API takes nothing new into it until it is gone: that is waited for.
 nsfree() { [ -z "$(k get namespace "$ns" --ignore-not-found -o jsonpath='{.metadata.deletionTimestamp}')" ]; }
-created=
+pods= hosts=
 nsfree || echo "verify: namespace $ns of an earlier verify is still being deleted; waiting for it" >&2
 if ! waitfor nsfree; then
 	fail check-pods all "namespace $ns, an earlier verify's, is still being deleted: see kubectl get pods -n $ns"
@@ -233,10 +233,6 @@ EOF
 then
 	fail check-pods all "cannot create the check pods: kubectl: $(tail -n 1 "$tmp/err")"
 else
-	created=1
-fi
-pods= hosts=
-if [ -n "$created" ]; then
 	want=$(echo $nodes | wc -w)
 	dsready() { [ "$(k get ds "$1" -n "$ns" -o jsonpath='{.status.numberReady}')" = "$want" ]; }
 	for ds in pod host; do

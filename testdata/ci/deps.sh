@@ -13,7 +13,7 @@ pkgs=(
 	shellcheck                    # internal/kubepkg: lints the package's init.sh and clean.sh
 	containerd runc               # the node stack in lab hosts (internal/lab TestNodeStack)
 	strace                        # sshconn: counts the programs a task starts on the host
-	bc                            # make bench: figures of the package benchmark
+	make bc                       # package.sh: make agents; make bench: figures of the package benchmark
 	chromium                      # sealflow report: the page is opened in headless Chromium
 	tmux                          # cmd/sealflow: the live view's screen in a real terminal
 	zsh                           # cmd/sealflow: the zsh completion script
